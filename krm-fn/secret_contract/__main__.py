@@ -1,0 +1,3 @@
+from secret_contract.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""The SecretContract model, and validation of a raw object into it.
+
+`load()` never raises: it returns the contract, or the list of every problem found
+(schema first, then the semantic rules in `rules.py`), each with its field path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from secret_contract import results, rules
+from secret_contract.results import FileRef, ResourceRef, Result, error, has_errors
+
+API_VERSION = "hostk8s.io/v1"
+KIND = "SecretContract"
+
+
+@dataclass(frozen=True)
+class DataEntry:
+    key: str
+    value: str | None = None
+    generate: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class ExternalSecretSettings:
+    """Optional ExternalSecret settings; None means "inherit"."""
+
+    api_version: str | None = None
+    refresh_interval: str | None = None
+    store_name: str | None = None
+    store_kind: str | None = None
+    template_type: str | None = None
+    template_labels: Mapping[str, str] = field(default_factory=dict)
+    template_annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    mount: str | None = None
+    layout: str | None = None
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    namespace: str
+    data: tuple[DataEntry, ...]
+    external_secret: ExternalSecretSettings = ExternalSecretSettings()
+    index: int = 0  # position in spec.secrets, for field paths in findings
+
+    @property
+    def field_path(self) -> str:
+        return f"spec.secrets[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Contract:
+    stack: str
+    secrets: tuple[Secret, ...]
+    resource: ResourceRef
+    file: FileRef | None = None
+    external_secret: ExternalSecretSettings = ExternalSecretSettings()
+    vault: VaultSettings = VaultSettings()
+
+
+def is_contract(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict) and obj.get("kind") == KIND and str(obj.get("apiVersion", "")).startswith("hostk8s.io/")
+    )
+
+
+def load(obj: dict[str, Any], resource: ResourceRef, file: FileRef | None) -> tuple[Contract | None, list[Result]]:
+    """Validate a raw SecretContract object; return it as a Contract if it has no errors."""
+    findings = [r.at(resource, file) for r in validate(obj)]
+    if has_errors(findings):
+        return None, findings
+    return _build(obj, resource, file), findings
+
+
+def validate(obj: Any) -> list[Result]:
+    """Every problem of a raw contract: schema violations, then semantic rules."""
+    found = list(_schema_errors(obj))
+    found.extend(rules.check(obj))
+    return found
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("secret_contract").joinpath("schemas/secretcontract.v1.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+def _schema_errors(obj: Any) -> Iterator[Result]:
+    for err in _validator().iter_errors(obj):
+        yield from _describe(err)
+
+
+def _describe(err: Any) -> Iterator[Result]:
+    """Turn a jsonschema error into findings whose text never repeats the offending value."""
+    path = results.field_path(err.absolute_path)
+    custom = err.schema.get("x-message") if isinstance(err.schema, dict) else None
+    validator = err.validator
+    if validator == "required":
+        missing = [name for name in err.validator_value if name not in err.instance]
+        for name in missing:
+            yield error("required field is missing", results.join(path, name), "schema")
+    elif validator == "additionalProperties":
+        known = err.schema.get("properties", {})
+        for name in sorted(k for k in err.instance if k not in known):
+            yield error("unknown field", results.join(path, str(name)), "schema")
+    elif custom:
+        yield error(custom, path, "schema")
+    elif validator == "type":
+        expected = err.validator_value
+        yield error(f"must be {_article(expected)} {expected}, not {rules.type_name(err.instance)}", path, "schema")
+    elif validator == "minItems":
+        yield error(f"must have at least {err.validator_value} entries", path, "schema")
+    else:
+        yield error(f"fails the schema's '{validator}' check", path, "schema")
+
+
+def _article(word: str) -> str:
+    return "an" if str(word)[:1] in "aeiou" else "a"
+
+
+def _build(obj: dict[str, Any], resource: ResourceRef, file: FileRef | None) -> Contract:
+    spec = obj["spec"]
+    vault = spec.get("vault") or {}
+    return Contract(
+        stack=obj["metadata"]["name"],
+        secrets=tuple(
+            Secret(
+                name=s["name"],
+                namespace=s["namespace"],
+                data=tuple(DataEntry(d["key"], d.get("value"), d.get("generate"), d.get("length")) for d in s["data"]),
+                external_secret=_external_secret_settings(s.get("externalSecret") or {}),
+                index=i,
+            )
+            for i, s in enumerate(spec["secrets"])
+        ),
+        resource=resource,
+        file=file,
+        external_secret=_external_secret_settings(spec.get("externalSecret") or {}),
+        vault=VaultSettings(mount=vault.get("mount"), layout=vault.get("layout")),
+    )
+
+
+def _external_secret_settings(raw: dict[str, Any]) -> ExternalSecretSettings:
+    store = raw.get("secretStoreRef") or {}
+    template = (raw.get("target") or {}).get("template") or {}
+    meta = template.get("metadata") or {}
+    return ExternalSecretSettings(
+        api_version=raw.get("apiVersion"),
+        refresh_interval=raw.get("refreshInterval"),
+        store_name=store.get("name"),
+        store_kind=store.get("kind"),
+        template_type=template.get("type"),
+        template_labels=dict(meta.get("labels") or {}),
+        template_annotations=dict(meta.get("annotations") or {}),
+    )
+
+
+def validate_fragment(definition: str, obj: Any) -> list[Result]:
+    """Validate `obj` against one of the schema's `$defs` (used for settings from env)."""
+    from jsonschema import Draft202012Validator
+
+    sub = {"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]}
+    return [r for err in Draft202012Validator(sub).iter_errors(obj) for r in _describe(err)]

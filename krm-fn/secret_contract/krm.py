@@ -1,0 +1,185 @@
+"""The KRM function protocol: ResourceList in, ResourceList out.
+
+https://github.com/kubernetes-sigs/kustomize/blob/master/cmd/config/docs/api-conventions/functions-spec.md
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from secret_contract import results, yaml_codec
+from secret_contract.errors import InvalidInput, InvalidResourceList
+from secret_contract.results import FileRef, ResourceRef, Result
+
+RESOURCE_LIST_KIND = "ResourceList"
+RESOURCE_LIST_API_VERSIONS = ("config.kubernetes.io/v1", "config.kubernetes.io/v1beta1")
+
+PATH_ANNOTATION = "internal.config.kubernetes.io/path"
+INDEX_ANNOTATION = "internal.config.kubernetes.io/index"
+LEGACY_PATH_ANNOTATION = "config.kubernetes.io/path"
+LEGACY_INDEX_ANNOTATION = "config.kubernetes.io/index"
+LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
+LEGACY_ORCHESTRATOR_ANNOTATIONS = frozenset({LEGACY_PATH_ANNOTATION, LEGACY_INDEX_ANNOTATION, "config.k8s.io/id"})
+
+Item = dict[str, Any]
+
+
+@dataclass
+class ResourceList:
+    items: list[Item]
+    function_config: Item | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    api_version: str = RESOURCE_LIST_API_VERSIONS[0]
+
+
+def parse(text: str) -> ResourceList:
+    """Parse a ResourceList from stdin text; raise InvalidResourceList if it is not one."""
+    if not text.strip():
+        raise InvalidResourceList("stdin is empty: expected a ResourceList (kind: ResourceList)")
+    try:
+        doc = yaml_codec.load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidResourceList(f"stdin is not valid YAML: {yaml_codec.describe_error(exc)}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != RESOURCE_LIST_KIND:
+        raise InvalidResourceList("stdin is not a ResourceList (expected kind: ResourceList)")
+    items = doc.get("items") if doc.get("items") is not None else []
+    if not isinstance(items, list):
+        raise InvalidResourceList("ResourceList.items must be a list")
+    for index, item in enumerate(items):
+        if not (isinstance(item, dict) and item.get("apiVersion") and item.get("kind")):
+            raise InvalidResourceList(f"ResourceList.items[{index}] is not a KRM object (needs apiVersion and kind)")
+    config = doc.get("functionConfig")
+    if config is not None and not isinstance(config, dict):
+        raise InvalidResourceList("ResourceList.functionConfig must be an object")
+    prior = doc.get("results") or []
+    return ResourceList(
+        items=items,
+        function_config=config,
+        results=prior if isinstance(prior, list) else [],
+        api_version=str(doc.get("apiVersion") or RESOURCE_LIST_API_VERSIONS[0]),
+    )
+
+
+def emit(rl: ResourceList, findings: Iterable[Result]) -> str:
+    """Serialize the output ResourceList: prior results kept, ours appended and sorted."""
+    doc: dict[str, Any] = {"apiVersion": rl.api_version, "kind": RESOURCE_LIST_KIND, "items": rl.items}
+    out_results = list(rl.results) + [results.to_krm(r) for r in results.sort(findings)]
+    if out_results:
+        doc["results"] = out_results
+    return yaml_codec.dump(doc)
+
+
+def annotations(item: Item) -> dict[str, Any]:
+    meta = item.get("metadata")
+    if not isinstance(meta, dict):
+        return {}
+    notes = meta.get("annotations")
+    return notes if isinstance(notes, dict) else {}
+
+
+def resource_ref(item: Item) -> ResourceRef:
+    meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    return ResourceRef(
+        api_version=str(item.get("apiVersion", "")),
+        kind=str(item.get("kind", "")),
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "") or ""),
+    )
+
+
+def file_ref(item: Item) -> FileRef | None:
+    """Where the orchestrator read the item from, if it said."""
+    notes = annotations(item)
+    path = notes.get(PATH_ANNOTATION) or notes.get(LEGACY_PATH_ANNOTATION)
+    if not path:
+        return None
+    raw_index = notes.get(INDEX_ANNOTATION, notes.get(LEGACY_INDEX_ANNOTATION, 0))
+    try:
+        index = int(raw_index)
+    except (TypeError, ValueError):
+        index = 0
+    return FileRef(str(path), index)
+
+
+def identity(item: Item) -> tuple[str, str, str, str]:
+    ref = resource_ref(item)
+    return (ref.api_version.split("/")[0] if "/" in ref.api_version else "", ref.kind, ref.namespace, ref.name)
+
+
+def is_generator_call(rl: ResourceList) -> bool:
+    """kustomize `generators:` sends the config as functionConfig and as the only item."""
+    config = rl.function_config
+    if config is None or len(rl.items) != 1:
+        return False
+    item = rl.items[0]
+    return resource_ref(item) == resource_ref(config) and file_ref(item) is None
+
+
+def is_orchestrator_annotation(key: str) -> bool:
+    return key.startswith("internal.config.kubernetes.io/") or key in LEGACY_ORCHESTRATOR_ANNOTATIONS
+
+
+def set_file(item: Item, file: FileRef) -> None:
+    """Place a new item in a file (kpt writes it there); both annotation forms must agree."""
+    notes = item.setdefault("metadata", {}).setdefault("annotations", {})
+    notes[PATH_ANNOTATION] = file.path
+    notes[LEGACY_PATH_ANNOTATION] = file.path
+    notes[INDEX_ANNOTATION] = str(file.index)
+    notes[LEGACY_INDEX_ANNOTATION] = str(file.index)
+
+
+def sibling_path(file: FileRef, name: str) -> str:
+    return posixpath.join(posixpath.dirname(file.path), name)
+
+
+CONTRACT_FILE = "hostk8s.secrets.yaml"
+
+
+def contract_files(path: str) -> list[str]:
+    """A contract file as given, or a stack directory's hostk8s.secrets.yaml."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, CONTRACT_FILE)
+        if not os.path.isfile(candidate):
+            raise InvalidInput(f"{path}: no {CONTRACT_FILE} in this directory")
+        return [candidate]
+    if not os.path.isfile(path):
+        raise InvalidInput(f"{path}: no such file or directory")
+    return [path]
+
+
+def read_files(paths: list[str]) -> ResourceList:
+    """A ResourceList of every document in `paths`, each annotated with its file and index."""
+    items: list[Item] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                docs = yaml_codec.load_all(handle.read())
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{path}: not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{path}: invalid YAML: {yaml_codec.describe_error(exc)}") from None
+        except OSError as exc:
+            raise InvalidInput(f"{path}: cannot read: {exc.strerror}") from None
+        for index, doc in enumerate(docs):
+            if not isinstance(doc, dict):
+                raise InvalidInput(f"{path}: document {index} is not a mapping")
+            set_file(doc, FileRef(path, index))
+            items.append(doc)
+    return ResourceList(items)
+
+
+def strip_orchestrator_annotations(item: Item) -> Item:
+    """A copy without path/index bookkeeping, for printing outside of an orchestrator."""
+    notes = {k: v for k, v in annotations(item).items() if not is_orchestrator_annotation(k)}
+    meta = dict(item.get("metadata") or {})
+    if notes:
+        meta["annotations"] = notes
+    else:
+        meta.pop("annotations", None)
+    return {**item, "metadata": meta}

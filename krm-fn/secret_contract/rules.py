@@ -1,0 +1,239 @@
+"""Semantic rules of a SecretContract, beyond what the JSON schema can say.
+
+Each rule is a small function registered under a stable id; it walks the raw object
+defensively (the schema may have failed) and yields findings with field paths. A rule's
+docstring is its user documentation, with a passing and a failing example.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from secret_contract import generators
+from secret_contract.results import Result, error, warning
+
+Rule = Callable[[dict[str, Any]], Iterable[Result]]
+RULES: dict[str, Rule] = {}
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MOUNT_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+
+
+def rule(rule_id: str) -> Callable[[Rule], Rule]:
+    def add(fn: Rule) -> Rule:
+        RULES[rule_id] = fn
+        return fn
+
+    return add
+
+
+def check(obj: Any) -> list[Result]:
+    """Run every rule; findings carry the id of the rule that produced them."""
+    if not isinstance(obj, dict):
+        return []
+    found: list[Result] = []
+    for rule_id, fn in RULES.items():
+        found.extend(Result(r.severity, r.message, r.path, rule=rule_id) for r in fn(obj))
+    return found
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a string"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_dns_label(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= 63 and bool(DNS_LABEL.match(name))
+
+
+def is_stack_name(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= 253 and all(is_dns_label(part) for part in name.split("/"))
+
+
+def is_mount(mount: Any) -> bool:
+    return isinstance(mount, str) and all(
+        MOUNT_SEGMENT.match(part) and part not in (".", "..") for part in mount.split("/")
+    )
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` is not a valid Secret data key (Kubernetes IsConfigMapKey), or None."""
+    if len(key) > 253:
+        return "must be at most 253 characters"
+    if not SECRET_KEY.match(key):
+        return "must consist of letters, digits, '-', '_' or '.'"
+    if key in (".", "..") or key.startswith(".."):
+        return "must not be '.' or '..', nor start with '..'"
+    return None
+
+
+def _secrets(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    spec = obj.get("spec")
+    items = spec.get("secrets") if isinstance(spec, dict) else None
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                yield f"spec.secrets[{i}]", item
+
+
+def _entries(secret: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    data = secret.get("data")
+    if isinstance(data, list):
+        for j, entry in enumerate(data):
+            if isinstance(entry, dict):
+                yield f"data[{j}]", entry
+
+
+@rule("stack-name")
+def stack_name(obj: dict[str, Any]) -> Iterator[Result]:
+    """metadata.name is one or more DNS-1123 labels joined by '/'; it prefixes Vault paths.
+
+    PASS: `name: foundation/airflow`    FAIL: `name: ../other`, `name: /abs`, `name: a//b`
+    """
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if isinstance(name, str) and not is_stack_name(name):
+        yield error(
+            f"'{name}' is not a valid stack name: use DNS-1123 labels joined by '/' "
+            "(lowercase letters, digits and '-', e.g. sample-app or foundation/airflow)",
+            "metadata.name",
+        )
+
+
+@rule("secret-name")
+def secret_name(obj: dict[str, Any]) -> Iterator[Result]:
+    """A secret's name is a DNS-1123 subdomain and its namespace a DNS-1123 label.
+
+    PASS: `name: postgres-credentials`, `namespace: sample-app`    FAIL: `name: Postgres_Creds`
+    """
+    for at, secret in _secrets(obj):
+        name, namespace = secret.get("name"), secret.get("namespace")
+        if isinstance(name, str) and not (len(name) <= 253 and DNS_SUBDOMAIN.match(name)):
+            yield error(f"'{name}' is not a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')", f"{at}.name")
+        if isinstance(namespace, str) and not is_dns_label(namespace):
+            yield error(
+                f"'{namespace}' is not a DNS-1123 label (lowercase letters, digits and '-', at most 63)",
+                f"{at}.namespace",
+            )
+
+
+@rule("duplicate-secret")
+def duplicate_secret(obj: dict[str, Any]) -> Iterator[Result]:
+    """Each (namespace, name) pair appears once in a contract.
+
+    FAIL: two entries both named `db` in namespace `app`.
+    """
+    seen: dict[tuple[Any, Any], str] = {}
+    for at, secret in _secrets(obj):
+        ident = (secret.get("namespace"), secret.get("name"))
+        if not all(isinstance(part, str) for part in ident):
+            continue
+        if ident in seen:
+            yield error(f"secret {ident[0]}/{ident[1]} is already declared at {seen[ident]}", f"{at}.name")
+        else:
+            seen[ident] = at
+
+
+@rule("data-key")
+def data_key(obj: dict[str, Any]) -> Iterator[Result]:
+    """A data key is a valid Secret key ([-._a-zA-Z0-9]+, at most 253) and unique in its secret.
+
+    PASS: `key: DB_PASSWORD`    FAIL: `key: "db password"`, the same key twice
+    """
+    for at, secret in _secrets(obj):
+        seen: dict[str, str] = {}
+        for where, entry in _entries(secret):
+            key = entry.get("key")
+            if not isinstance(key, str):
+                continue
+            problem = secret_key_problem(key)
+            if problem:
+                yield error(f"key {problem}", f"{at}.{where}.key")
+            elif key in seen:
+                yield error(f"key '{key}' is already declared at {at}.{seen[key]}", f"{at}.{where}.key")
+            else:
+                seen[key] = where
+
+
+@rule("value-or-generate")
+def value_or_generate(obj: dict[str, Any]) -> Iterator[Result]:
+    """Each data entry has exactly one of `value` or `generate`; a `value` is a string.
+
+    PASS: `value: "5432"`    FAIL: `value: 5432` (YAML reads a number), both or neither set
+    """
+    for at, secret in _secrets(obj):
+        for where, entry in _entries(secret):
+            path = f"{at}.{where}"
+            has_value, has_generate = "value" in entry, "generate" in entry
+            if has_value and has_generate:
+                yield error("set either 'value' or 'generate', not both", path)
+            elif not has_value and not has_generate:
+                yield error("needs a 'value' or a 'generate'", path)
+            if has_value and not isinstance(entry["value"], str):
+                yield error(
+                    f"must be a string, but YAML read {type_name(entry['value'])}: quote it",
+                    f"{path}.value",
+                )
+
+
+@rule("generator")
+def generator(obj: dict[str, Any]) -> Iterator[Result]:
+    """`generate` names a known generator; `length` is only given with it and within its bounds.
+
+    PASS: `generate: password` with `length: 24`    FAIL: `generate: pasword`, `length: 4`
+    """
+    known = ", ".join(sorted(generators.GENERATORS))
+    for at, secret in _secrets(obj):
+        for where, entry in _entries(secret):
+            path = f"{at}.{where}"
+            name, length = entry.get("generate"), entry.get("length")
+            has_length = "length" in entry
+            if has_length and "generate" not in entry:
+                yield error("'length' is only allowed with 'generate'", f"{path}.length")
+            if not isinstance(name, str):
+                continue
+            gen = generators.get(name)
+            if gen is None:
+                yield error(f"unknown generator '{name}' (known: {known})", f"{path}.generate")
+                continue
+            if not has_length:
+                continue
+            if gen.length == "forbidden":
+                yield error(f"generator '{name}' has a fixed length; remove 'length'", f"{path}.length")
+            elif gen.length == "ignored":
+                yield warning(f"generator '{name}' ignores 'length'", f"{path}.length")
+            elif _is_int(length) and not gen.min_length <= length <= gen.max_length:
+                yield error(
+                    f"must be between {gen.min_length} and {gen.max_length} for generator '{name}'",
+                    f"{path}.length",
+                )
+
+
+@rule("vault-mount")
+def vault_mount(obj: dict[str, Any]) -> Iterator[Result]:
+    """spec.vault.mount is a Vault mount path: segments of letters, digits, '_', '-', '.'.
+
+    PASS: `mount: secret`, `mount: kv/platform`    FAIL: `mount: ../sys`, `mount: /secret`
+    """
+    spec = obj.get("spec")
+    vault = spec.get("vault") if isinstance(spec, dict) else None
+    mount = vault.get("mount") if isinstance(vault, dict) else None
+    if isinstance(mount, str) and not is_mount(mount):
+        yield error(f"'{mount}' is not a valid KV mount path", "spec.vault.mount")

