@@ -85,8 +85,21 @@ def run_legacy_plugin(config_path: str, stdout: TextIO, env: Mapping[str, str]) 
     _report(outcome.findings)
     if outcome.failed:
         return EXIT_FAILED
+    _warn_on_terminal([f for f in outcome.findings if f.severity == "warning"])
     stdout.write(yaml_codec.dump_all(outcome.externalsecrets))
     return EXIT_OK
+
+
+def _warn_on_terminal(findings: list[Result]) -> None:
+    """kustomize shows a legacy plugin's stderr only when it fails: put warnings on the
+    user's terminal directly, when there is one (CI should set SECRET_CONTRACT_STRICT)."""
+    if not findings:
+        return
+    try:
+        with open("/dev/tty", "w", encoding="utf-8") as tty:
+            _report(findings, tty)
+    except OSError:
+        pass
 
 
 def _report(findings: list[Result], stream: TextIO | None = None) -> None:

@@ -1,0 +1,103 @@
+"""The command line the platform's Makefile calls: add, verify, list, remove, render."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, Vault, assert_no_leak, secret_contract
+
+from secret_contract import yaml_codec
+
+pytestmark = pytest.mark.vault
+POSTGRES = "sample-app/sample-app/postgres-credentials"
+REDIS = "sample-app/sample-app/redis-credentials"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Path:
+    target = tmp_path / "sample-app"
+    shutil.copytree(EXAMPLES / "sample-app", target)
+    return target
+
+
+def test_add_verify_list_remove_round_trip(stack: Path, vault: Vault) -> None:
+    missing = secret_contract("verify", str(stack), env=vault.env)
+    assert missing.returncode == 1
+    assert f"missing secret {vault.mount}/{POSTGRES}" in missing.stderr
+
+    added = secret_contract("add", str(stack), env=vault.env)
+    assert added.returncode == 0, added.stderr
+    assert [d["kind"] for d in yaml_codec.load_all(added.stdout)] == ["ExternalSecret", "ExternalSecret"]
+    assert "internal.config.kubernetes.io" not in added.stdout
+
+    verified = secret_contract("verify", str(stack), env=vault.env)
+    assert verified.returncode == 0, verified.stderr
+
+    listed = secret_contract("list", "sample-app", env=vault.env)
+    assert listed.returncode == 0
+    assert f"{vault.mount}/{POSTGRES}" in listed.stdout and "host, password, port, username" in listed.stdout
+    assert "sample-app" in listed.stdout.splitlines()[1]
+
+    # Someone else's secret under the same stack prefix survives a remove.
+    vault.client.secrets.kv.v2.create_or_update_secret("sample-app/manual", {"k": "v"}, mount_point=vault.mount)
+    dry = secret_contract("remove", "--dry-run", str(stack), env=vault.env)
+    assert dry.returncode == 0 and "would be removed" in dry.stderr and vault.read(POSTGRES) is not None
+    removed = secret_contract("remove", str(stack), env=vault.env)
+    assert removed.returncode == 0, removed.stderr
+    assert vault.paths() == ["sample-app/manual"]
+
+    outputs = [missing.text, added.text, verified.text, listed.text, dry.text, removed.text]
+    assert_no_leak(outputs, [vault.server.token, "voting-db-rw"])
+
+
+def test_verify_names_missing_keys_and_stale_static_values(stack: Path, vault: Vault) -> None:
+    secret_contract("add", str(stack), env=vault.env)
+    data = vault.read(POSTGRES)
+    assert data is not None
+    del data["password"]
+    data["port"] = "6543"
+    vault.client.secrets.kv.v2.create_or_update_secret(POSTGRES, data, mount_point=vault.mount)
+    ran = secret_contract("verify", str(stack), env=vault.env)
+    assert ran.returncode == 1
+    assert f"{vault.mount}/{POSTGRES}: missing key 'password'" in ran.stderr
+    assert f"{vault.mount}/{POSTGRES}: key 'port' differs from the contract's value" in ran.stderr
+    assert "6543" not in ran.text
+
+
+def test_add_needs_vault_and_render_never_touches_it(stack: Path, vault: Vault) -> None:
+    no_vault = secret_contract("add", str(stack))
+    assert no_vault.returncode == 1 and "VAULT_ADDR is not set" in no_vault.stderr
+    rendered = secret_contract("render", str(stack), env=vault.env)
+    assert rendered.returncode == 0 and rendered.stdout.count("kind: ExternalSecret") == 2
+    assert rendered.stderr == ""
+    assert vault.paths() == []
+
+
+def test_add_fails_when_vault_is_unreachable(stack: Path) -> None:
+    ran = secret_contract("add", str(stack), env={"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "x"})
+    assert ran.returncode == 1 and "cannot connect to Vault" in ran.stderr
+
+
+def test_bad_paths_and_files_are_clear_errors(tmp_path: Path) -> None:
+    assert "no such file or directory" in secret_contract("render", str(tmp_path / "nope")).stderr
+    assert "no hostk8s.secrets.yaml" in secret_contract("render", str(tmp_path)).stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec:\n  secrets: [\n")
+    ran = secret_contract("render", str(broken))
+    assert ran.returncode == 1 and f"{broken}: invalid YAML" in ran.stderr and "line" in ran.stderr
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("apiVersion: hostk8s.io/v1\nkind: SecretContract\nkind: SecretContract\n")
+    assert "duplicate key 'kind'" in secret_contract("render", str(dup)).stderr
+
+
+def test_install_plugin_writes_an_executable_where_kustomize_looks(tmp_path: Path) -> None:
+    ran = secret_contract("install-plugin", env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert ran.returncode == 0
+    path = tmp_path / "xdg" / "kustomize" / "plugin" / "hostk8s.io" / "v1" / "secretcontract" / "SecretContract"
+    assert ran.stdout.strip() == str(path)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode == 0o755

@@ -1,0 +1,90 @@
+"""kpt running the function as an exec function: `fn eval --exec` and `fn render --allow-exec`."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import BIN, EXAMPLES, Vault, assert_no_leak, run
+
+from secret_contract import yaml_codec
+
+pytestmark = [pytest.mark.vault, pytest.mark.kpt]
+FUNCTION = str(BIN / "secret-contract")
+
+
+@pytest.fixture(scope="module")
+def kpt() -> str:
+    found = shutil.which("kpt")
+    if not found:
+        # kpt has no package in these registries; this is the one test module allowed to skip.
+        pytest.skip("KPT IS NOT INSTALLED: the kpt tests did not run on this machine")
+    return found
+
+
+def make_package(root: Path) -> Path:
+    pkg = root / "pkg"
+    pkg.mkdir()
+    shutil.copy(EXAMPLES / "sample-app" / "hostk8s.secrets.yaml", pkg)
+    shutil.copy(EXAMPLES / "sample-app" / "namespace.yaml", pkg)
+    (pkg / "Kptfile").write_text(
+        "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: pkg\n  annotations:\n"
+        '    config.kubernetes.io/local-config: "true"\n'
+        f"pipeline:\n  mutators:\n    - exec: {FUNCTION}\n"
+    )
+    return pkg
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b)
+    return not (cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files)
+
+
+def test_render_writes_externalsecrets_beside_the_contract_and_rerenders_unchanged(
+    kpt: str, tmp_path: Path, vault: Vault
+) -> None:
+    pkg = make_package(tmp_path)
+    contract_before = (pkg / "hostk8s.secrets.yaml").read_text()
+    first = run([kpt, "fn", "render", "--allow-exec", str(pkg)], env=vault.env)
+    assert first.returncode == 0, first.text
+    generated = pkg / "external-secrets.generated.yaml"
+    docs = yaml_codec.load_all(generated.read_text())
+    assert [d["metadata"]["name"] for d in docs] == ["postgres-credentials", "redis-credentials"]
+    assert (pkg / "hostk8s.secrets.yaml").read_text() == contract_before
+    assert vault.read("sample-app/sample-app/redis-credentials") is not None
+
+    snapshot = tmp_path / "after-first"
+    shutil.copytree(pkg, snapshot)
+    before = vault.snapshot()
+    second = run([kpt, "fn", "render", "--allow-exec", str(pkg)], env=vault.env)
+    assert second.returncode == 0, second.text
+    assert same_tree(pkg, snapshot)
+    assert vault.snapshot() == before
+    assert_no_leak([first.text, second.text, generated.read_text()], [*vault.values(), vault.server.token], ("postgres-credentials",))
+
+
+def test_eval_exec_matches_render_and_fails_on_invalid_contracts(kpt: str, tmp_path: Path, vault: Vault) -> None:
+    pkg = make_package(tmp_path)
+    ran = run([kpt, "fn", "eval", str(pkg), "--exec", FUNCTION], env=vault.env)
+    assert ran.returncode == 0, ran.text
+    assert (pkg / "external-secrets.generated.yaml").exists()
+    contract = pkg / "hostk8s.secrets.yaml"
+    contract.write_text(contract.read_text().replace("length: 24", "length: 3"))
+    before_files = {p.name: p.read_text() for p in pkg.iterdir()}
+    failed = run([kpt, "fn", "eval", str(pkg), "--exec", FUNCTION], env=vault.env)
+    assert failed.returncode != 0
+    assert "spec.secrets[0].data[1].length" in failed.text
+    assert {p.name: p.read_text() for p in pkg.iterdir()} == before_files
+
+
+def test_function_config_configmap_sets_defaults(kpt: str, tmp_path: Path) -> None:
+    pkg = make_package(tmp_path)
+    ran = run(
+        [kpt, "fn", "eval", str(pkg), "--exec", f"{sys.executable} -m secret_contract", "--", "storeName=corp-vault", "refreshInterval=10m"]
+    )
+    assert ran.returncode == 0, ran.text
+    es = yaml_codec.load_all((pkg / "external-secrets.generated.yaml").read_text())[0]
+    assert es["spec"]["secretStoreRef"]["name"] == "corp-vault" and es["spec"]["refreshInterval"] == "10m"

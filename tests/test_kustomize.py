@@ -1,0 +1,111 @@
+"""`kubectl kustomize --enable-alpha-plugins` building the sample app through the legacy
+exec plugin that `secret-contract install-plugin` installs, against the real OpenBao."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, Vault, assert_no_leak, run, secret_contract
+
+from secret_contract import yaml_codec
+
+pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
+
+
+@pytest.fixture
+def sample_app(tmp_path: Path) -> Path:
+    target = tmp_path / "sample-app"
+    shutil.copytree(EXAMPLES / "sample-app", target)
+    return target
+
+
+def kustomize(kubectl: str, path: Path, plugin_home: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    ran = run(
+        [kubectl, "kustomize", "--enable-alpha-plugins", str(path)],
+        env={**env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)},
+    )
+    return ran.returncode, ran.stdout, ran.stderr
+
+
+def test_sample_app_builds_writes_vault_and_is_idempotent(
+    kubectl: str, sample_app: Path, plugin_home: Path, vault: Vault
+) -> None:
+    rc, first, err1 = kustomize(kubectl, sample_app, plugin_home, vault.env)
+    assert rc == 0, err1
+    docs = yaml_codec.load_all(first)
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("Namespace", "sample-app"),
+        ("ExternalSecret", "postgres-credentials"),
+        ("ExternalSecret", "redis-credentials"),
+    ]
+    assert "SecretContract" not in first
+    stored = vault.read("sample-app/sample-app/postgres-credentials")
+    assert stored is not None
+    assert stored["username"] == "postgres" and stored["port"] == "5432" and len(stored["password"]) == 24
+    for es in docs[1:]:
+        for entry in es["spec"]["data"]:
+            data = vault.read(entry["remoteRef"]["key"])
+            assert data is not None and entry["remoteRef"]["property"] in data
+
+    before = vault.snapshot()
+    rc, second, err2 = kustomize(kubectl, sample_app, plugin_home, vault.env)
+    assert rc == 0 and second == first
+    assert vault.snapshot() == before
+    names = tuple(d["metadata"]["name"] for d in docs)
+    assert_no_leak([first, second, err1, err2], [*vault.values(), vault.server.token], names)
+
+
+def test_contract_edits_flow_through_a_build(kubectl: str, sample_app: Path, plugin_home: Path, vault: Vault) -> None:
+    kustomize(kubectl, sample_app, plugin_home, vault.env)
+    before = vault.read("sample-app/sample-app/postgres-credentials")
+    contract = sample_app / "hostk8s.secrets.yaml"
+    text = contract.read_text()
+    text = text.replace("value: postgres", "value: app_owner")
+    text = text.replace(
+        "        - key: port", '        - key: api-token\n          generate: token\n        - key: port'
+    )
+    contract.write_text(text)
+    rc, out, err = kustomize(kubectl, sample_app, plugin_home, vault.env)
+    assert rc == 0, err
+    after = vault.read("sample-app/sample-app/postgres-credentials")
+    assert after is not None and before is not None
+    assert after["username"] == "app_owner" and after["password"] == before["password"]
+    assert len(after["api-token"]) == 32
+    assert "secretKey: api-token" in out
+
+
+def test_invalid_contract_fails_the_build_and_names_the_field(
+    kubectl: str, sample_app: Path, plugin_home: Path, vault: Vault
+) -> None:
+    contract = sample_app / "hostk8s.secrets.yaml"
+    contract.write_text(contract.read_text().replace("generate: token", "generate: tokn"))
+    rc, out, err = kustomize(kubectl, sample_app, plugin_home, vault.env)
+    assert rc != 0
+    assert "spec.secrets[1].data[0].generate" in err and "unknown generator 'tokn'" in err
+    assert vault.paths() == []
+
+
+def test_render_only_without_vault_and_strict_failure(kubectl: str, sample_app: Path, plugin_home: Path) -> None:
+    rc, out, _ = kustomize(kubectl, sample_app, plugin_home, {})
+    assert rc == 0
+    assert out.count("kind: ExternalSecret") == 2
+    rc, out, err = kustomize(kubectl, sample_app, plugin_home, {"SECRET_CONTRACT_STRICT": "true"})
+    assert rc != 0 and "VAULT_ADDR is not set" in err
+
+
+def test_legacy_plugin_reports_the_render_only_warning(sample_app: Path) -> None:
+    ran = secret_contract(str(sample_app / "hostk8s.secrets.yaml"))
+    assert ran.returncode == 0
+    assert ran.stdout.count("kind: ExternalSecret") == 2
+    assert "[warning] VAULT_ADDR is not set" in ran.stderr
+
+
+def test_container_variant_carries_the_function_annotation() -> None:
+    contract = yaml_codec.load((EXAMPLES / "sample-app-container" / "hostk8s.secrets.yaml").read_text())
+    fn = yaml_codec.load(contract["metadata"]["annotations"]["config.kubernetes.io/function"])
+    assert fn["container"]["network"] is True
+    assert {"VAULT_ADDR", "VAULT_TOKEN"} <= set(fn["container"]["envs"])
+    sample = yaml_codec.load((EXAMPLES / "sample-app" / "hostk8s.secrets.yaml").read_text())
+    assert contract["spec"] == sample["spec"]
