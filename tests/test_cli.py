@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, Vault, assert_no_leak, secret_contract
 
+from conftest import EXAMPLES, Vault, assert_no_leak, secret_contract
 from secret_contract import yaml_codec
 
 pytestmark = pytest.mark.vault

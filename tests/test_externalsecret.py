@@ -110,7 +110,9 @@ def test_long_stack_names_make_valid_label_values() -> None:
 
 
 def test_settings_from_env_are_validated() -> None:
-    defaults, findings = settings.load({"SECRET_CONTRACT_STORE_NAME": "corp", "SECRET_CONTRACT_PATH_LAYOUT": "namespace"})
+    defaults, findings = settings.load(
+        {"SECRET_CONTRACT_STORE_NAME": "corp", "SECRET_CONTRACT_PATH_LAYOUT": "namespace"}
+    )
     assert (defaults.store_name, defaults.layout, findings) == ("corp", "namespace", [])
     _, bad = settings.load({"SECRET_CONTRACT_REFRESH_INTERVAL": "hourly", "SECRET_CONTRACT_STORE_KIND": "Store"})
     assert len(bad) == 2 and all("SECRET_CONTRACT_" in r.message for r in bad)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BIN, EXAMPLES, Vault, assert_no_leak, run
 
+from conftest import BIN, EXAMPLES, Vault, assert_no_leak, run
 from secret_contract import yaml_codec
 
 pytestmark = [pytest.mark.vault, pytest.mark.kpt]
@@ -63,7 +63,11 @@ def test_render_writes_externalsecrets_beside_the_contract_and_rerenders_unchang
     assert second.returncode == 0, second.text
     assert same_tree(pkg, snapshot)
     assert vault.snapshot() == before
-    assert_no_leak([first.text, second.text, generated.read_text()], [*vault.values(), vault.server.token], ("postgres-credentials",))
+    assert_no_leak(
+        [first.text, second.text, generated.read_text()],
+        [*vault.values(), vault.server.token],
+        ("postgres-credentials",),
+    )
 
 
 def test_eval_exec_matches_render_and_fails_on_invalid_contracts(kpt: str, tmp_path: Path, vault: Vault) -> None:
@@ -83,7 +87,17 @@ def test_eval_exec_matches_render_and_fails_on_invalid_contracts(kpt: str, tmp_p
 def test_function_config_configmap_sets_defaults(kpt: str, tmp_path: Path) -> None:
     pkg = make_package(tmp_path)
     ran = run(
-        [kpt, "fn", "eval", str(pkg), "--exec", f"{sys.executable} -m secret_contract", "--", "storeName=corp-vault", "refreshInterval=10m"]
+        [
+            kpt,
+            "fn",
+            "eval",
+            str(pkg),
+            "--exec",
+            f"{sys.executable} -m secret_contract",
+            "--",
+            "storeName=corp-vault",
+            "refreshInterval=10m",
+        ]
     )
     assert ran.returncode == 0, ran.text
     es = yaml_codec.load_all((pkg / "external-secrets.generated.yaml").read_text())[0]

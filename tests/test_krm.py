@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 from conftest import secret_contract
-
 from secret_contract import yaml_codec
 
 CONTRACT: dict[str, Any] = {
@@ -125,6 +124,9 @@ def test_prior_results_are_kept() -> None:
 
 
 def test_help_on_a_terminal_and_for_every_command() -> None:
-    for args in (["--help"], *[[cmd, "--help"] for cmd in ("add", "remove", "list", "render", "verify", "install-plugin")]):
+    for args in (
+        ["--help"],
+        *[[cmd, "--help"] for cmd in ("add", "remove", "list", "render", "verify", "install-plugin")],
+    ):
         ran = secret_contract(*args)
         assert ran.returncode == 0 and "usage: secret-contract" in ran.stdout, args

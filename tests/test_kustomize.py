@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, Vault, assert_no_leak, run, secret_contract
 
+from conftest import EXAMPLES, Vault, assert_no_leak, run, secret_contract
 from secret_contract import yaml_codec
 
 pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
@@ -64,7 +64,7 @@ def test_contract_edits_flow_through_a_build(kubectl: str, sample_app: Path, plu
     text = contract.read_text()
     text = text.replace("value: postgres", "value: app_owner")
     text = text.replace(
-        "        - key: port", '        - key: api-token\n          generate: token\n        - key: port'
+        "        - key: port", "        - key: api-token\n          generate: token\n        - key: port"
     )
     contract.write_text(text)
     rc, out, err = kustomize(kubectl, sample_app, plugin_home, vault.env)
@@ -81,7 +81,7 @@ def test_invalid_contract_fails_the_build_and_names_the_field(
 ) -> None:
     contract = sample_app / "hostk8s.secrets.yaml"
     contract.write_text(contract.read_text().replace("generate: token", "generate: tokn"))
-    rc, out, err = kustomize(kubectl, sample_app, plugin_home, vault.env)
+    rc, _, err = kustomize(kubectl, sample_app, plugin_home, vault.env)
     assert rc != 0
     assert "spec.secrets[1].data[0].generate" in err and "unknown generator 'tokn'" in err
     assert vault.paths() == []

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import Vault, assert_no_leak, run, secret_contract
-from test_krm import CONTRACT, generator_input
 
+from conftest import Vault, assert_no_leak, run, secret_contract
 from secret_contract import yaml_codec
+from test_krm import CONTRACT, generator_input
 
 pytestmark = pytest.mark.vault
 PATH = "demo/demo/db"
@@ -102,7 +102,11 @@ def test_invalid_contract_fails_and_leaves_vault_untouched(vault: Vault) -> None
 def test_every_externalsecret_resolves_to_the_stored_value(vault: Vault) -> None:
     c = copy.deepcopy(CONTRACT)
     c["spec"]["secrets"].append(
-        {"name": "keys", "namespace": "other", "data": [{"key": "id", "generate": "uuid"}, {"key": "f", "generate": "fernet"}]}
+        {
+            "name": "keys",
+            "namespace": "other",
+            "data": [{"key": "id", "generate": "uuid"}, {"key": "f", "generate": "fernet"}],
+        }
     )
     ran = build(vault, c)
     items = yaml_codec.load(ran.stdout)["items"]
@@ -121,7 +125,11 @@ def test_every_externalsecret_resolves_to_the_stored_value(vault: Vault) -> None
 def test_eight_parallel_builds_converge_on_one_value_per_key(vault: Vault) -> None:
     many = copy.deepcopy(CONTRACT)
     many["spec"]["secrets"] = [
-        {"name": f"s{i}", "namespace": "demo", "data": [{"key": "a", "generate": "token"}, {"key": "b", "value": f"static-sentinel-{i}"}]}
+        {
+            "name": f"s{i}",
+            "namespace": "demo",
+            "data": [{"key": "a", "generate": "token"}, {"key": "b", "value": f"static-sentinel-{i}"}],
+        }
         for i in range(10)
     ]
     stdin = generator_input(many)
@@ -180,7 +188,9 @@ def test_value_changed_by_hand_in_vault_is_kept(vault: Vault) -> None:
     build(vault, CONTRACT)
     stored = vault.read(PATH)
     assert stored is not None
-    vault.client.secrets.kv.v2.create_or_update_secret(PATH, {**stored, "pass": "rotated-by-hand"}, mount_point=vault.mount)
+    vault.client.secrets.kv.v2.create_or_update_secret(
+        PATH, {**stored, "pass": "rotated-by-hand"}, mount_point=vault.mount
+    )
     build(vault, CONTRACT)
     assert (vault.read(PATH) or {})["pass"] == "rotated-by-hand"
 
