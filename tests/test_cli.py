@@ -27,7 +27,7 @@ def stack(tmp_path: Path) -> Path:
 def test_add_verify_list_remove_round_trip(stack: Path, vault: Vault) -> None:
     missing = secret_contract("verify", str(stack), env=vault.env)
     assert missing.returncode == 1
-    assert f"missing secret {vault.mount}/{POSTGRES}" in missing.stderr
+    assert f"{vault.mount}/{POSTGRES}: missing secret" in missing.stderr
 
     added = secret_contract("add", str(stack), env=vault.env)
     assert added.returncode == 0, added.stderr

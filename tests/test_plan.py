@@ -77,3 +77,11 @@ def test_summary_names_keys_never_values() -> None:
     change = plan.diff(DESIRED, None)
     assert "postgres" not in change.summary()
     assert "password" in change.summary()
+
+
+def test_gaps_name_missing_secrets_keys_and_stale_static_values() -> None:
+    assert plan.gaps(DESIRED, None) == ["missing secret"]
+    current = Current({"username": "admin", "password": "p"}, 1, OWNED)
+    assert plan.gaps(DESIRED, current) == ["key 'username' differs from the contract's value", "missing key 'port'"]
+    full = Current({"username": "postgres", "port": "5432", "password": "p"}, 1, OWNED)
+    assert plan.gaps(DESIRED, full) == []

@@ -115,10 +115,13 @@ def _load(path: str) -> ResourceList:
     return krm.read_files(krm.contract_files(path))
 
 
-def _require_contracts(path: str) -> pipeline.Outcome:
-    """Validate the contract(s) at `path` without touching Vault; report and stop on errors."""
+def _valid_contracts(path: str) -> pipeline.Outcome | None:
+    """The contract(s) at `path`, validated without touching Vault; None (reported) if invalid."""
     outcome = pipeline.run(_load(path), os.environ, write=False)
-    if not outcome.contracts and not outcome.failed:
+    if outcome.failed:
+        _report(outcome.findings)
+        return None
+    if not outcome.contracts:
         raise InvalidInput(f"{path}: no SecretContract found")
     return outcome
 
@@ -148,24 +151,27 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Print the ExternalSecrets without any Vault access."""
-    outcome = _require_contracts(args.path)
-    _report(outcome.findings)
-    if outcome.failed:
+    outcome = _valid_contracts(args.path)
+    if outcome is None:
         return EXIT_FAILED
+    _report(outcome.findings)
     _print_externalsecrets(outcome)
     return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 1, naming each gap, unless Vault holds every key the contract declares."""
-    outcome = _require_contracts(args.path)
-    if outcome.failed:
-        _report(outcome.findings)
+    outcome = _valid_contracts(args.path)
+    if outcome is None:
         return EXIT_FAILED
-    targets = _targets(outcome)
+    targets = pipeline.targets(outcome.planned)
     store = HvacStore(_vault_config())
     currents = sync.parallel(lambda t: store.read(t.mount, t.desired.path), targets)
-    findings = [f for t, cur in zip(targets, currents, strict=True) for f in _gaps(t, cur)]
+    findings = [
+        t.finding(error, f"{t.where}: {gap}")
+        for t, cur in zip(targets, currents, strict=True)
+        for gap in plan.gaps(t.desired, cur)
+    ]
     if not has_errors(findings):
         keys = sum(len(t.desired.key_names()) for t in targets)
         findings.append(info(f"Vault holds all {keys} keys of {len(targets)} secrets"))
@@ -173,30 +179,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_FAILED if has_errors(findings) else EXIT_OK
 
 
-def _gaps(target: sync.Target, current: plan.Current | None) -> list[Result]:
-    where = target.where
-    if current is None or (current.deleted and not current.data):
-        return [target.finding(error, f"missing secret {where}")]
-    found = []
-    for key in target.desired.key_names():
-        if key not in current.data:
-            found.append(target.finding(error, f"{where}: missing key '{key}'"))
-        elif key in target.desired.static and current.data[key] != target.desired.static[key]:
-            found.append(target.finding(error, f"{where}: key '{key}' differs from the contract's value"))
-    return found
-
-
 def cmd_remove(args: argparse.Namespace) -> int:
     """Delete every Vault secret this contract owns (all versions); nothing else."""
-    outcome = _require_contracts(args.path)
-    if outcome.failed:
-        _report(outcome.findings)
+    outcome = _valid_contracts(args.path)
+    if outcome is None:
         return EXIT_FAILED
     defaults, _ = settings.load(os.environ)
     store = HvacStore(_vault_config())
     findings: list[Result] = []
-    for c in outcome.contracts:
-        declared = {t.where: t for t in _targets(outcome) if t.desired.owner == c.stack}
+    for p in outcome.planned:
+        c = p.contract
+        declared = {t.where: t for t in pipeline.targets([p])}
         candidates = dict.fromkeys(declared)
         mount = c.vault.mount or defaults.mount
         if (c.vault.layout or defaults.layout) == "stack":
@@ -263,11 +256,6 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
     os.replace(tmp, target)
     print(target)
     return EXIT_OK
-
-
-def _targets(outcome: pipeline.Outcome) -> list[sync.Target]:
-    defaults, _ = settings.load(os.environ)
-    return pipeline.targets(pipeline.plan_contracts(outcome.contracts, defaults))
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {

@@ -28,11 +28,19 @@ GENERATED_FILE = "external-secrets.generated.yaml"
 StoreFactory = Callable[[VaultConfig], SecretStore]
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A valid contract with the effective settings of each of its secrets."""
+
+    contract: Contract
+    resolved: list[Resolved]
+
+
 @dataclass
 class Outcome:
     output: ResourceList
     findings: list[Result]
-    contracts: list[Contract] = field(default_factory=list)
+    planned: list[Planned] = field(default_factory=list)
     externalsecrets: list[Item] = field(default_factory=list)
     report: sync.Report | None = None
 
@@ -40,13 +48,9 @@ class Outcome:
     def failed(self) -> bool:
         return has_errors(self.findings)
 
-
-@dataclass(frozen=True)
-class Planned:
-    """A valid contract with the effective settings of each of its secrets."""
-
-    contract: Contract
-    resolved: list[Resolved]
+    @property
+    def contracts(self) -> list[Contract]:
+        return [p.contract for p in self.planned]
 
 
 def run(
@@ -70,7 +74,7 @@ def run(
     planned = plan_contracts(contracts, defaults)
     findings += _collisions(planned)
     if has_errors(findings):
-        return Outcome(_passthrough(rl), findings, contracts)
+        return Outcome(_passthrough(rl), findings, planned)
 
     report = None
     if write:
@@ -78,7 +82,7 @@ def run(
         findings += vault_findings
     items = [es for p in planned for es in externalsecret.build_all(p.contract, p.resolved)]
     output = _output(rl, planned, items)
-    return Outcome(output, findings, contracts, items, report)
+    return Outcome(output, findings, planned, items, report)
 
 
 def load_contracts(rl: ResourceList) -> tuple[list[Contract], list[Result]]:

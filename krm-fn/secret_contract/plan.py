@@ -126,3 +126,16 @@ def _ownership_problem(desired: Desired, current: Current) -> str:
     if owner and owner != desired.owner:
         return f"it belongs to contract '{owner}'"
     return ""
+
+
+def gaps(desired: Desired, current: Current | None) -> list[str]:
+    """What Vault lacks of `desired`: a missing secret or key, or a differing static value."""
+    if current is None or (current.deleted and not current.data):
+        return ["missing secret"]
+    found = []
+    for key in desired.key_names():
+        if key not in current.data:
+            found.append(f"missing key '{key}'")
+        elif key in desired.static and current.data[key] != desired.static[key]:
+            found.append(f"key '{key}' differs from the contract's value")
+    return found
