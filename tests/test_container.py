@@ -1,0 +1,145 @@
+"""The containerized function, built from the Dockerfile and run by kustomize through a
+real container engine (`docker` on PATH pointing at podman where no Docker daemon runs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, run
+from secret_contract import yaml_codec
+from test_krm import CONTRACT, generator_input
+
+pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.container]
+
+
+@pytest.fixture(scope="session")
+def engine_path() -> str:
+    """A PATH whose `docker` is a working engine; prepares one (podman) when needed."""
+    shim = os.environ.get("ENGINE_SHIM_DIR") or str(ROOT / ".venv" / "engine-bin")
+    ran = subprocess.run(
+        [str(ROOT / "scripts" / "container-engine.sh")],
+        env={**os.environ, "ENGINE_SHIM_DIR": shim},
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, f"no container engine: {ran.stderr}"
+    return f"{ran.stdout.strip()}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.fixture(scope="session")
+def image(engine_path: str) -> str:
+    """The image `make test` built, or one built here from the Dockerfile."""
+    name = os.environ.get("SECRET_CONTRACT_TEST_IMAGE")
+    if name:
+        return name
+    name = "secret-contract:test"
+    base = os.environ.get("TEST_BASE_IMAGE", "localhost/debian-python:bookworm")
+    built = subprocess.run(
+        ["make", "-C", str(ROOT), "image", f"BASE_IMAGE={base}", f"IMAGE={name}"],
+        env={**os.environ, "PATH": engine_path},
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    return name
+
+
+@pytest.fixture
+def container_app(tmp_path: Path, image: str) -> Path:
+    target = tmp_path / "sample-app-container"
+    shutil.copytree(EXAMPLES / "sample-app-container", target)
+    contract = target / "hostk8s.secrets.yaml"
+    contract.write_text(contract.read_text().replace("image: secret-contract:dev", f"image: {image}"))
+    return target
+
+
+def build(
+    kubectl: str, path: Path, engine_path: str, env: dict[str, str], network: bool = True
+) -> tuple[int, str, str]:
+    args = [kubectl, "kustomize", "--enable-alpha-plugins", *(["--network"] if network else []), str(path)]
+    ran = run(args, env={**env, "PATH": engine_path})
+    return ran.returncode, ran.stdout, ran.stderr
+
+
+def test_kustomize_runs_the_image_against_vault(
+    kubectl: str, container_app: Path, engine_path: str, vault: Vault, plugin_home: Path
+) -> None:
+    rc, first, err1 = build(kubectl, container_app, engine_path, vault.env)
+    assert rc == 0, err1
+    docs = yaml_codec.load_all(first)
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("Namespace", "sample-app"),
+        ("ExternalSecret", "postgres-credentials"),
+        ("ExternalSecret", "redis-credentials"),
+    ]
+    stored = vault.read("sample-app/sample-app/postgres-credentials")
+    assert stored is not None and stored["username"] == "postgres" and len(stored["password"]) == 24
+    for es in docs[1:]:
+        for entry in es["spec"]["data"]:
+            assert entry["remoteRef"]["property"] in (vault.read(entry["remoteRef"]["key"]) or {})
+
+    before = vault.snapshot()
+    rc, second, err2 = build(kubectl, container_app, engine_path, vault.env)
+    assert rc == 0 and second == first and vault.snapshot() == before
+
+    # The exec path (legacy plugin) renders the very same bytes from the same contract.
+    exec_build = run(
+        [kubectl, "kustomize", "--enable-alpha-plugins", str(EXAMPLES / "sample-app")],
+        env={**vault.env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)},
+    )
+    assert exec_build.returncode == 0 and exec_build.stdout == first
+    names = tuple(d["metadata"]["name"] for d in docs)
+    assert_no_leak([first, second, err1, err2], [*vault.values(), vault.server.token], names)
+
+
+def test_without_network_kustomize_refuses(kubectl: str, container_app: Path, engine_path: str, vault: Vault) -> None:
+    rc, _, err = build(kubectl, container_app, engine_path, vault.env, network=False)
+    assert rc != 0 and "network required but not enabled with --network" in err
+    assert vault.paths() == []
+
+
+def test_unreachable_vault_warns_or_fails_when_strict_naming_the_address(
+    kubectl: str, container_app: Path, engine_path: str
+) -> None:
+    gone = {"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "t0ken-never-printed"}
+    rc, out, err = build(kubectl, container_app, engine_path, gone)
+    assert rc == 0 and out.count("kind: ExternalSecret") == 2
+    assert "[warning] Vault was not written: http://127.0.0.1:9: cannot connect" in err
+    rc, _, err = build(kubectl, container_app, engine_path, {**gone, "SECRET_CONTRACT_STRICT": "true"})
+    assert rc != 0 and "[error] Vault was not written: http://127.0.0.1:9" in err
+    assert "t0ken-never-printed" not in out + err
+
+
+def test_container_sees_only_the_env_it_declares(
+    kubectl: str, container_app: Path, engine_path: str, vault: Vault
+) -> None:
+    # SECRET_CONTRACT_STORE_NAME is not in the annotation's envs: the host value must not arrive.
+    env = {**vault.env, "SECRET_CONTRACT_STORE_NAME": "from-the-host"}
+    rc, out, err = build(kubectl, container_app, engine_path, env)
+    assert rc == 0, err
+    assert "name: vault-backend" in out and "from-the-host" not in out
+    # The declared ones did arrive: the values went to this test's mount.
+    assert vault.read("sample-app/sample-app/redis-credentials") is not None
+    assert vault.server.token not in out + err
+
+
+def test_image_runs_as_nobody_on_a_read_only_root(engine_path: str, image: str) -> None:
+    ran = run(
+        ["docker", "run", "--rm", "-i", "--read-only", "--user", "nobody", "--network", "none", image],
+        env={"PATH": engine_path},
+        stdin=generator_input(CONTRACT),
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert [i["kind"] for i in yaml_codec.load(ran.stdout)["items"]] == ["ExternalSecret"]
+    user = run(["docker", "run", "--rm", "--entrypoint", "id", image, "-u"], env={"PATH": engine_path})
+    assert user.stdout.strip() == "65534"
+    leftovers = run(
+        ["docker", "run", "--rm", "--entrypoint", "sh", image, "-c", "ls /opt/secret-contract/bin; ls /wheels 2>&1"],
+        env={"PATH": engine_path},
+    )
+    assert "pip" not in leftovers.stdout.split() and "No such file" in leftovers.stdout
