@@ -12,7 +12,7 @@ ARCH       := $(shell uname -m)
 # The image the tests build on: made locally by scripts/container-engine.sh where no registry is reachable.
 TEST_BASE_IMAGE ?= localhost/debian-python:bookworm
 
-.PHONY: help venv demo test unit lint format clean wheelhouse image engine
+.PHONY: help venv demo test unit lint format clean wheelhouse image engine bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ wheelhouse: $(STAMP) ## wheels of the package and its dependencies for BASE_IMAG
 
 image: wheelhouse ## build the container image: make image [BASE_IMAGE=...] [IMAGE=...]
 	$(ENGINE) build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$$($(BIN)/python -c 'import secret_contract; print(secret_contract.__version__)') -t $(IMAGE) .
+
+bench: $(STAMP) ## measure cold start, scale (10..5,000 secrets) and the floor; writes bench/results.{md,png}
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/bench.py
 
 unit: $(STAMP) ## only the tests that need no server or external tool
 	$(BIN)/pytest -m "not vault and not kustomize and not kpt"

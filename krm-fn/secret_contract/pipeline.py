@@ -19,11 +19,12 @@ from secret_contract.contract import Contract
 from secret_contract.errors import CasConflict, SecretContractError
 from secret_contract.krm import Item, ResourceList
 from secret_contract.plan import Desired, GeneratedKey
-from secret_contract.results import FileRef, Result, error, has_errors, warning
+from secret_contract.results import FileRef, Result, error, has_errors, info, warning
 from secret_contract.settings import Defaults, Resolved
 from secret_contract.vault import HvacStore, SecretStore, VaultConfig
 
 GENERATED_FILE = "external-secrets.generated.yaml"
+STATS_ENV = "SECRET_CONTRACT_STATS"
 
 StoreFactory = Callable[[VaultConfig], SecretStore]
 
@@ -60,6 +61,7 @@ def run(
     write: bool = True,
     strict: bool | None = None,
     store_factory: StoreFactory = HvacStore,
+    progress: sync.Progress | None = None,
 ) -> Outcome:
     """Process every SecretContract in `rl`; return the output ResourceList and findings.
 
@@ -78,7 +80,7 @@ def run(
 
     report = None
     if write:
-        report, vault_findings = _write_vault(planned, env, strict, store_factory)
+        report, vault_findings = _write_vault(planned, env, strict, store_factory, progress)
         findings += vault_findings
     items = [es for p in planned for es in externalsecret.build_all(p.contract, p.resolved)]
     output = _output(rl, planned, items)
@@ -124,20 +126,29 @@ def plan_contracts(contracts: list[Contract], defaults: Defaults) -> list[Planne
 
 
 def _write_vault(
-    planned: list[Planned], env: Mapping[str, str], strict: bool, store_factory: StoreFactory
+    planned: list[Planned],
+    env: Mapping[str, str],
+    strict: bool,
+    store_factory: StoreFactory,
+    progress: sync.Progress | None,
 ) -> tuple[sync.Report | None, list[Result]]:
     severity = error if strict else warning
     config = VaultConfig.from_env(env)
     if config is None:
         return None, [severity("VAULT_ADDR is not set: rendered ExternalSecrets without writing Vault", rule="vault")]
     try:
-        report = sync.sync(targets(planned), store_factory(config))
+        store = store_factory(config)
+        report = sync.sync(targets(planned), store, progress=progress)
     except CasConflict as exc:
         return None, [error(f"gave up after repeated concurrent writes: {exc}", rule="vault")]
     except SecretContractError as exc:
         suffix = "" if strict else " (ExternalSecrets were emitted anyway; set SECRET_CONTRACT_STRICT=true to fail)"
         return None, [severity(f"Vault was not written: {exc}{suffix}", rule="vault")]
-    return report, report.findings
+    findings = list(report.findings)
+    if settings.flag(env, STATS_ENV):
+        counts = ", ".join(f"{method} {n}" for method, n in sorted(store.request_counts.items()))
+        findings.append(info(f"Vault requests: {counts or 'none'}", rule="stats"))
+    return report, findings
 
 
 def _collisions(planned: list[Planned]) -> list[Result]:

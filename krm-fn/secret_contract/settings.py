@@ -105,6 +105,11 @@ def load(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> tup
     return Defaults(**values), findings
 
 
+def flag(env: Mapping[str, str], name: str) -> bool:
+    """A boolean environment switch: 1/true/yes/on."""
+    return env.get(name, "").strip().lower() in TRUE_WORDS
+
+
 def _check(src: Source, value: str, origin: str) -> list[Result]:
     if src.attr == "mount":
         ok = rules.is_mount(value)

@@ -54,20 +54,37 @@ class Report:
         return sum(1 for c in self.changes if c.writes_data)
 
 
-def parallel(fn: Callable[[T], R], items: Iterable[T], workers: int = DEFAULT_WORKERS) -> list[R]:
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    phase: str = "",
+) -> list[R]:
     """`fn` over `items` on a thread pool, results in order; the first exception propagates."""
     items = list(items)
     if len(items) <= 1 or workers <= 1:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+        if progress is None:
+            return list(pool.map(fn, items))
+        out = []
+        for done, result in enumerate(pool.map(fn, items), 1):
+            out.append(result)
+            progress(phase, done, len(items))
+        return out
 
 
-def sync(targets: list[Target], store: SecretStore, workers: int = DEFAULT_WORKERS) -> Report:
+def sync(
+    targets: list[Target], store: SecretStore, workers: int = DEFAULT_WORKERS, progress: Progress | None = None
+) -> Report:
     report = Report()
     for mount in sorted({t.mount for t in targets}):
         store.check_mount(mount)
-    currents = parallel(lambda t: store.read(t.mount, t.desired.path), targets, workers)
+    currents = parallel(lambda t: store.read(t.mount, t.desired.path), targets, workers, progress, "reading Vault")
     changes = [plan.diff(t.desired, cur) for t, cur in zip(targets, currents, strict=True)]
     conflicts = [
         t.finding(error, f"refusing to write {t.where}: {c.reason}")

@@ -24,6 +24,7 @@ from secret_contract.errors import (
     VaultUnavailable,
 )
 from secret_contract.plan import Current
+from secret_contract.settings import flag
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -36,6 +37,8 @@ class SecretStore(Protocol):
     def write(self, mount: str, path: str, data: Mapping[str, object], cas: int) -> int: ...
     def set_metadata(self, mount: str, path: str, custom_metadata: Mapping[str, str]) -> None: ...
     def read_metadata(self, mount: str, path: str) -> dict[str, Any] | None: ...
+    @property
+    def request_counts(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class VaultConfig:
             capath=env.get("VAULT_CAPATH") or None,
             client_cert=env.get("VAULT_CLIENT_CERT") or None,
             client_key=env.get("VAULT_CLIENT_KEY") or None,
-            skip_verify=env.get("VAULT_SKIP_VERIFY", "").strip().lower() in ("1", "true", "yes", "on"),
+            skip_verify=flag(env, "VAULT_SKIP_VERIFY"),
             timeout=_timeout(env.get("VAULT_CLIENT_TIMEOUT", "")),
         )
 
@@ -94,34 +97,39 @@ def _timeout(raw: str) -> float:
 
 
 class HvacStore:
-    """KV v2 through hvac: one client (and kept-alive connection pool) per thread."""
+    """KV v2 through hvac, over kept-alive connections (one per worker thread)."""
 
     def __init__(self, config: VaultConfig) -> None:
         if not config.token:
             raise VaultPermissionDenied(
                 f"no Vault token for {config.addr}: set VAULT_TOKEN or write it to ~/.vault-token"
             )
+        import hvac
+
+        from secret_contract.vault_http import KeepAliveSession
+
         self.config = config
-        self._local = threading.local()
+        self._session = KeepAliveSession()
+        cert = (config.client_cert, config.client_key) if config.client_cert else None
+        self._hvac = hvac.Client(
+            url=config.addr,
+            token=config.token,
+            namespace=config.namespace,
+            verify=config.verify,
+            cert=cert,
+            timeout=config.timeout,
+            session=self._session,
+        )
         self._checked_mounts: set[str] = set()
         self._lock = threading.Lock()
 
-    def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            import hvac
+    @property
+    def request_counts(self) -> dict[str, int]:
+        """HTTP requests made so far, by method."""
+        return dict(self._session.counts)
 
-            cert = (self.config.client_cert, self.config.client_key) if self.config.client_cert else None
-            client = hvac.Client(
-                url=self.config.addr,
-                token=self.config.token,
-                namespace=self.config.namespace,
-                verify=self.config.verify,
-                cert=cert,
-                timeout=self.config.timeout,
-            )
-            self._local.client = client
-        return client
+    def _client(self) -> Any:
+        return self._hvac
 
     def check_mount(self, mount: str) -> None:
         """Refuse a mount that is missing or not KV version 2 (a v1 mount would take

@@ -1,0 +1,352 @@
+"""`make bench`: what a build costs, how it grows with the number of secrets, and how close
+it comes to the floor (the same Vault requests from the plainest client).
+
+Starts its own OpenBao dev server. Prints a table and writes bench/results.md and
+bench/results.png. Every figure comes from this run on this machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from openbao_server import OpenBao, start_openbao  # noqa: E402
+from secret_contract import yaml_codec  # noqa: E402
+
+SCALES = [10, 100, 1000, 5000]
+REPEATS = 7
+WORKERS = 8  # the function's default (sync.DEFAULT_WORKERS)
+PYTHON = sys.executable
+FUNCTION = [PYTHON, "-m", "secret_contract"]
+
+
+@dataclass
+class Run:
+    wall: float  # seconds
+    peak_mb: float
+    requests: dict[str, int]
+    versions: int = 0
+    stderr: str = ""
+
+
+def timed(cmd: list[str], stdin: str = "", env: dict[str, str] | None = None) -> Run:
+    """Wall time and peak RSS of one process, both from the kernel's accounting (wait4)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    streams: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        streams[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    assert proc.stdin is not None
+    proc.stdin.write(stdin.encode())
+    proc.stdin.close()
+    for reader in readers:
+        reader.join()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = streams["err"].decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}):\n{err[-3000:]}")
+    return Run(wall, usage.ru_maxrss / 1024, _request_counts(err), stderr=err)
+
+
+def _request_counts(stderr: str) -> dict[str, int]:
+    for line in stderr.splitlines():
+        if "Vault requests:" in line:
+            text = line.split("Vault requests:", 1)[1].split("(stats)")[0]
+            return {m: int(n) for m, n in (part.split() for part in text.split(",") if part.strip() != "none")}
+    return {}
+
+
+def contract(n: int, extra_key: bool = False) -> dict[str, Any]:
+    """n secrets of five keys (two static, three generated) over ten namespaces."""
+    data = [
+        {"key": "username", "value": "app"},
+        {"key": "host", "value": "db.internal"},
+        {"key": "password", "generate": "password"},
+        {"key": "token", "generate": "token"},
+        {"key": "signing-key", "generate": "hex", "length": 64},
+    ]
+    if extra_key:
+        data.append({"key": "api-key", "generate": "uuid"})
+    return {
+        "apiVersion": "hostk8s.io/v1",
+        "kind": "SecretContract",
+        "metadata": {"name": f"bench-{n}"},
+        "spec": {
+            "secrets": [
+                {"name": f"secret-{i}", "namespace": f"ns-{i % 10}", "data": copy.deepcopy(data)} for i in range(n)
+            ]
+        },
+    }
+
+
+def resource_list(obj: dict[str, Any]) -> str:
+    """The ResourceList kustomize sends a generator."""
+    item = copy.deepcopy(obj)
+    item["metadata"]["annotations"] = {"config.kubernetes.io/local-config": "true"}
+    return yaml_codec.dump(
+        {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": [item], "functionConfig": item}
+    )
+
+
+class Floor:
+    """The plainest client: http.client keep-alive connections on a thread pool, no
+    validation, no YAML, no hvac."""
+
+    def __init__(self, server: OpenBao) -> None:
+        host, port = server.addr.removeprefix("http://").split(":")
+        self.host, self.port, self.token = host, int(port), server.token
+        self.local = threading.local()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> int:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port)
+        headers = {"X-Vault-Token": self.token}
+        if method == "PATCH":
+            headers["Content-Type"] = "application/merge-patch+json"
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+
+    def run(self, mount: str, n: int, reads: int, writes: int, patches: int) -> float:
+        """The same numbers of reads, data writes and metadata writes, in the same phases."""
+        paths = [f"floor/ns-{i % 10}/secret-{i}" for i in range(n)]
+        payload = {"username": "app", "host": "db.internal", "password": "x" * 32, "token": "y" * 32, "k": "z" * 64}
+        start = time.perf_counter()
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda i: self._call("GET", f"/v1/{mount}/data/{paths[i % n]}"), range(reads)))
+            list(
+                pool.map(
+                    lambda i: self._call("POST", f"/v1/{mount}/data/{paths[i % n]}", {"data": payload}),
+                    range(writes),
+                )
+            )
+            list(
+                pool.map(
+                    lambda i: self._call(
+                        "PATCH", f"/v1/{mount}/metadata/{paths[i % n]}", {"custom_metadata": {"owner": "floor"}}
+                    ),
+                    range(patches),
+                )
+            )
+        return time.perf_counter() - start
+
+    def versions(self, mount: str, prefix: str) -> int:
+        """Sum of current_version over every secret under prefix (KV versions created)."""
+        total = 0
+        status_ok = 200
+
+        def listing(path: str) -> list[str]:
+            conn = http.client.HTTPConnection(self.host, self.port)
+            conn.request("LIST", f"/v1/{mount}/metadata/{path}", headers={"X-Vault-Token": self.token})
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            return json.loads(body)["data"]["keys"] if resp.status == status_ok else []
+
+        leaves: list[str] = []
+        stack = [prefix]
+        while stack:
+            here = stack.pop()
+            for key in listing(here):
+                (stack if key.endswith("/") else leaves).append(here + key)
+
+        def version(path: str) -> int:
+            conn = getattr(self.local, "conn", None) or http.client.HTTPConnection(self.host, self.port)
+            self.local.conn = conn
+            conn.request("GET", f"/v1/{mount}/metadata/{path}", headers={"X-Vault-Token": self.token})
+            resp = conn.getresponse()
+            return int(json.loads(resp.read())["data"]["current_version"])
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            total = sum(pool.map(version, leaves))
+        return total
+
+
+def enable_mount(server: OpenBao, mount: str) -> None:
+    server.client().sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+
+
+def median_run(cmd: list[str], stdin: str, env: dict[str, str], repeats: int = REPEATS) -> Run:
+    runs = [timed(cmd, stdin, env) for _ in range(repeats)]
+    return Run(statistics.median(r.wall for r in runs), statistics.median(r.peak_mb for r in runs), runs[0].requests)
+
+
+def cold_start(server: OpenBao, env: dict[str, str], tmp: Path) -> list[tuple[str, float, float]]:
+    sample = yaml_codec.load((ROOT / "kustomize-examples/sample-app/hostk8s.secrets.yaml").read_text())
+    stdin = resource_list(sample)
+    timed(FUNCTION, stdin, env)  # fill Vault; the measured runs are no-op builds
+    rows = [
+        ("python -c pass", median_run([PYTHON, "-c", "pass"], "", env)),
+        ("import yaml, jsonschema, hvac", median_run([PYTHON, "-c", "import yaml, jsonschema, hvac"], "", env)),
+        ("function, sample-app, Vault holding it", median_run(FUNCTION, stdin, env)),
+    ]
+    plugin_home = tmp / "plugins"
+    subprocess.run([*FUNCTION, "install-plugin", "--dir", str(plugin_home)], check=True, capture_output=True)
+    kenv = {**env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)}
+    build = ["kubectl", "kustomize", "--enable-alpha-plugins", str(ROOT / "kustomize-examples/sample-app")]
+    rows.append(("kubectl kustomize sample-app (legacy plugin)", median_run(build, "", kenv, 5)))
+    return [(name, r.wall * 1000, r.peak_mb) for name, r in rows]
+
+
+def scale(server: OpenBao, env: dict[str, str], floor: Floor) -> list[dict[str, Any]]:
+    rows = []
+    for n in SCALES:
+        mount, floor_mount = f"bench-{n}", f"floor-{n}"
+        enable_mount(server, mount)
+        enable_mount(server, floor_mount)
+        run_env = {**env, "SECRET_CONTRACT_VAULT_MOUNT": mount}
+        before = 0
+        for kind, obj in (("first", contract(n)), ("no-op", contract(n)), ("add key", contract(n, extra_key=True))):
+            run = timed(FUNCTION, resource_list(obj), run_env)
+            after = floor.versions(mount, "")
+            run.versions, before = after - before, after
+            counts = run.requests
+            floor_time = floor.run(floor_mount, n, counts.get("GET", 0), counts.get("POST", 0), counts.get("PATCH", 0))
+            rows.append(
+                {
+                    "secrets": n,
+                    "run": kind,
+                    "wall_s": run.wall,
+                    "requests": sum(counts.values()),
+                    "by_method": counts,
+                    "versions": run.versions,
+                    "peak_mb": run.peak_mb,
+                    "floor_s": floor_time,
+                    "ratio": run.wall / floor_time if floor_time else float("nan"),
+                }
+            )
+            ratio = rows[-1]["ratio"]
+            print(f"  {n:>5} {kind:<8} {run.wall:7.2f}s  floor {floor_time:6.2f}s  ratio {ratio:.2f}", flush=True)
+    return rows
+
+
+def targets(rows: list[dict[str, Any]], cold: list[tuple[str, float, float]]) -> list[tuple[str, bool, str]]:
+    by = {(r["secrets"], r["run"]): r for r in rows}
+    checks = []
+    for n, bound in ((5000, 1.5), (1000, 2.0)):
+        for kind in ("first", "no-op"):
+            ratio = by[(n, kind)]["ratio"]
+            checks.append((f"{kind} at {n}: at most {bound}x the floor", ratio <= bound, f"{ratio:.2f}x"))
+    noop = [r for r in rows if r["run"] == "no-op"]
+    no_writes = all(
+        r["versions"] == 0 and r["by_method"].get("POST", 0) + r["by_method"].get("PATCH", 0) == 0 for r in noop
+    )
+    checks.append(("no-op runs create no version and send no write", no_writes, "0 writes" if no_writes else "writes!"))
+    for kind in ("first", "no-op", "add key"):
+        growth = by[(5000, kind)]["wall_s"] / by[(1000, kind)]["wall_s"]
+        checks.append((f"{kind}: 5,000 within 6x of 1,000 (linear)", growth <= 6, f"{growth:.2f}x"))
+    imports = next(ms for name, ms, _ in cold if name.startswith("import"))
+    fn = next(ms for name, ms, _ in cold if name.startswith("function"))
+    own = fn - imports
+    checks.append(("cold start: own work (function - dependency imports) under 50 ms", own < 50, f"{own:.0f} ms"))
+    peak = max(r["peak_mb"] for r in rows if r["secrets"] == 5000)
+    checks.append(("peak memory at 5,000 secrets under 150 MB", peak < 150, f"{peak:.0f} MB"))
+    return checks
+
+
+def report(
+    cold: list[tuple[str, float, float]], rows: list[dict[str, Any]], checks: list[tuple[str, bool, str]]
+) -> str:
+    lines = [
+        "# secret-contract benchmarks",
+        "",
+        f"Measured by `make bench` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python "
+        f"{sys.version.split()[0]}, OpenBao dev server on loopback, {WORKERS} worker threads.",
+        "",
+        "## Cold start (median of runs)",
+        "",
+        "| what | wall ms | peak MB |",
+        "|---|---:|---:|",
+        *[f"| {name} | {ms:.0f} | {mb:.0f} |" for name, ms, mb in cold],
+        "",
+        "## Scale (5 keys per secret: 2 static, 3 generated; 10 namespaces)",
+        "",
+        "The floor sends the same GET/POST/PATCH requests as the run, from http.client keep-alive",
+        "connections on the same number of threads, with no process start, validation or YAML.",
+        "",
+        "| secrets | run | wall s | Vault requests | KV versions created | peak MB | floor s | ratio |",
+        "|---:|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        methods = ", ".join(f"{m} {n}" for m, n in sorted(r["by_method"].items())) or "0"
+        lines.append(
+            f"| {r['secrets']:,} | {r['run']} | {r['wall_s']:.2f} | {methods} | {r['versions']:,} | "
+            f"{r['peak_mb']:.0f} | {r['floor_s']:.2f} | {r['ratio']:.2f} |"
+        )
+    lines += ["", "## Targets", "", "| target | met | measured |", "|---|---|---|"]
+    lines += [f"| {name} | {'yes' if ok else 'NO'} | {value} |" for name, ok, value in checks]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for kind in ("first", "no-op", "add key"):
+        pts = [(r["secrets"], r["wall_s"]) for r in rows if r["run"] == kind]
+        ax.plot(*zip(*pts, strict=True), marker="o", label=f"function: {kind}")
+        floor = [(r["secrets"], r["floor_s"]) for r in rows if r["run"] == kind]
+        ax.plot(*zip(*floor, strict=True), linestyle="--", marker=".", label=f"floor: {kind}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("secrets in the contract (5 keys each)")
+    ax.set_ylabel("wall time, s")
+    ax.set_title("secret-contract build time against the floor")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        server = start_openbao(tmp / "openbao.log")
+        try:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "SECRET_CONTRACT_"))}
+            env.update({"VAULT_ADDR": server.addr, "VAULT_TOKEN": server.token, "SECRET_CONTRACT_STATS": "true"})
+            print("cold start ...", flush=True)
+            cold = cold_start(server, env, tmp)
+            print("scale ...", flush=True)
+            rows = scale(server, env, Floor(server))
+        finally:
+            server.stop()
+    checks = targets(rows, cold)
+    text = report(cold, rows, checks)
+    out = ROOT / "bench"
+    (out / "results.md").write_text(text)
+    plot(rows, out / "results.png")
+    print()
+    print(text)
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
