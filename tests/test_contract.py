@@ -133,3 +133,17 @@ def test_messages_never_repeat_a_static_value() -> None:
 def test_not_a_mapping_is_a_schema_error() -> None:
     assert ("", "schema") in problems(["not", "a", "contract"])
     assert ("spec.secrets[0]", "schema") in problems(with_(["spec", "secrets", 0], "text"))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (["metadata", "name"], "app\n", ("metadata.name", "stack-name")),
+        (["spec", "secrets", 0, "name"], "db\n", ("spec.secrets[0].name", "secret-name")),
+        (["spec", "secrets", 0, "namespace"], "ns\n", ("spec.secrets[0].namespace", "secret-name")),
+        (["spec", "secrets", 0, "data", 0, "key"], "user\n", ("spec.secrets[0].data[0].key", "data-key")),
+        (["spec", "vault"], {"mount": "secret\n"}, ("spec.vault.mount", "vault-mount")),
+    ],
+)
+def test_a_trailing_newline_is_not_a_valid_name(path: list[Any], value: Any, expected: tuple[str, str]) -> None:
+    assert expected in problems(with_(path, value))

@@ -19,6 +19,10 @@ class InvalidInput(SecretContractError):
     """A file or directory given on the command line cannot be used."""
 
 
+class VaultConfigError(SecretContractError):
+    """The Vault settings in the environment are incomplete or contradictory."""
+
+
 class VaultUnavailable(SecretContractError):
     """Vault could not be reached, or answered that it cannot serve (sealed, down)."""
 

@@ -16,7 +16,7 @@ from typing import Any
 from secret_contract import contract as contract_model
 from secret_contract import externalsecret, krm, settings, sync
 from secret_contract.contract import Contract
-from secret_contract.errors import CasConflict, SecretContractError
+from secret_contract.errors import CasConflict, SecretContractError, VaultConfigError
 from secret_contract.krm import Item, ResourceList
 from secret_contract.plan import Desired, GeneratedKey
 from secret_contract.results import FileRef, Result, error, has_errors, info, warning
@@ -136,15 +136,18 @@ def _write_vault(
     config = VaultConfig.from_env(env)
     if config is None:
         return None, [severity("VAULT_ADDR is not set: rendered ExternalSecrets without writing Vault", rule="vault")]
+    notes = [warning(message, rule="vault") for message in config.warnings()]
     try:
         store = store_factory(config)
         report = sync.sync(targets(planned), store, progress=progress)
     except CasConflict as exc:
-        return None, [error(f"gave up after repeated concurrent writes: {exc}", rule="vault")]
+        return None, [*notes, error(f"gave up after repeated concurrent writes: {exc}", rule="vault")]
+    except VaultConfigError as exc:
+        return None, [*notes, error(f"Vault configuration: {exc}", rule="vault")]
     except SecretContractError as exc:
         suffix = "" if strict else " (ExternalSecrets were emitted anyway; set SECRET_CONTRACT_STRICT=true to fail)"
-        return None, [severity(f"Vault was not written: {exc}{suffix}", rule="vault")]
-    findings = list(report.findings)
+        return None, [*notes, severity(f"Vault was not written: {exc}{suffix}", rule="vault")]
+    findings = [*notes, *report.findings]
     if settings.flag(env, STATS_ENV):
         counts = ", ".join(f"{method} {n}" for method, n in sorted(store.request_counts.items()))
         findings.append(info(f"Vault requests: {counts or 'none'}", rule="stats"))

@@ -60,7 +60,7 @@ def _is_int(value: Any) -> bool:
 
 
 def is_dns_label(name: Any) -> bool:
-    return isinstance(name, str) and len(name) <= 63 and bool(DNS_LABEL.match(name))
+    return isinstance(name, str) and len(name) <= 63 and bool(DNS_LABEL.fullmatch(name))
 
 
 def is_stack_name(name: Any) -> bool:
@@ -69,7 +69,7 @@ def is_stack_name(name: Any) -> bool:
 
 def is_mount(mount: Any) -> bool:
     return isinstance(mount, str) and all(
-        MOUNT_SEGMENT.match(part) and part not in (".", "..") for part in mount.split("/")
+        MOUNT_SEGMENT.fullmatch(part) and part not in (".", "..") for part in mount.split("/")
     )
 
 
@@ -77,7 +77,7 @@ def secret_key_problem(key: str) -> str | None:
     """Why `key` is not a valid Secret data key (Kubernetes IsConfigMapKey), or None."""
     if len(key) > 253:
         return "must be at most 253 characters"
-    if not SECRET_KEY.match(key):
+    if not SECRET_KEY.fullmatch(key):
         return "must consist of letters, digits, '-', '_' or '.'"
     if key in (".", "..") or key.startswith(".."):
         return "must not be '.' or '..', nor start with '..'"
@@ -125,7 +125,7 @@ def secret_name(obj: dict[str, Any]) -> Iterator[Result]:
     """
     for at, secret in _secrets(obj):
         name, namespace = secret.get("name"), secret.get("namespace")
-        if isinstance(name, str) and not (len(name) <= 253 and DNS_SUBDOMAIN.match(name)):
+        if isinstance(name, str) and not (len(name) <= 253 and DNS_SUBDOMAIN.fullmatch(name)):
             yield error(f"'{name}' is not a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')", f"{at}.name")
         if isinstance(namespace, str) and not is_dns_label(namespace):
             yield error(

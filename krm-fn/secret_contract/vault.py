@@ -2,23 +2,27 @@
 
 Configured like the Vault CLI, by environment: VAULT_ADDR, VAULT_TOKEN (else
 ~/.vault-token), VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT,
-VAULT_CLIENT_KEY, VAULT_SKIP_VERIFY, VAULT_CLIENT_TIMEOUT. hvac errors are translated
-here into `errors.*`, whose messages name the address and path but never a value.
+VAULT_CLIENT_KEY, VAULT_SKIP_VERIFY, VAULT_TLS_SERVER_NAME, VAULT_CLIENT_TIMEOUT,
+VAULT_MAX_RETRIES; other auth methods as `vault_auth` reads them. hvac errors are
+translated here into `errors.*`, whose messages name the address and path but never a
+value or a credential.
 """
 
 from __future__ import annotations
 
-import os
+import random
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from secret_contract import vault_auth
 from secret_contract.errors import (
     CasConflict,
     SecretContractError,
+    VaultConfigError,
     VaultPermissionDenied,
     VaultRequestFailed,
     VaultUnavailable,
@@ -27,6 +31,11 @@ from secret_contract.plan import Current
 from secret_contract.settings import flag
 
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 2  # the Vault CLI's default
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 4.0
+
+T = TypeVar("T")
 
 
 class SecretStore(Protocol):
@@ -44,14 +53,17 @@ class SecretStore(Protocol):
 @dataclass(frozen=True)
 class VaultConfig:
     addr: str
-    token: str | None = field(default=None, repr=False)
+    credentials: vault_auth.Credentials = field(default_factory=vault_auth.Credentials, repr=False)
     namespace: str | None = None
     cacert: str | None = None
     capath: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
     skip_verify: bool = False
+    tls_server_name: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    problems: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VaultConfig | None:
@@ -59,17 +71,25 @@ class VaultConfig:
         addr = env.get("VAULT_ADDR", "").strip()
         if not addr:
             return None
-        token = env.get("VAULT_TOKEN", "").strip() or _token_file(env)
+        problems: list[str] = []
+        if not addr.startswith(("http://", "https://")):
+            problems.append(f"VAULT_ADDR must start with http:// or https://, not '{addr}'")
+        if bool(env.get("VAULT_CLIENT_CERT")) != bool(env.get("VAULT_CLIENT_KEY")):
+            problems.append("set both VAULT_CLIENT_CERT and VAULT_CLIENT_KEY, or neither")
+        credentials = vault_auth.from_env(env)
         return cls(
             addr=addr.rstrip("/"),
-            token=token or None,
+            credentials=credentials,
             namespace=env.get("VAULT_NAMESPACE") or None,
             cacert=env.get("VAULT_CACERT") or None,
             capath=env.get("VAULT_CAPATH") or None,
             client_cert=env.get("VAULT_CLIENT_CERT") or None,
             client_key=env.get("VAULT_CLIENT_KEY") or None,
             skip_verify=flag(env, "VAULT_SKIP_VERIFY"),
-            timeout=_timeout(env.get("VAULT_CLIENT_TIMEOUT", "")),
+            tls_server_name=env.get("VAULT_TLS_SERVER_NAME") or None,
+            timeout=_number(env, "VAULT_CLIENT_TIMEOUT", DEFAULT_TIMEOUT, problems),
+            max_retries=int(_number(env, "VAULT_MAX_RETRIES", DEFAULT_MAX_RETRIES, problems, minimum=0)),
+            problems=(*problems, *credentials.problems),
         )
 
     @property
@@ -78,42 +98,54 @@ class VaultConfig:
             return False
         return self.cacert or self.capath or True
 
+    def warnings(self) -> list[str]:
+        if self.skip_verify and self.addr.startswith("https://"):
+            return [f"VAULT_SKIP_VERIFY is set: the TLS certificate of {self.addr} is not verified"]
+        return []
 
-def _token_file(env: Mapping[str, str]) -> str:
-    home = env.get("HOME") or os.path.expanduser("~")
+
+def _number(env: Mapping[str, str], name: str, default: float, problems: list[str], minimum: float = 0.001) -> float:
+    raw = env.get(name, "").strip().lower().removesuffix("s")
+    if not raw:
+        return default
     try:
-        return Path(home, ".vault-token").read_text("utf-8").strip()
-    except OSError:
-        return ""
-
-
-def _timeout(raw: str) -> float:
-    text = raw.strip().lower().removesuffix("s")
-    try:
-        value = float(text)
+        value = float(raw)
     except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if value > 0 else DEFAULT_TIMEOUT
+        value = -1.0
+    if value < minimum:
+        problems.append(f"{name} must be a number of at least {minimum:g}, not '{env[name]}'")
+        return default
+    return value
 
 
 class HvacStore:
-    """KV v2 through hvac, over kept-alive connections (one per worker thread)."""
+    """KV v2 through hvac, over kept-alive connections (one per worker thread).
+
+    Each request is retried on 429, 5xx and refused or reset connections, VAULT_MAX_RETRIES
+    times with capped exponential backoff and full jitter; never on other 4xx answers or a
+    timeout. Every data write carries check-and-set, which makes a resent write safe. A
+    token obtained by login is renewed by logging in again when Vault starts refusing it.
+    """
 
     def __init__(self, config: VaultConfig) -> None:
-        if not config.token:
-            raise VaultPermissionDenied(
-                f"no Vault token for {config.addr}: set VAULT_TOKEN or write it to ~/.vault-token"
+        if config.problems:
+            raise VaultConfigError("; ".join(config.problems))
+        credentials = config.credentials
+        if not credentials.token and not credentials.login:
+            raise VaultConfigError(
+                f"no Vault token for {config.addr}: set VAULT_TOKEN, write ~/.vault-token, "
+                f"or choose a login with {vault_auth.METHOD_ENV}"
             )
         import hvac
 
         from secret_contract.vault_http import KeepAliveSession
 
         self.config = config
-        self._session = KeepAliveSession()
+        self._session = KeepAliveSession(tls_server_name=config.tls_server_name)
         cert = (config.client_cert, config.client_key) if config.client_cert else None
         self._hvac = hvac.Client(
             url=config.addr,
-            token=config.token,
+            token=credentials.token,
             namespace=config.namespace,
             verify=config.verify,
             cert=cert,
@@ -122,14 +154,14 @@ class HvacStore:
         )
         self._checked_mounts: set[str] = set()
         self._lock = threading.Lock()
+        self._login_generation = 0
+        if credentials.login:
+            self._login()
 
     @property
     def request_counts(self) -> dict[str, int]:
         """HTTP requests made so far, by method."""
         return dict(self._session.counts)
-
-    def _client(self) -> Any:
-        return self._hvac
 
     def check_mount(self, mount: str) -> None:
         """Refuse a mount that is missing or not KV version 2 (a v1 mount would take
@@ -137,8 +169,10 @@ class HvacStore:
         with self._lock:
             if mount in self._checked_mounts:
                 return
-        with self._translate("look up the mount", mount, ""):
-            info = self._client().adapter.get(f"/v1/sys/internal/ui/mounts/{mount}")["data"]
+        info = self._call(
+            "look up the mount", mount, "", lambda c: c.adapter.get(f"/v1/sys/internal/ui/mounts/{mount}")
+        )
+        info = info["data"]
         found = str(info.get("path", "")).rstrip("/")
         version = str((info.get("options") or {}).get("version", "1"))
         if info.get("type") not in ("kv", "generic") or found != mount:
@@ -152,10 +186,12 @@ class HvacStore:
 
     def read(self, mount: str, path: str) -> Current | None:
         try:
-            with self._translate("read", mount, path):
-                body = self._client().secrets.kv.v2.read_secret_version(
-                    path, mount_point=mount, raise_on_deleted_version=True
-                )
+            body = self._call(
+                "read",
+                mount,
+                path,
+                lambda c: c.secrets.kv.v2.read_secret_version(path, mount_point=mount, raise_on_deleted_version=True),
+            )
         except _NotFound as missing:
             meta = (missing.body.get("data") or {}).get("metadata") if isinstance(missing.body, dict) else None
             if not meta:
@@ -166,38 +202,46 @@ class HvacStore:
         return Current(data=data, version=int(meta["version"]), custom_metadata=_custom(meta))
 
     def write(self, mount: str, path: str, data: Mapping[str, object], cas: int) -> int:
-        with self._translate("write", mount, path, cas=cas):
-            body = self._client().secrets.kv.v2.create_or_update_secret(
-                path, secret=dict(data), cas=cas, mount_point=mount
-            )
+        body = self._call(
+            "write",
+            mount,
+            path,
+            lambda c: c.secrets.kv.v2.create_or_update_secret(path, secret=dict(data), cas=cas, mount_point=mount),
+            cas=cas,
+        )
         return int(body["data"]["version"])
 
     def set_metadata(self, mount: str, path: str, custom_metadata: Mapping[str, str]) -> None:
         """Merge keys into custom_metadata (HTTP PATCH), leaving the others and the
         version settings as they are (a POST would replace them)."""
-        with self._translate("write metadata of", mount, path):
-            self._client().adapter.request(
+        self._call(
+            "write metadata of",
+            mount,
+            path,
+            lambda c: c.adapter.request(
                 "PATCH",
                 f"/v1/{mount}/metadata/{path}",
                 json={"custom_metadata": dict(custom_metadata)},
                 headers={"Content-Type": "application/merge-patch+json"},
-            )
+            ),
+        )
 
     def read_metadata(self, mount: str, path: str) -> dict[str, Any] | None:
         try:
-            with self._translate("read metadata of", mount, path):
-                return self._client().secrets.kv.v2.read_secret_metadata(path, mount_point=mount)["data"]
+            body = self._call(
+                "read metadata of", mount, path, lambda c: c.secrets.kv.v2.read_secret_metadata(path, mount_point=mount)
+            )
         except _NotFound:
             return None
+        return dict(body["data"])
 
     def list(self, mount: str, prefix: str = "") -> Iterator[str]:
         """Every secret path under `prefix`, depth first, in Vault's (sorted) order."""
         try:
-            with self._translate("list", mount, prefix):
-                keys = self._client().secrets.kv.v2.list_secrets(prefix, mount_point=mount)["data"]["keys"]
+            body = self._call("list", mount, prefix, lambda c: c.secrets.kv.v2.list_secrets(prefix, mount_point=mount))
         except _NotFound:
             return
-        for key in keys:
+        for key in body["data"]["keys"]:
             child = f"{prefix.rstrip('/')}/{key}".lstrip("/") if prefix else key
             if key.endswith("/"):
                 yield from self.list(mount, child)
@@ -205,8 +249,48 @@ class HvacStore:
                 yield child
 
     def delete(self, mount: str, path: str) -> None:
-        with self._translate("delete", mount, path):
-            self._client().secrets.kv.v2.delete_metadata_and_all_versions(path, mount_point=mount)
+        self._call(
+            "delete", mount, path, lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(path, mount_point=mount)
+        )
+
+    def _call(self, op: str, mount: str, path: str, request: Callable[[Any], T], cas: int | None = None) -> T:
+        """One Vault request, retried as the class docstring says."""
+        relogged = False
+        for attempt in range(self.config.max_retries + 1):
+            generation = self._login_generation
+            try:
+                with self._translate(op, mount, path, cas):
+                    return request(self._hvac)
+            except VaultPermissionDenied:
+                if self.config.credentials.login is None or relogged:
+                    raise
+                self._login(after=generation)  # the login token may have expired
+                relogged = True
+            except _Retryable as exc:
+                if attempt == self.config.max_retries:
+                    raise exc.error from None
+                time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def _login(self, after: int | None = None) -> None:
+        """Log in with the configured method; concurrent callers log in once."""
+        login = self.config.credentials.login
+        assert login is not None
+        with self._lock:
+            if after is not None and self._login_generation != after:
+                return  # another thread already renewed the token
+            try:
+                with self._translate(f"log in ({login.describe()}) for", "auth", login.mount):
+                    response = self._hvac.adapter.post(login.path, json=dict(login.body))
+            except _Retryable as exc:
+                raise exc.error from None
+            except _NotFound:
+                raise VaultConfigError(
+                    f"{self.config.addr}: no {login.method} auth method at auth/{login.mount} "
+                    f"(set {vault_auth.MOUNT_ENV} to its mount path)"
+                ) from None
+            self._hvac.token = response["auth"]["client_token"]
+            self._login_generation += 1
 
     @contextmanager
     def _translate(self, op: str, mount: str, path: str, cas: int | None = None) -> Iterator[None]:
@@ -221,7 +305,8 @@ class HvacStore:
             raise _NotFound(getattr(exc, "json", None)) from None
         except hx.Forbidden:
             raise VaultPermissionDenied(
-                f"{addr}: permission denied to {op} {where}: the token's policy lacks the capability"
+                f"{addr}: permission denied to {op} {where}: the token's policy lacks the capability, "
+                "or the token expired"
             ) from None
         except hx.Unauthorized:
             raise VaultPermissionDenied(
@@ -233,9 +318,16 @@ class HvacStore:
                 raise CasConflict(where, cas) from None
             raise VaultRequestFailed(f"{addr}: cannot {op} {where}: {reasons or 'bad request'}") from None
         except (hx.VaultDown, hx.VaultNotInitialized) as exc:
-            raise VaultUnavailable(f"{addr}: Vault is sealed or not initialized ({type(exc).__name__})") from None
-        except (hx.InternalServerError, hx.BadGateway, hx.RateLimitExceeded, hx.UnexpectedError) as exc:
-            raise VaultUnavailable(f"{addr}: Vault failed to {op} {where} ({type(exc).__name__})") from None
+            raise _Retryable(
+                VaultUnavailable(f"{addr}: Vault is sealed or not initialized ({type(exc).__name__}) on {op} {where}")
+            ) from None
+        except (hx.InternalServerError, hx.BadGateway, hx.RateLimitExceeded) as exc:
+            status = {"InternalServerError": 500, "BadGateway": 502, "RateLimitExceeded": 429}[type(exc).__name__]
+            raise _Retryable(VaultUnavailable(f"{addr}: HTTP {status} from Vault on {op} {where}")) from None
+        except hx.UnexpectedError as exc:
+            raise _Retryable(
+                VaultUnavailable(f"{addr}: unexpected answer from Vault on {op} {where} ({exc})")
+            ) from None
         except requests.exceptions.SSLError:
             raise VaultUnavailable(
                 f"{addr}: TLS verification failed; set VAULT_CACERT to the CA that signed Vault's certificate"
@@ -244,8 +336,8 @@ class HvacStore:
             raise VaultUnavailable(
                 f"{addr}: no answer within {self.config.timeout:g}s (VAULT_CLIENT_TIMEOUT) to {op} {where}"
             ) from None
-        except requests.exceptions.ConnectionError:
-            raise VaultUnavailable(f"{addr}: cannot connect to Vault") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise _Retryable(VaultUnavailable(f"{addr}: cannot connect to Vault ({exc})")) from None
         except hx.VaultError as exc:
             raise VaultRequestFailed(f"{addr}: cannot {op} {where} ({type(exc).__name__})") from None
 
@@ -256,6 +348,14 @@ class _NotFound(SecretContractError):
     def __init__(self, body: Any) -> None:
         super().__init__("not found")
         self.body = body
+
+
+class _Retryable(Exception):
+    """Carries the error to raise once retries are used up."""
+
+    def __init__(self, error: SecretContractError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _custom(metadata: Mapping[str, Any]) -> dict[str, str]:

@@ -52,7 +52,8 @@ class KeepAliveSession:
     cert: Any = None
     proxies: Any = None
 
-    def __init__(self) -> None:
+    def __init__(self, tls_server_name: str | None = None) -> None:
+        self.tls_server_name = tls_server_name
         self._local = threading.local()
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -124,7 +125,9 @@ class KeepAliveSession:
         if conn is None:
             scheme, netloc = key
             if scheme == "https":
-                conn = http.client.HTTPSConnection(netloc, timeout=timeout, context=_tls_context(verify, cert))
+                conn = _HTTPSConnection(
+                    netloc, timeout=timeout, context=_tls_context(verify, cert), server_name=self.tls_server_name
+                )
             else:
                 conn = http.client.HTTPConnection(netloc, timeout=timeout)
             connections[key] = conn
@@ -134,6 +137,22 @@ class KeepAliveSession:
         conn = self._local.__dict__.get("connections", {}).pop(key, None)
         if conn is not None:
             conn.close()
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that can verify the certificate for another name than the one it
+    dials (VAULT_TLS_SERVER_NAME)."""
+
+    def __init__(self, netloc: str, *, timeout: float | None, context: ssl.SSLContext, server_name: str | None) -> None:
+        super().__init__(netloc, timeout=timeout, context=context)
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        if not self._server_name:
+            super().connect()
+            return
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name)  # type: ignore[attr-defined]
 
 
 class _Headers(dict[str, str]):

@@ -21,11 +21,11 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
     pass
 
 
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)\Z")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)\Z")
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
 _FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"
 )
 _CORE_PATTERNS = (_NULL, _BOOL, _INT, _FLOAT)
 _TAG = "tag:yaml.org,2002:"
@@ -180,7 +180,7 @@ def dump_all(objs: list[Any]) -> str:
 # The emitter is written here rather than using PyYAML's representer, which costs ~20x
 # more: a build with thousands of secrets spent most of its time dumping. Output is plain
 # block YAML that PyYAML, kyaml and go-yaml read back to the same data (tested).
-_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./@:+=,()-]*(?: [A-Za-z0-9_./@:+=,()-]+)*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./@:+=,()-]*(?: [A-Za-z0-9_./@:+=,()-]+)*\Z")
 _RESOLVER = yaml.resolver.Resolver()
 
 
