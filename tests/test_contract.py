@@ -76,6 +76,7 @@ def test_valid_contract_loads() -> None:
         (["spec", "secrets", 0, "data", 1, "lenght"], 24, ("spec.secrets[0].data[1].lenght", "schema")),
         (["spec", "vault"], {"mount": "../sys"}, ("spec.vault.mount", "vault-mount")),
         (["spec", "vault"], {"layout": "flat"}, ("spec.vault.layout", "schema")),
+        (["spec", "vault"], {"prefix": "a/../b"}, ("spec.vault.prefix", "vault-mount")),
         (["spec", "externalSecret"], {"refreshInterval": "hourly"}, ("spec.externalSecret.refreshInterval", "schema")),
     ],
 )

@@ -121,3 +121,12 @@ def test_settings_from_env_are_validated() -> None:
 def test_kpt_configmap_settings_apply_and_env_wins() -> None:
     defaults, _ = settings.load({"SECRET_CONTRACT_STORE_NAME": "env"}, {"storeName": "cfg", "refreshInterval": "5m"})
     assert (defaults.store_name, defaults.refresh_interval) == ("env", "5m")
+
+
+def test_path_prefix_from_env_or_contract() -> None:
+    es = build(load({"secrets": [SECRET]}), settings.Defaults(prefix="teams/data"))
+    assert es["spec"]["data"][0]["remoteRef"]["key"] == "teams/data/foundation/airflow/airflow/airflow-secrets"
+    es = build(load({"vault": {"prefix": "own"}, "secrets": [SECRET]}), settings.Defaults(prefix="teams/data"))
+    assert es["spec"]["data"][0]["remoteRef"]["key"] == "own/foundation/airflow/airflow/airflow-secrets"
+    _, bad = settings.load({"SECRET_CONTRACT_PATH_PREFIX": "../escape"})
+    assert bad and "SECRET_CONTRACT_PATH_PREFIX" in bad[0].message

@@ -213,8 +213,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
         declared = {t.where: t for t in pipeline.targets([p])}
         candidates = dict.fromkeys(declared)
         mount = c.vault.mount or defaults.mount
-        if (c.vault.layout or defaults.layout) == "stack":
-            candidates.update(dict.fromkeys(f"{mount}/{p}" for p in store.list(mount, f"{c.stack}/")))
+        folder = settings.stack_folder(c, defaults)
+        if folder:
+            candidates.update(dict.fromkeys(f"{mount}/{p}" for p in store.list(mount, folder)))
         for where in candidates:
             path = where.removeprefix(f"{mount}/")
             meta = store.read_metadata(mount, path)
@@ -244,14 +245,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     mount = args.mount or defaults.mount
     store = HvacStore(_vault_config())
     store.check_mount(mount)
-    prefix = f"{args.stack}/" if args.stack and defaults.layout == "stack" else ""
+    base = f"{defaults.prefix}/" if defaults.prefix else ""
+    prefix = f"{base}{args.stack}/" if args.stack and defaults.layout == "stack" else base
     paths = list(store.list(mount, prefix))
     currents = sync.parallel(lambda p: store.read(mount, p), paths)
     rows = []
     for path, cur in zip(paths, currents, strict=True):
         if cur is None:
             continue
-        if args.stack and prefix == "" and cur.owner != args.stack:
+        if args.stack and defaults.layout != "stack" and cur.owner != args.stack:
             continue  # the namespace layout has no stack prefix: filter by owner
         keys = ", ".join(sorted(cur.data)) or "(deleted)"
         rows.append((f"{mount}/{path}", f"v{cur.version}", cur.owner or "-", keys))

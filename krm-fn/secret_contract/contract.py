@@ -45,6 +45,7 @@ class ExternalSecretSettings:
 class VaultSettings:
     mount: str | None = None
     layout: str | None = None
+    prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _build(obj: dict[str, Any], resource: ResourceRef, file: FileRef | None) -> 
         resource=resource,
         file=file,
         external_secret=_external_secret_settings(spec.get("externalSecret") or {}),
-        vault=VaultSettings(mount=vault.get("mount"), layout=vault.get("layout")),
+        vault=VaultSettings(mount=vault.get("mount"), layout=vault.get("layout"), prefix=vault.get("prefix")),
     )
 
 

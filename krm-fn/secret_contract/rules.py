@@ -228,12 +228,16 @@ def generator(obj: dict[str, Any]) -> Iterator[Result]:
 
 @rule("vault-mount")
 def vault_mount(obj: dict[str, Any]) -> Iterator[Result]:
-    """spec.vault.mount is a Vault mount path: segments of letters, digits, '_', '-', '.'.
+    """spec.vault.mount and spec.vault.prefix are Vault paths: segments of letters, digits,
+    '_', '-', '.', joined by '/'.
 
-    PASS: `mount: secret`, `mount: kv/platform`    FAIL: `mount: ../sys`, `mount: /secret`
+    PASS: `mount: secret`, `mount: kv/platform`, `prefix: teams/data`    FAIL: `mount: ../sys`, `prefix: /abs`
     """
     spec = obj.get("spec")
     vault = spec.get("vault") if isinstance(spec, dict) else None
-    mount = vault.get("mount") if isinstance(vault, dict) else None
-    if isinstance(mount, str) and not is_mount(mount):
-        yield error(f"'{mount}' is not a valid KV mount path", "spec.vault.mount")
+    if not isinstance(vault, dict):
+        return
+    for field in ("mount", "prefix"):
+        value = vault.get(field)
+        if isinstance(value, str) and not is_mount(value):
+            yield error(f"'{value}' is not a safe Vault path", f"spec.vault.{field}")

@@ -44,6 +44,7 @@ SOURCES = (
     Source("store_kind", "SECRET_CONTRACT_STORE_KIND", "storeKind", ("externalSecret", "secretStoreRef", "kind")),
     Source("mount", "SECRET_CONTRACT_VAULT_MOUNT", "vaultMount", ("vault", "mount")),
     Source("layout", "SECRET_CONTRACT_PATH_LAYOUT", "pathLayout", ("vault", "layout")),
+    Source("prefix", "SECRET_CONTRACT_PATH_PREFIX", "pathPrefix", ("vault", "prefix")),
 )
 STRICT_ENV = "SECRET_CONTRACT_STRICT"
 STRICT_CONFIG_KEY = "strict"
@@ -59,6 +60,7 @@ class Defaults:
     store_kind: str = DEFAULT_STORE_KIND
     mount: str = DEFAULT_MOUNT
     layout: str = DEFAULT_LAYOUT
+    prefix: str = ""
     strict: bool = False
 
 
@@ -111,9 +113,9 @@ def flag(env: Mapping[str, str], name: str) -> bool:
 
 
 def _check(src: Source, value: str, origin: str) -> list[Result]:
-    if src.attr == "mount":
+    if src.attr in ("mount", "prefix"):
         ok = rules.is_mount(value)
-        return [] if ok else [error(f"{origin}: '{value}' is not a valid KV mount path", rule="settings")]
+        return [] if ok else [error(f"{origin}: '{value}' is not a safe Vault path", rule="settings")]
     fragment: dict[str, Any] = {}
     node = fragment
     for part in src.fragment[1:-1]:
@@ -125,11 +127,18 @@ def _check(src: Source, value: str, origin: str) -> list[Result]:
     ]
 
 
-def vault_key(layout: str, stack: str, namespace: str, name: str) -> str:
+def vault_key(layout: str, stack: str, namespace: str, name: str, prefix: str = "") -> str:
     """The path of a secret inside its mount."""
-    if layout == "namespace":
-        return f"{namespace}/{name}"
-    return f"{stack}/{namespace}/{name}"
+    key = f"{namespace}/{name}" if layout == "namespace" else f"{stack}/{namespace}/{name}"
+    return f"{prefix}/{key}" if prefix else key
+
+
+def stack_folder(c: Contract, defaults: Defaults) -> str | None:
+    """The folder inside the mount that holds only this stack's secrets (stack layout)."""
+    if (c.vault.layout or defaults.layout) != "stack":
+        return None
+    prefix = c.vault.prefix if c.vault.prefix is not None else defaults.prefix
+    return f"{prefix}/{c.stack}/" if prefix else f"{c.stack}/"
 
 
 def resolve(c: Contract, secret: Secret, defaults: Defaults) -> Resolved:
@@ -145,7 +154,13 @@ def resolve(c: Contract, secret: Secret, defaults: Defaults) -> Resolved:
         store_name=pick("store_name", defaults.store_name),
         store_kind=pick("store_kind", defaults.store_kind),
         mount=c.vault.mount or defaults.mount,
-        key=vault_key(c.vault.layout or defaults.layout, c.stack, secret.namespace, secret.name),
+        key=vault_key(
+            c.vault.layout or defaults.layout,
+            c.stack,
+            secret.namespace,
+            secret.name,
+            c.vault.prefix if c.vault.prefix is not None else defaults.prefix,
+        ),
         template_type=next((layer.template_type for layer in layers if layer.template_type), None),
         template_labels=_merge(layers, "template_labels"),
         template_annotations=_merge(layers, "template_annotations"),

@@ -284,10 +284,11 @@ class HvacStore:
                     response = self._hvac.adapter.post(login.path, json=dict(login.body))
             except _Retryable as exc:
                 raise exc.error from None
-            except _NotFound:
-                raise VaultConfigError(
-                    f"{self.config.addr}: no {login.method} auth method at auth/{login.mount} "
-                    f"(set {vault_auth.MOUNT_ENV} to its mount path)"
+            except (_NotFound, VaultPermissionDenied):
+                # Vault answers 403 both for refused credentials and for a path with no auth method.
+                raise VaultPermissionDenied(
+                    f"{self.config.addr}: {login.describe()} was refused: wrong credentials or role, or no "
+                    f"{login.method} auth method at auth/{login.mount} (see {vault_auth.MOUNT_ENV})"
                 ) from None
             self._hvac.token = response["auth"]["client_token"]
             self._login_generation += 1

@@ -1,0 +1,387 @@
+"""Authentication methods and connection options, each against the real OpenBao server."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import hvac
+import pytest
+
+from conftest import Vault, assert_no_leak, secret_contract
+from faults import fault_proxy, silent_server
+from openbao_server import bao_binary, free_port
+from secret_contract import vault_auth
+from secret_contract.vault import HvacStore, VaultConfig
+from test_krm import CONTRACT, generator_input
+
+pytestmark = pytest.mark.vault
+PATH = "demo/demo/db"
+
+
+def policy_for(vault: Vault, name: str) -> str:
+    vault.client.sys.create_or_update_policy(
+        name,
+        f'path "{vault.mount}/data/*" {{ capabilities = ["create", "read", "update"] }}\n'
+        f'path "{vault.mount}/metadata/*" {{ capabilities = ["read", "update", "patch", "list"] }}\n',
+    )
+    return name
+
+
+def base_env(vault: Vault) -> dict[str, str]:
+    """Address and mount, no token: the login must provide it."""
+    return {"VAULT_ADDR": vault.server.addr, "SECRET_CONTRACT_VAULT_MOUNT": vault.mount, "SECRET_CONTRACT_STRICT": "1"}
+
+
+def build(env: dict[str, str]) -> tuple[int, str]:
+    ran = secret_contract(stdin=generator_input(CONTRACT), env=env)
+    return ran.returncode, ran.stdout + ran.stderr
+
+
+@pytest.fixture
+def approle(vault: Vault) -> tuple[str, str, str]:
+    mount = "ci-approle-" + vault.mount
+    vault.client.sys.enable_auth_method("approle", path=mount)
+    vault.client.auth.approle.create_or_update_approle(
+        "builder", token_policies=[policy_for(vault, "writer-" + vault.mount)], mount_point=mount
+    )
+    role_id = vault.client.auth.approle.read_role_id("builder", mount_point=mount)["data"]["role_id"]
+    secret_id = vault.client.auth.approle.generate_secret_id("builder", mount_point=mount)["data"]["secret_id"]
+    return mount, role_id, secret_id
+
+
+def test_approle_from_env_and_from_files(vault: Vault, approle: tuple[str, str, str], tmp_path: Path) -> None:
+    mount, role_id, secret_id = approle
+    env = {
+        **base_env(vault),
+        "SECRET_CONTRACT_AUTH_METHOD": "approle",
+        "SECRET_CONTRACT_AUTH_MOUNT": mount,
+        "SECRET_CONTRACT_AUTH_ROLE_ID": role_id,
+        "SECRET_CONTRACT_AUTH_SECRET_ID": secret_id,
+    }
+    rc, out = build(env)
+    assert rc == 0, out
+    assert vault.read(PATH) is not None
+    (tmp_path / "role-id").write_text(role_id)
+    (tmp_path / "secret-id").write_text(secret_id + "\n")
+    files = {k: v for k, v in env.items() if not k.endswith(("_ROLE_ID", "_SECRET_ID"))}
+    files |= {
+        "SECRET_CONTRACT_AUTH_ROLE_ID_FILE": str(tmp_path / "role-id"),
+        "SECRET_CONTRACT_AUTH_SECRET_ID_FILE": str(tmp_path / "secret-id"),
+    }
+    rc, out2 = build(files)
+    assert rc == 0, out2
+    assert_no_leak([out, out2], [secret_id, *vault.values()], ("demo",))
+
+
+def test_half_given_or_contradictory_login_is_a_clear_error(vault: Vault, tmp_path: Path) -> None:
+    env = {**base_env(vault), "SECRET_CONTRACT_AUTH_METHOD": "approle", "SECRET_CONTRACT_AUTH_ROLE_ID": "r"}
+    rc, out = build(env)
+    assert (
+        rc == 1 and "approle login needs SECRET_CONTRACT_AUTH_SECRET_ID (or SECRET_CONTRACT_AUTH_SECRET_ID_FILE)" in out
+    )
+    both = {**env, "SECRET_CONTRACT_AUTH_SECRET_ID": "s", "SECRET_CONTRACT_AUTH_SECRET_ID_FILE": str(tmp_path / "x")}
+    assert "set either SECRET_CONTRACT_AUTH_SECRET_ID or SECRET_CONTRACT_AUTH_SECRET_ID_FILE" in build(both)[1]
+    rc, out = build({**base_env(vault), "SECRET_CONTRACT_AUTH_METHOD": "ldap"})
+    assert rc == 1 and "SECRET_CONTRACT_AUTH_METHOD must be one of" in out
+    missing = {**base_env(vault), "SECRET_CONTRACT_TOKEN_FILE": str(tmp_path / "absent")}
+    rc, out = build(missing)
+    assert rc == 1 and "SECRET_CONTRACT_TOKEN_FILE: cannot read" in out
+    # Misconfiguration is an error even when Vault problems would only warn.
+    rc, out = build({**env, "SECRET_CONTRACT_STRICT": "false"})
+    assert rc == 1 and "Vault configuration" in out
+    assert vault.paths() == []
+
+
+def test_wrong_secret_id_and_wrong_mount_say_so(vault: Vault, approle: tuple[str, str, str]) -> None:
+    mount, role_id, _ = approle
+    env = {
+        **base_env(vault),
+        "SECRET_CONTRACT_AUTH_METHOD": "approle",
+        "SECRET_CONTRACT_AUTH_MOUNT": mount,
+        "SECRET_CONTRACT_AUTH_ROLE_ID": role_id,
+        "SECRET_CONTRACT_AUTH_SECRET_ID": "00000000-0000-0000-0000-000000000000",
+    }
+    rc, out = build(env)
+    assert rc == 1 and f"approle login at auth/{mount}" in out
+    rc, out = build({**env, "SECRET_CONTRACT_AUTH_MOUNT": "nowhere"})
+    assert rc == 1 and "approle login at auth/nowhere was refused" in out
+
+
+def sign_jwt(key: Path, claims: dict[str, object]) -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+    signature = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-sign", str(key)], input=head.encode(), capture_output=True, check=True
+    ).stdout
+    return head + "." + b64(signature)
+
+
+def test_jwt_login_with_a_ci_id_token(vault: Vault, tmp_path: Path) -> None:
+    if not shutil.which("openssl"):
+        pytest.fail("openssl is needed to make the test's key pair")
+    key, pub = tmp_path / "key.pem", tmp_path / "pub.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True)
+    mount = "ci-jwt-" + vault.mount
+    vault.client.sys.enable_auth_method("jwt", path=mount)
+    vault.client.auth.jwt.configure(jwt_validation_pubkeys=[pub.read_text()], path=mount)
+    vault.client.auth.jwt.create_role(
+        "pipeline",
+        role_type="jwt",
+        bound_audiences=["secret-contract"],
+        user_claim="sub",
+        token_policies=[policy_for(vault, "jwt-" + vault.mount)],
+        allowed_redirect_uris=[],
+        path=mount,
+    )
+    now = int(time.time())
+    token = sign_jwt(key, {"sub": "ci-job", "aud": "secret-contract", "iat": now, "nbf": now, "exp": now + 300})
+    (tmp_path / "id-token").write_text(token)
+    env = {
+        **base_env(vault),
+        "SECRET_CONTRACT_AUTH_METHOD": "jwt",
+        "SECRET_CONTRACT_AUTH_MOUNT": mount,
+        "SECRET_CONTRACT_AUTH_ROLE": "pipeline",
+        "SECRET_CONTRACT_AUTH_JWT_FILE": str(tmp_path / "id-token"),
+    }
+    rc, out = build(env)
+    assert rc == 0, out
+    assert vault.read(PATH) is not None
+    assert token not in out
+    forged = sign_jwt(key, {"sub": "x", "aud": "someone-else", "iat": now, "nbf": now, "exp": now + 300})
+    rc, out = build({**env, "SECRET_CONTRACT_AUTH_JWT_FILE": "", "SECRET_CONTRACT_AUTH_JWT": forged})
+    assert rc == 1 and f"jwt login at auth/{mount}" in out and forged not in out
+
+
+def test_userpass_login(vault: Vault) -> None:
+    mount = "people-" + vault.mount
+    vault.client.sys.enable_auth_method("userpass", path=mount)
+    vault.client.auth.userpass.create_or_update_user(
+        "deployer", "correct-horse-battery", policies=[policy_for(vault, "up-" + vault.mount)], mount_point=mount
+    )
+    env = {
+        **base_env(vault),
+        "SECRET_CONTRACT_AUTH_METHOD": "userpass",
+        "SECRET_CONTRACT_AUTH_MOUNT": mount,
+        "SECRET_CONTRACT_AUTH_USERNAME": "deployer",
+        "SECRET_CONTRACT_AUTH_PASSWORD": "correct-horse-battery",
+    }
+    rc, out = build(env)
+    assert rc == 0, out
+    assert "correct-horse-battery" not in out and vault.read(PATH) is not None
+
+
+def test_kubernetes_login_request(vault: Vault, tmp_path: Path) -> None:
+    """No Kubernetes API here to review tokens: the login reaches OpenBao's kubernetes
+    backend with the role and service account token, which fails at the review."""
+    creds = vault_auth.from_env(
+        {
+            "SECRET_CONTRACT_AUTH_METHOD": "kubernetes",
+            "SECRET_CONTRACT_AUTH_ROLE": "app",
+            "SECRET_CONTRACT_AUTH_JWT": "sa",
+        }
+    )
+    assert creds.login is not None
+    assert (creds.login.path, dict(creds.login.body)) == ("/v1/auth/kubernetes/login", {"role": "app", "jwt": "sa"})
+    default = vault_auth.from_env({"SECRET_CONTRACT_AUTH_METHOD": "kubernetes", "SECRET_CONTRACT_AUTH_ROLE": "app"})
+    assert default.problems and vault_auth.SERVICE_ACCOUNT_TOKEN in default.problems[0]
+
+    mount = "k8s-" + vault.mount
+    vault.client.sys.enable_auth_method("kubernetes", path=mount)
+    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.crt"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kube-ca"),
+            *("-keyout", str(ca_key), "-out", str(ca_cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    vault.client.write(
+        f"auth/{mount}/config",
+        kubernetes_host=f"https://127.0.0.1:{free_port()}",
+        kubernetes_ca_cert=ca_cert.read_text(),
+        disable_local_ca_jwt=True,
+    )
+    vault.client.write(
+        f"auth/{mount}/role/app",
+        bound_service_account_names=["builder"],
+        bound_service_account_namespaces=["ci"],
+        token_policies=["default"],
+    )
+    (tmp_path / "token").write_text("header.payload.signature")
+    env = {
+        **base_env(vault),
+        "SECRET_CONTRACT_AUTH_METHOD": "kubernetes",
+        "SECRET_CONTRACT_AUTH_MOUNT": mount,
+        "SECRET_CONTRACT_AUTH_ROLE": "app",
+        "SECRET_CONTRACT_AUTH_JWT_FILE": str(tmp_path / "token"),
+    }
+    rc, out = build(env)
+    assert rc == 1 and f"kubernetes login at auth/{mount}" in out
+
+
+def test_expired_login_token_is_renewed_by_logging_in_again(vault: Vault, approle: tuple[str, str, str]) -> None:
+    mount, role_id, secret_id = approle
+    env = {
+        **base_env(vault),
+        "SECRET_CONTRACT_AUTH_METHOD": "approle",
+        "SECRET_CONTRACT_AUTH_MOUNT": mount,
+        "SECRET_CONTRACT_AUTH_ROLE_ID": role_id,
+        "SECRET_CONTRACT_AUTH_SECRET_ID": secret_id,
+    }
+    config = VaultConfig.from_env(env)
+    assert config is not None
+    store = HvacStore(config)
+    store.check_mount(vault.mount)
+    first_token = store._hvac.token
+    vault.client.auth.token.revoke(first_token)  # as if it expired mid-run
+    assert store.read(vault.mount, "nothing/here") is None
+    assert store._hvac.token != first_token
+
+
+def test_token_precedence_env_then_named_file_then_home(vault: Vault, tmp_path: Path) -> None:
+    named = tmp_path / "mounted-token"
+    named.write_text(vault.server.token)
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / ".vault-token").write_text("bad-home-token")
+    env = {**base_env(vault), "HOME": str(home)}
+    assert build(env)[0] == 1  # ~/.vault-token holds a bad token
+    assert build({**env, "SECRET_CONTRACT_TOKEN_FILE": str(named)})[0] == 0
+    assert build({**env, "SECRET_CONTRACT_TOKEN_FILE": str(named), "VAULT_TOKEN": "bad-env-token"})[0] == 1
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    certs = tmp_path_factory.mktemp("tls")
+    port, token = free_port(), "root-tls"
+    proc = subprocess.Popen(
+        [
+            bao_binary(),
+            "server",
+            "-dev",
+            "-dev-tls",
+            f"-dev-tls-cert-dir={certs}",
+            f"-dev-root-token-id={token}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        stdout=(certs / "log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    ca = certs / "vault-ca.pem"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ca.exists():
+            client = hvac.Client(url=f"https://127.0.0.1:{port}", token=token, verify=str(ca))
+            with contextlib.suppress(Exception):  # still starting
+                client.sys.read_health_status()
+                break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the TLS OpenBao server did not start")
+    yield port, token, ca
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_tls_verification_with_the_ca_and_without_it(tls_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port, token, ca = tls_server
+    env = {"VAULT_ADDR": f"https://127.0.0.1:{port}", "VAULT_TOKEN": token, "SECRET_CONTRACT_STRICT": "1"}
+    rc, out = build({**env, "VAULT_CACERT": str(ca)})
+    assert rc == 0, out
+    rc, out = build(env)
+    assert rc == 1 and "TLS verification failed; set VAULT_CACERT" in out
+    rc, out = build({**env, "VAULT_SKIP_VERIFY": "true"})
+    assert rc == 0 and "[warning] VAULT_SKIP_VERIFY is set" in out
+    capath = tmp_path / "cas"
+    capath.mkdir()
+    digest = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(ca)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    shutil.copy(ca, capath / f"{digest}.0")
+    assert build({**env, "VAULT_CAPATH": str(capath)})[0] == 0
+
+
+def test_tls_server_name(tls_server) -> None:  # type: ignore[no-untyped-def]
+    port, token, ca = tls_server
+    env = {
+        "VAULT_ADDR": f"https://127.0.0.1:{port}",
+        "VAULT_TOKEN": token,
+        "VAULT_CACERT": str(ca),
+        "SECRET_CONTRACT_STRICT": "1",
+    }
+    assert build({**env, "VAULT_TLS_SERVER_NAME": "localhost"})[0] == 0
+    rc, out = build({**env, "VAULT_TLS_SERVER_NAME": "vault.elsewhere.example"})
+    assert rc == 1 and "TLS verification failed" in out
+
+
+def test_vault_namespace(vault: Vault) -> None:
+    namespace = "team-" + vault.mount
+    vault.client.sys.create_namespace(namespace)
+    inside = hvac.Client(url=vault.server.addr, token=vault.server.token, namespace=namespace)
+    inside.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+    env = {
+        "VAULT_ADDR": vault.server.addr,
+        "VAULT_TOKEN": vault.server.token,
+        "VAULT_NAMESPACE": namespace,
+        "SECRET_CONTRACT_STRICT": "1",
+    }
+    rc, out = build(env)
+    assert rc == 0, out
+    stored = inside.secrets.kv.v2.read_secret_version(PATH, mount_point="secret", raise_on_deleted_version=True)
+    assert stored["data"]["data"]["user"] == "admin"
+    assert vault.paths() == []
+
+
+def test_path_prefix_places_secrets_and_references(vault: Vault) -> None:
+    ran = secret_contract(
+        stdin=generator_input(CONTRACT), env={**vault.env, "SECRET_CONTRACT_PATH_PREFIX": "platform/apps"}
+    )
+    assert ran.returncode == 0
+    assert vault.read("platform/apps/demo/demo/db") is not None
+    assert "key: platform/apps/demo/demo/db" in ran.stdout
+
+
+def test_silent_server_times_out_naming_the_address(vault: Vault) -> None:
+    with silent_server() as addr:
+        start = time.monotonic()
+        rc, out = build(
+            {"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "VAULT_CLIENT_TIMEOUT": "1", "SECRET_CONTRACT_STRICT": "1"}
+        )
+        elapsed = time.monotonic() - start
+    assert rc == 1 and f"{addr}: no answer within 1s (VAULT_CLIENT_TIMEOUT)" in out
+    assert elapsed < 10
+
+
+def test_throttling_and_server_errors_are_retried_then_reported(vault: Vault) -> None:
+    # The first two requests are refused with 429 and 502; the retries get through.
+    with fault_proxy(vault.server.addr, lambda n, _m, _p: {1: 429, 2: 502}.get(n)) as proxy:
+        rc, out = build({**vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "1"})
+        assert rc == 0, out
+        assert proxy.statuses()[:3] == [429, 502, 0]
+    assert vault.read(PATH) is not None
+    # Every write answered 500: retried VAULT_MAX_RETRIES times, then the path and status are named.
+    with fault_proxy(vault.server.addr, lambda _n, m, _p: 500 if m == "POST" else None) as proxy:
+        env = {**vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "1", "VAULT_MAX_RETRIES": "3"}
+        other = secret_contract(stdin=generator_input({**CONTRACT, "metadata": {"name": "other"}}), env=env)
+        assert other.returncode == 1
+        assert f"HTTP 500 from Vault on write {vault.mount}/other/demo/db" in other.stderr
+        assert [s for m, _, s in proxy.seen if m == "POST"] == [500, 500, 500, 500]
+    assert vault.read("other/demo/db") is None
+
+
+def test_client_errors_are_not_retried(vault: Vault) -> None:
+    with fault_proxy(vault.server.addr, lambda _n, m, _p: 400 if m == "POST" else None) as proxy:
+        rc, out = build({**vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "1"})
+        assert rc == 1 and "injected" in out
+        assert [m for m, _, _ in proxy.seen].count("POST") == 1
