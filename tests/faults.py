@@ -7,13 +7,17 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-# (request number from 1, method, path) -> status to answer instead of forwarding, or None
-Rule = Callable[[int, str, str], int | None]
+DROP = -1  # close the connection without answering (a reset, as when Vault goes away)
+
+# (request number from 1, method, path) -> a status to answer instead of forwarding, DROP,
+# a float (seconds to wait before forwarding), or None to forward at once.
+Rule = Callable[[int, str, str], int | float | None]
 
 
 class FaultProxy:
@@ -35,7 +39,14 @@ class FaultProxy:
                 with proxy._lock:
                     number = len(proxy.seen) + 1
                     status = proxy.rule(number, self.command, self.path)
-                    proxy.seen.append((self.command, self.path, status or 0))
+                    proxy.seen.append((self.command, self.path, status if isinstance(status, int) else 0))
+                if status == DROP:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if isinstance(status, float):
+                    time.sleep(status)
+                    status = None
                 if status:
                     payload = b'{"errors":["injected"]}'
                     self.send_response(status)

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from secret_contract import __version__, krm, pipeline, plan, plugin, settings, sync, yaml_codec
 from secret_contract.errors import InvalidInput, SecretContractError
@@ -51,17 +51,17 @@ def _dispatch(args: list[str]) -> int:
         if sys.stdin.isatty():
             _parser().print_help(sys.stderr)
             return EXIT_USAGE
-        return run_krm(sys.stdin, sys.stdout, os.environ)
+        return run_krm(sys.stdin.buffer, sys.stdout, os.environ)
     if args[0] not in COMMANDS and len(args) == 1 and os.path.isfile(args[0]):
         return run_legacy_plugin(args[0], sys.stdout, os.environ)
     parsed = _parser().parse_args(args)
     return int(parsed.handler(parsed))
 
 
-def run_krm(stdin: TextIO, stdout: TextIO, env: Mapping[str, str]) -> int:
+def run_krm(stdin: BinaryIO, stdout: TextIO, env: Mapping[str, str]) -> int:
     """KRM function mode: always write a ResourceList, exit 1 on any error result."""
     try:
-        rl = krm.parse(stdin.read())
+        rl = krm.parse(krm.decode(stdin.read()))
     except SecretContractError as exc:
         finding = error(str(exc), rule="resource-list")
         stdout.write(krm.emit(ResourceList([]), [finding]))

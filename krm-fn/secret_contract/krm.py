@@ -38,6 +38,14 @@ class ResourceList:
     api_version: str = RESOURCE_LIST_API_VERSIONS[0]
 
 
+def decode(data: bytes) -> str:
+    """stdin as text: the functions spec says UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidResourceList(f"stdin is not UTF-8 (invalid byte at offset {exc.start})") from None
+
+
 def parse(text: str) -> ResourceList:
     """Parse a ResourceList from stdin text; raise InvalidResourceList if it is not one."""
     if not text.strip():

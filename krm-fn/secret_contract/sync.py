@@ -95,6 +95,10 @@ def sync(
         report.findings.extend(conflicts)
         return report
     pending = [(t, c) for t, c in zip(targets, changes, strict=True) if c.writes_data or c.claim]
+    refused = _missing_capabilities(store, pending)
+    if refused:
+        report.findings.extend(refused)
+        return report
     applied = dict(
         zip((id(t) for t, _ in pending), parallel(lambda tc: _apply(store, *tc), pending, workers), strict=True)
     )
@@ -103,6 +107,32 @@ def sync(
         report.changes.append(final)
         report.findings.extend(_describe(target, final))
     return report
+
+
+ALLOW_ALL = {"root", "sudo"}
+
+
+def _missing_capabilities(store: SecretStore, pending: list[tuple[Target, Change]]) -> list[Result]:
+    """Check the token may make every write before making any: KV has no transactions, so
+    this is what keeps a token allowed only some of the paths from leaving half a build."""
+    needs: list[tuple[Target, str, str]] = []
+    for target, change in pending:
+        if change.writes_data:
+            needs.append(
+                (target, f"{target.mount}/data/{target.desired.path}", "create" if change.cas == 0 else "update")
+            )
+        if change.claim:
+            needs.append((target, f"{target.mount}/metadata/{target.desired.path}", "patch"))
+    if not needs:
+        return []
+    granted = store.capabilities(sorted({path for _, path, _ in needs}))
+    if granted is None:
+        return []
+    return [
+        target.finding(error, f"the token may not {capability} {path}: its policy needs '{capability}' there")
+        for target, path, capability in needs
+        if not granted.get(path, set()) & ({capability} | ALLOW_ALL)
+    ]
 
 
 def _apply(store: SecretStore, target: Target, change: Change) -> Change:

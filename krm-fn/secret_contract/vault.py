@@ -34,6 +34,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 2  # the Vault CLI's default
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
+CAPABILITY_BATCH = 500
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ class SecretStore(Protocol):
     def write(self, mount: str, path: str, data: Mapping[str, object], cas: int) -> int: ...
     def set_metadata(self, mount: str, path: str, custom_metadata: Mapping[str, str]) -> None: ...
     def read_metadata(self, mount: str, path: str) -> dict[str, Any] | None: ...
+    def capabilities(self, paths: list[str]) -> dict[str, set[str]] | None: ...
     @property
     def request_counts(self) -> dict[str, int]: ...
 
@@ -234,6 +236,25 @@ class HvacStore:
         except _NotFound:
             return None
         return dict(body["data"])
+
+    def capabilities(self, paths: list[str]) -> dict[str, set[str]] | None:
+        """The token's capabilities on each API path (`mount/data/...`), or None where the
+        token may not ask (then writes find out for themselves)."""
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(paths), CAPABILITY_BATCH):
+            batch = paths[start : start + CAPABILITY_BATCH]
+            try:
+                body = self._call(
+                    "check capabilities on",
+                    "sys",
+                    "capabilities-self",
+                    lambda c, batch=batch: c.adapter.post("/v1/sys/capabilities-self", json={"paths": batch}),
+                )
+            except (VaultPermissionDenied, VaultRequestFailed, _NotFound):
+                return None
+            data = body.get("data", body)
+            found.update({path: set(data.get(path) or []) for path in batch})
+        return found
 
     def list(self, mount: str, prefix: str = "") -> Iterator[str]:
         """Every secret path under `prefix`, depth first, in Vault's (sorted) order."""

@@ -88,10 +88,11 @@ class KeepAliveSession:
                 resp = conn.getresponse()
                 content = resp.read()
             except _STALE as exc:
-                # A kept-alive connection the server closed: reconnect once. Every data write
-                # carries check-and-set, so a request resent after all stays correct.
+                # A kept-alive connection the server closed while idle: reconnect once. Every
+                # data write carries check-and-set, so a request resent after all stays correct.
+                reused = getattr(conn, "served", False)
                 self._drop(key)
-                if attempt == 2:
+                if attempt == 2 or not reused:
                     raise requests.exceptions.ConnectionError(f"{type(exc).__name__} from {parts.netloc}") from None
                 continue
             except TimeoutError:
@@ -105,6 +106,8 @@ class KeepAliveSession:
                 raise requests.exceptions.ConnectionError(f"{exc.strerror or type(exc).__name__}") from None
             if resp.will_close:
                 self._drop(key)
+            else:
+                conn.served = True  # type: ignore[attr-defined]
             with self._lock:
                 self.counts[method] += 1
             return Response(resp.status, resp.reason, _Headers(resp.getheaders()), content, url)

@@ -104,6 +104,7 @@ def _documents(text: str) -> list[Any]:
     docs: list[Any] = []
     stack: list[_Mapping | list[Any]] = []
     anchors: dict[str, Any] = {}
+    aliased = False
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
         if kind is yaml.ScalarEvent:
@@ -114,6 +115,7 @@ def _documents(text: str) -> list[Any]:
             if event.anchor not in anchors:
                 raise yaml.composer.ComposerError(None, None, f"found undefined alias {event.anchor}", event.start_mark)
             value = anchors[event.anchor]
+            aliased = True
         elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             if event.tag not in (None, "!", _TAG + "map", _TAG + "seq"):
                 raise yaml.constructor.ConstructorError(None, None, f"unsupported tag {event.tag}", event.start_mark)
@@ -149,7 +151,43 @@ def _documents(text: str) -> list[Any]:
                     "while constructing a mapping", parent.mark, f"found duplicate key {value!r}", event.start_mark
                 )
             parent.key, parent.has_key = value, True
+    if aliased:
+        _check_expansion(docs)
     return docs
+
+
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def _check_expansion(docs: list[Any]) -> None:
+    """Refuse documents whose aliases expand past MAX_EXPANDED_NODES ("billion laughs"):
+    every later step walks the expanded tree."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in open_nodes:
+            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it", None)
+        open_nodes.add(id(node))
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_EXPANDED_NODES:
+                break
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    if sum(size(doc) for doc in docs) > MAX_EXPANDED_NODES:
+        raise yaml.composer.ComposerError(
+            None, None, f"aliases expand the document past {MAX_EXPANDED_NODES:,} nodes", None
+        )
 
 
 def load(text: str) -> Any:
