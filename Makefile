@@ -12,7 +12,7 @@ ARCH       := $(shell uname -m)
 # The image the tests build on: made locally by scripts/container-engine.sh where no registry is reachable.
 TEST_BASE_IMAGE ?= localhost/debian-python:bookworm
 
-.PHONY: help venv demo test unit lint format clean wheelhouse image engine bench
+.PHONY: help venv demo test unit lint format clean wheelhouse image engine bench render-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -51,6 +51,14 @@ image: wheelhouse ## build the container image: make image [BASE_IMAGE=...] [IMA
 bench: $(STAMP) ## measure cold start, scale (10..5,000 secrets) and the floor; writes bench/results.{md,png}
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/bench.py
+
+render-check: $(STAMP) ## what CI's render job does: every contract and overlay renders, no Vault needed
+	$(BIN)/secret-contract render $$(git ls-files '*hostk8s.secrets.yaml') > /dev/null
+	$(BIN)/secret-contract install-plugin --dir $(CURDIR)/$(VENV)/kustomize-plugins > /dev/null
+	@for overlay in $$(git ls-files '*overlays/*/kustomization.yaml' | xargs -r -n1 dirname); do \
+	  KUSTOMIZE_PLUGIN_HOME=$(CURDIR)/$(VENV)/kustomize-plugins kubectl kustomize --enable-alpha-plugins "$$overlay" > /dev/null || exit 1; \
+	  echo "rendered $$overlay"; \
+	done
 
 unit: $(STAMP) ## only the tests that need no server or external tool
 	$(BIN)/pytest -m "not vault and not kustomize and not kpt"

@@ -130,18 +130,19 @@ def _report(findings: list[Result], stream: TextIO | None = None) -> None:
         out.write(f"secret-contract: {format_line(finding)}\n")
 
 
-def _load(path: str) -> ResourceList:
-    return krm.read_files(krm.contract_files(path))
+def _load(paths: list[str]) -> ResourceList:
+    files = [file for path in paths for file in krm.contract_files(path)]
+    return krm.read_files(list(dict.fromkeys(files)))
 
 
-def _valid_contracts(path: str) -> pipeline.Outcome | None:
-    """The contract(s) at `path`, validated without touching Vault; None (reported) if invalid."""
-    outcome = pipeline.run(_load(path), os.environ, write=False)
+def _valid_contracts(paths: list[str]) -> pipeline.Outcome | None:
+    """The contracts at `paths`, validated without touching Vault; None (reported) if invalid."""
+    outcome = pipeline.run(_load(paths), os.environ, write=False)
     if outcome.failed:
         _report(outcome.findings)
         return None
     if not outcome.contracts:
-        raise InvalidInput(f"{path}: no SecretContract found")
+        raise InvalidInput(f"{' '.join(paths)}: no SecretContract found")
     return outcome
 
 
@@ -158,19 +159,19 @@ def _vault_config() -> VaultConfig:
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Write the contract's values to Vault and print its ExternalSecrets."""
-    outcome = pipeline.run(_load(args.path), os.environ, write=True, strict=True, progress=_progress())
+    outcome = pipeline.run(_load(args.paths), os.environ, write=True, strict=True, progress=_progress())
     _report(outcome.findings)
     if outcome.failed:
         return EXIT_FAILED
     if not outcome.contracts:
-        raise InvalidInput(f"{args.path}: no SecretContract found")
+        raise InvalidInput(f"{' '.join(args.paths)}: no SecretContract found")
     _print_externalsecrets(outcome)
     return EXIT_OK
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Print the ExternalSecrets without any Vault access."""
-    outcome = _valid_contracts(args.path)
+    outcome = _valid_contracts(args.paths)
     if outcome is None:
         return EXIT_FAILED
     _report(outcome.findings)
@@ -180,7 +181,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 1, naming each gap, unless Vault holds every key the contract declares."""
-    outcome = _valid_contracts(args.path)
+    outcome = _valid_contracts(args.paths)
     if outcome is None:
         return EXIT_FAILED
     targets = pipeline.targets(outcome.planned)
@@ -202,7 +203,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Delete every Vault secret this contract owns (all versions); nothing else."""
-    outcome = _valid_contracts(args.path)
+    outcome = _valid_contracts(args.paths)
     if outcome is None:
         return EXIT_FAILED
     defaults, _ = settings.load(os.environ)
@@ -281,6 +282,43 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Wire a stack to the function: the generator entry in its kustomization and, for the
+    container or exec runtime, the function annotation in its contract (comments kept)."""
+    from secret_contract import wiring
+
+    contract_path = krm.contract_files(args.path)[0]
+    folder = os.path.dirname(contract_path) or "."
+    if _valid_contracts([contract_path]) is None:
+        return EXIT_FAILED
+    if args.runtime == "exec" and not args.exec_path:
+        raise InvalidInput("--runtime exec needs --exec-path (the function's path as kustomize should run it)")
+    spec = None if args.runtime == "legacy" else wiring.function_spec(args.runtime, args.image, args.exec_path or "")
+    with open(contract_path, encoding="utf-8") as handle:
+        contract_edit = wiring.annotate_contract(handle.read(), spec)
+    kustomization = next(
+        (os.path.join(folder, name) for name in KUSTOMIZATION_FILES if os.path.isfile(os.path.join(folder, name))),
+        None,
+    )
+    existing = None
+    if kustomization:
+        with open(kustomization, encoding="utf-8") as handle:
+            existing = handle.read()
+    kustomization_edit = wiring.add_generator(existing, os.path.basename(contract_path))
+    for path, edit in (
+        (contract_path, contract_edit),
+        (kustomization or os.path.join(folder, KUSTOMIZATION_FILES[0]), kustomization_edit),
+    ):
+        if edit.changed and not args.dry_run:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(edit.text)
+        print(f"{path}: {edit.note}{' (dry run)' if edit.changed and args.dry_run else ''}", file=sys.stderr)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "add": (cmd_add, "write a contract's values to Vault and print its ExternalSecrets"),
     "remove": (cmd_remove, "delete the Vault secrets a contract owns"),
@@ -288,6 +326,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "render": (cmd_render, "print the ExternalSecrets without touching Vault"),
     "verify": (cmd_verify, "fail unless Vault holds every key a contract declares"),
     "install-plugin": (cmd_install_plugin, "install the kustomize legacy exec plugin"),
+    "init": (cmd_init, "wire a stack to the function (kustomization generator, function annotation)"),
 }
 
 
@@ -302,13 +341,30 @@ def _parser() -> argparse.ArgumentParser:
         cmd.set_defaults(handler=handler)
         if name in ("add", "remove", "render", "verify"):
             cmd.add_argument(
-                "path", metavar="PATH", help=f"a contract file, or a stack directory with {krm.CONTRACT_FILE}"
+                "paths",
+                metavar="PATH",
+                nargs="+",
+                help=f"contract files, or stack directories with {krm.CONTRACT_FILE}",
             )
         if name == "remove":
             cmd.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
         if name == "list":
             cmd.add_argument("stack", nargs="?", metavar="STACK", help="only this stack's secrets")
             cmd.add_argument("--mount", help="KV v2 mount (default: SECRET_CONTRACT_VAULT_MOUNT or 'secret')")
+        if name == "init":
+            cmd.add_argument(
+                "path", metavar="PATH", help=f"a contract file, or a stack directory with {krm.CONTRACT_FILE}"
+            )
+            cmd.add_argument(
+                "--runtime",
+                choices=("legacy", "container", "exec"),
+                default="legacy",
+                help="legacy: no annotation, the installed plugin runs it (works with kubectl kustomize); "
+                "container: kustomize runs --image; exec: standalone kustomize --enable-exec runs --exec-path",
+            )
+            cmd.add_argument("--image", default="secret-contract:dev", help="container image (runtime container)")
+            cmd.add_argument("--exec-path", help="path of the function for kustomize (runtime exec)")
+            cmd.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
         if name == "install-plugin":
             cmd.add_argument(
                 "--dir", help="plugin root (default: KUSTOMIZE_PLUGIN_HOME or $XDG_CONFIG_HOME/kustomize/plugin)"

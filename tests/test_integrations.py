@@ -1,0 +1,293 @@
+"""Every way users run builds, as the examples under kustomize-examples/ ship them: a
+multi-stack platform with overlays, a kpt package, the CI workflow's commands, the Flux and
+Argo CD routes (the parts that run without those controllers), and the Makefile drop-in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, run, secret_contract
+from secret_contract import krm, vault_auth, yaml_codec
+
+pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
+PLATFORM = EXAMPLES / "platform"
+
+
+def kustomize(kubectl: str, path: Path, plugin_home: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    ran = run(
+        [kubectl, "kustomize", "--enable-alpha-plugins", str(path)],
+        env={**env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)},
+    )
+    assert ran.returncode == 0, ran.stderr
+    return yaml_codec.load_all(ran.stdout)
+
+
+def externalsecrets(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {f"{d['metadata']['namespace']}/{d['metadata']['name']}": d for d in docs if d["kind"] == "ExternalSecret"}
+
+
+def test_platform_overlays_give_each_environment_its_store_and_interval(
+    kubectl: str, plugin_home: Path, vault: Vault
+) -> None:
+    dev = kustomize(kubectl, PLATFORM / "overlays" / "dev", plugin_home, vault.env)
+    prod = kustomize(kubectl, PLATFORM / "overlays" / "prod", plugin_home, vault.env)
+    for docs, store, interval, env in ((dev, "vault-dev", "15m", "dev"), (prod, "vault-prod", "1h", "prod")):
+        found = externalsecrets(docs)
+        assert set(found) == {
+            "sample-app/postgres-credentials",
+            "sample-app/redis-credentials",
+            "airflow/airflow-secrets",
+            "airflow/airflow-postgres",
+        }
+        for es in found.values():
+            assert es["spec"]["secretStoreRef"]["name"] == store and es["spec"]["refreshInterval"] == interval
+            assert es["metadata"]["labels"]["platform.example.com/environment"] == env
+        assert found["airflow/airflow-postgres"]["spec"]["target"]["template"]["type"] == "kubernetes.io/basic-auth"
+        assert sum(d["kind"] == "Namespace" for d in docs) == 2
+    # The nested stack writes under foundation/airflow/, and both environments built from one Vault state.
+    fernet = vault.read("foundation/airflow/airflow/airflow-secrets")
+    assert fernet is not None and len(fernet["fernet-key"]) == 44
+    assert vault.metadata("foundation/airflow/airflow/airflow-secrets")["custom_metadata"]["secret-contract-owner"] == (
+        "foundation/airflow"
+    )
+    assert set(len(vault.metadata(p)["versions"]) for p in vault.paths()) == {1}
+    again = kustomize(kubectl, PLATFORM / "overlays" / "dev", plugin_home, vault.env)
+    assert again == dev
+
+
+def test_kpt_package_example_renders_and_rerenders_unchanged(tmp_path: Path, vault: Vault) -> None:
+    kpt = shutil.which("kpt")
+    if not kpt:
+        pytest.skip("KPT IS NOT INSTALLED: the kpt example did not run on this machine")
+    pkg = tmp_path / "kpt-package"
+    shutil.copytree(EXAMPLES / "kpt-package", pkg)
+    first = run([kpt, "fn", "render", "--allow-exec", str(pkg)], env=vault.env)
+    assert first.returncode == 0, first.text
+    generated = (pkg / "external-secrets.generated.yaml").read_text()
+    assert generated.count("kind: ExternalSecret") == 2
+    files = {p.name: p.read_text() for p in pkg.iterdir()}
+    second = run([kpt, "fn", "render", "--allow-exec", str(pkg)], env=vault.env)
+    assert second.returncode == 0 and {p.name: p.read_text() for p in pkg.iterdir()} == files
+    assert vault.read("kpt-sample/sample-app/postgres-credentials") is not None
+
+
+def workflow_steps(job: str, skip: tuple[str, ...]) -> list[str]:
+    doc = yaml_codec.load((EXAMPLES / "ci" / "github-workflow.yaml").read_text())
+    steps = doc["jobs"][job]["steps"]
+    return [s["run"] for s in steps if "run" in s and s.get("name") not in skip]
+
+
+def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "SECRET_CONTRACT_"))}
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base['PATH']}"
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env={**base, **env}, cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_ci_render_job_passes_without_credentials_and_fails_on_a_bad_contract(tmp_path: Path) -> None:
+    steps = workflow_steps("render", skip=("Install secret-contract",))
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    for script in steps:
+        done = run_step(script, env, ROOT)
+        assert done.returncode == 0, done.stderr
+    # The same job in a repository holding an invalid contract fails, naming file and field.
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES / "platform", repo / "platform")
+    bad = repo / "platform" / "stacks" / "sample-app" / "hostk8s.secrets.yaml"
+    bad.write_text(bad.read_text().replace("length: 24", "length: 4"))
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    failed = run_step(steps[0], env, repo)
+    assert failed.returncode == 1
+    assert (
+        "platform/stacks/sample-app/hostk8s.secrets.yaml: SecretContract/sample-app: spec.secrets[0].data[1].length"
+        in failed.stderr
+    )
+
+
+def test_ci_vault_job_writes_then_verifies(vault: Vault) -> None:
+    steps = workflow_steps("vault", skip=("Install secret-contract", "Fetch the job's OIDC token"))
+    for script in steps:
+        done = run_step(script, vault.env, ROOT)
+        assert done.returncode == 0, done.stderr
+        assert_no_leak([done.stdout, done.stderr], [vault.server.token])
+    assert vault.read("foundation/airflow/airflow/airflow-postgres") is not None
+    assert vault.read("kpt-sample/sample-app/redis-credentials") is not None
+
+
+def test_make_render_check_is_the_ci_render_job() -> None:
+    done = subprocess.run(["make", "-C", str(ROOT), "render-check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "rendered kustomize-examples/platform/overlays/prod" in done.stdout
+
+
+FLUX_SCHEMAS = {
+    ("source.toolkit.fluxcd.io/v1", "OCIRepository"): {
+        "type": "object",
+        "required": ["metadata", "spec"],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["interval", "url"],
+                "properties": {
+                    "interval": {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},
+                    "url": {"type": "string", "pattern": "^oci://.*$"},
+                    "ref": {
+                        "type": "object",
+                        "properties": {
+                            "tag": {"type": "string"},
+                            "digest": {"type": "string"},
+                            "semver": {"type": "string"},
+                        },
+                        "additionalProperties": False,
+                    },
+                },
+            }
+        },
+    },
+    ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"): {
+        "type": "object",
+        "required": ["metadata", "spec"],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["interval", "sourceRef", "prune"],
+                "properties": {
+                    "interval": {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},
+                    "prune": {"type": "boolean"},
+                    "path": {"type": "string"},
+                    "sourceRef": {
+                        "type": "object",
+                        "required": ["kind", "name"],
+                        "properties": {
+                            "kind": {"enum": ["OCIRepository", "GitRepository", "Bucket", "ExternalArtifact"]}
+                        },
+                    },
+                },
+            }
+        },
+    },
+}
+
+
+def test_flux_route_renders_in_ci_and_the_cluster_manifests_hold_together(
+    kubectl: str, plugin_home: Path, vault: Vault
+) -> None:
+    env = {**vault.env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)}
+    published = run_step(f"{EXAMPLES / 'flux' / 'publish.sh'} {PLATFORM / 'overlays' / 'prod'}", env, ROOT)
+    assert published.returncode == 0, published.stderr
+    assert "rendered 4 ExternalSecrets" in published.stderr
+    assert yaml_codec.load_all(published.stdout) == kustomize(
+        kubectl, PLATFORM / "overlays" / "prod", plugin_home, vault.env
+    )
+    docs = yaml_codec.load_all((EXAMPLES / "flux" / "clusters" / "prod" / "platform.yaml").read_text())
+    for doc in docs:
+        jsonschema.validate(doc, FLUX_SCHEMAS[(doc["apiVersion"], doc["kind"])])
+    source, apply = docs
+    assert apply["spec"]["sourceRef"] == {"kind": "OCIRepository", "name": source["metadata"]["name"]}
+
+
+def test_argocd_plugin_generate_command_builds_a_stack(tmp_path: Path, kubectl: str, vault: Vault) -> None:
+    plugin = yaml_codec.load((EXAMPLES / "argocd" / "plugin.yaml").read_text())
+    assert plugin["spec"]["discover"]["fileName"] == f"./{krm.CONTRACT_FILE}"
+    # The sidecar image has kustomize; here kubectl's embedded kustomize stands in for it.
+    shim = tmp_path / "bin" / "kustomize"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\n[ "$1" = build ] && shift\nexec {kubectl} kustomize "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    plugins = tmp_path / "plugins"
+    assert secret_contract("install-plugin", "--dir", str(plugins)).returncode == 0
+    app = tmp_path / "app"
+    shutil.copytree(PLATFORM / "stacks" / "sample-app", app)
+    command = plugin["spec"]["generate"]["command"] + plugin["spec"]["generate"]["args"]
+    env = {
+        **os.environ,
+        **vault.env,
+        "KUSTOMIZE_PLUGIN_HOME": str(plugins),
+        "PATH": f"{shim.parent}:{os.environ['PATH']}",
+    }
+    done = subprocess.run(command, cwd=app, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert set(externalsecrets(yaml_codec.load_all(done.stdout))) == {
+        "sample-app/postgres-credentials",
+        "sample-app/redis-credentials",
+    }
+    assert vault.read("sample-app/sample-app/postgres-credentials") is not None
+
+
+def test_example_environments_only_name_settings_the_function_reads() -> None:
+    """Every SECRET_CONTRACT_*/VAULT_* variable an example sets is one the function reads."""
+    known = set(Path(ROOT / "krm-fn" / "secret_contract").glob("*.py"))
+    source = "\n".join(p.read_text() for p in known)
+    patch = yaml_codec.load((EXAMPLES / "argocd" / "repo-server-patch.yaml").read_text())
+    container = patch["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in container["env"] if e["name"].startswith(("VAULT_", "SECRET_CONTRACT_"))}
+    workflow = yaml_codec.load((EXAMPLES / "ci" / "github-workflow.yaml").read_text())
+    names |= {n for n in workflow["jobs"]["vault"]["env"] if n.startswith(("VAULT_", "SECRET_CONTRACT_"))}
+    annotation = yaml_codec.load((EXAMPLES / "sample-app-container" / "hostk8s.secrets.yaml").read_text())
+    names |= set(
+        yaml_codec.load(annotation["metadata"]["annotations"]["config.kubernetes.io/function"])["container"]["envs"]
+    )
+    # NAME_FILE variables are read through NAME (vault_auth.secret_input).
+    missing = sorted(n for n in names if f'"{n}"' not in source and f'"{n.removesuffix("_FILE")}"' not in source)
+    assert not missing, missing
+    method = next(e["value"] for e in container["env"] if e["name"] == "SECRET_CONTRACT_AUTH_METHOD")
+    assert method in vault_auth.METHODS
+
+
+def test_makefile_dropin_up_list_check_down(tmp_path: Path, vault: Vault) -> None:
+    make = ["make", "-f", str(EXAMPLES / "makefile-dropin" / "Makefile"), f"STACKS={PLATFORM / 'stacks'}"]
+    env = {**vault.env, "SECRET_CONTRACT": f"{sys.executable} -m secret_contract"}
+    up = run([*make, "up", "stack=foundation/airflow"], env=env)
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.strip() == ""  # nothing secret, nothing at all
+    listed = run([*make, "secrets", "stack=foundation/airflow"], env=env)
+    assert f"{vault.mount}/foundation/airflow/airflow/airflow-secrets" in listed.stdout
+    assert run([*make, "secrets-check", "stack=foundation/airflow"], env=env).returncode == 0
+    down = run([*make, "down", "stack=foundation/airflow"], env=env)
+    assert down.returncode == 0 and vault.paths() == []
+    assert_no_leak([up.text, listed.text, down.text], [vault.server.token])
+
+
+def test_init_wires_a_stack_keeping_comments(tmp_path: Path, kubectl: str, plugin_home: Path, vault: Vault) -> None:
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    contract = (EXAMPLES / "sample-app" / "hostk8s.secrets.yaml").read_text()
+    (stack / "hostk8s.secrets.yaml").write_text(contract)
+    (stack / "namespace.yaml").write_text((EXAMPLES / "sample-app" / "namespace.yaml").read_text())
+    kustomization = (
+        "# the stack\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources:\n  - namespace.yaml  # keep me\n"
+    )
+    (stack / "kustomization.yaml").write_text(kustomization)
+
+    done = secret_contract("init", str(stack))
+    assert done.returncode == 0, done.stderr
+    wired = (stack / "kustomization.yaml").read_text()
+    assert wired.startswith("# the stack\n") and "  - namespace.yaml  # keep me\n" in wired
+    assert "generators:\n  - hostk8s.secrets.yaml\n" in wired
+    assert (stack / "hostk8s.secrets.yaml").read_text() == contract  # legacy: contract untouched
+    docs = kustomize(kubectl, stack, plugin_home, vault.env)
+    assert len(externalsecrets(docs)) == 2
+
+    before = {p.name: p.read_text() for p in stack.iterdir()}
+    assert secret_contract("init", str(stack)).returncode == 0
+    assert {p.name: p.read_text() for p in stack.iterdir()} == before  # idempotent
+    assert secret_contract("init", "--runtime", "container", "--image", "reg.example/sc:1", str(stack)).returncode == 0
+    annotated = (stack / "hostk8s.secrets.yaml").read_text()
+    assert annotated.startswith(contract.split("apiVersion")[0])  # the leading comments stay
+    assert 'value: "5432"' in annotated
+    spec = yaml_codec.load(yaml_codec.load(annotated)["metadata"]["annotations"]["config.kubernetes.io/function"])
+    assert spec["container"]["image"] == "reg.example/sc:1" and spec["container"]["network"] is True
+    assert secret_contract("init", "--runtime", "legacy", str(stack)).returncode == 0
+    assert (stack / "hostk8s.secrets.yaml").read_text() == contract
