@@ -138,6 +138,27 @@ def assert_no_leak(outputs: list[str], values: list[str], names: tuple[str, ...]
     assert not leaked, f"{len(leaked)} secret value(s) appeared in the output"
 
 
+def assert_sample_app_built(output: str, vault: Vault) -> list[dict[str, object]]:
+    """The sample app's build: its namespace and two ExternalSecrets (never the contract),
+    the values in Vault, and every ExternalSecret resolving to a stored key."""
+    from secret_contract import yaml_codec
+
+    docs = yaml_codec.load_all(output)
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("Namespace", "sample-app"),
+        ("ExternalSecret", "postgres-credentials"),
+        ("ExternalSecret", "redis-credentials"),
+    ]
+    stored = vault.read("sample-app/sample-app/postgres-credentials")
+    assert stored is not None
+    assert stored["username"] == "postgres" and stored["port"] == "5432" and len(stored["password"]) == 24
+    for es in docs[1:]:
+        for entry in es["spec"]["data"]:
+            data = vault.read(entry["remoteRef"]["key"])
+            assert data is not None and entry["remoteRef"]["property"] in data
+    return docs
+
+
 @pytest.fixture(scope="session")
 def kubectl() -> str:
     found = shutil.which("kubectl") or shutil.which("kubectl", path=str(BIN))

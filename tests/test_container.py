@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, run
+from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, assert_sample_app_built, run
 from secret_contract import yaml_codec
 from test_krm import CONTRACT, generator_input
 
@@ -71,17 +71,7 @@ def test_kustomize_runs_the_image_against_vault(
 ) -> None:
     rc, first, err1 = build(kubectl, container_app, engine_path, vault.env)
     assert rc == 0, err1
-    docs = yaml_codec.load_all(first)
-    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
-        ("Namespace", "sample-app"),
-        ("ExternalSecret", "postgres-credentials"),
-        ("ExternalSecret", "redis-credentials"),
-    ]
-    stored = vault.read("sample-app/sample-app/postgres-credentials")
-    assert stored is not None and stored["username"] == "postgres" and len(stored["password"]) == 24
-    for es in docs[1:]:
-        for entry in es["spec"]["data"]:
-            assert entry["remoteRef"]["property"] in (vault.read(entry["remoteRef"]["key"]) or {})
+    docs = assert_sample_app_built(first, vault)
 
     before = vault.snapshot()
     rc, second, err2 = build(kubectl, container_app, engine_path, vault.env)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, Vault, assert_no_leak, run, secret_contract
+from conftest import EXAMPLES, Vault, assert_no_leak, assert_sample_app_built, run, secret_contract
 from secret_contract import yaml_codec
 
 pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
@@ -34,20 +34,8 @@ def test_sample_app_builds_writes_vault_and_is_idempotent(
 ) -> None:
     rc, first, err1 = kustomize(kubectl, sample_app, plugin_home, vault.env)
     assert rc == 0, err1
-    docs = yaml_codec.load_all(first)
-    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
-        ("Namespace", "sample-app"),
-        ("ExternalSecret", "postgres-credentials"),
-        ("ExternalSecret", "redis-credentials"),
-    ]
     assert "SecretContract" not in first
-    stored = vault.read("sample-app/sample-app/postgres-credentials")
-    assert stored is not None
-    assert stored["username"] == "postgres" and stored["port"] == "5432" and len(stored["password"]) == 24
-    for es in docs[1:]:
-        for entry in es["spec"]["data"]:
-            data = vault.read(entry["remoteRef"]["key"])
-            assert data is not None and entry["remoteRef"]["property"] in data
+    docs = assert_sample_app_built(first, vault)
 
     before = vault.snapshot()
     rc, second, err2 = kustomize(kubectl, sample_app, plugin_home, vault.env)
