@@ -246,7 +246,13 @@ def test_example_environments_only_name_settings_the_function_reads() -> None:
 
 
 def test_makefile_dropin_up_list_check_down(tmp_path: Path, vault: Vault) -> None:
-    make = ["make", "-f", str(EXAMPLES / "makefile-dropin" / "Makefile"), f"STACKS={PLATFORM / 'stacks'}"]
+    make = [
+        "make",
+        "--no-print-directory",
+        "-f",
+        str(EXAMPLES / "makefile-dropin" / "Makefile"),
+        f"STACKS={PLATFORM / 'stacks'}",
+    ]
     env = {**vault.env, "SECRET_CONTRACT": f"{sys.executable} -m secret_contract"}
     up = run([*make, "up", "stack=foundation/airflow"], env=env)
     assert up.returncode == 0, up.stderr

@@ -385,3 +385,52 @@ def test_client_errors_are_not_retried(vault: Vault) -> None:
         rc, out = build({**vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "1"})
         assert rc == 1 and "injected" in out
         assert [m for m, p, _ in proxy.seen if "/data/" in p].count("POST") == 1
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_client_cert(folder: Path) -> tuple[Path, Path, Path]:
+    """A client CA and a certificate it signed, made with openssl."""
+    ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.pem", "client.key", "client.csr", "client.pem"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=ci-client-ca",
+            "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=ci-builder", "-keyout", str(key), "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-days", "1", "-out", str(cert))  # fmt: skip
+    return ca, cert, key
+
+
+def test_client_certificate_login(tls_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port, token, server_ca = tls_server
+    addr = f"https://127.0.0.1:{port}"
+    client_ca, cert, key = make_client_cert(tmp_path)
+    root = hvac.Client(url=addr, token=token, verify=str(server_ca))
+    mount = "ci-cert"
+    if f"{mount}/" not in root.sys.list_auth_methods()["data"]:
+        root.sys.enable_auth_method("cert", path=mount)
+    root.sys.create_or_update_policy(
+        "cert-writer", 'path "secret/*" { capabilities = ["create", "read", "update", "patch"] }'
+    )
+    root.write(f"auth/{mount}/certs/builder", certificate=client_ca.read_text(), token_policies=["cert-writer"])
+    env = {
+        "VAULT_ADDR": addr,
+        "VAULT_CACERT": str(server_ca),
+        "VAULT_CLIENT_CERT": str(cert),
+        "VAULT_CLIENT_KEY": str(key),
+        "SECRET_CONTRACT_AUTH_METHOD": "cert",
+        "SECRET_CONTRACT_AUTH_MOUNT": mount,
+        "SECRET_CONTRACT_AUTH_ROLE": "builder",
+        "SECRET_CONTRACT_STRICT": "1",
+    }
+    obj = {**CONTRACT, "metadata": {"name": "cert-login"}}
+    ran = secret_contract(stdin=generator_input(obj), env=env)
+    assert ran.returncode == 0, ran.stderr
+    stored = root.secrets.kv.v2.read_secret_version(
+        "cert-login/demo/db", mount_point="secret", raise_on_deleted_version=True
+    )
+    assert stored["data"]["data"]["user"] == "admin"
+    without = {k: v for k, v in env.items() if not k.startswith("VAULT_CLIENT_")}
+    rc, out = build(without)
+    assert rc == 1 and "cert login needs VAULT_CLIENT_CERT and VAULT_CLIENT_KEY" in out

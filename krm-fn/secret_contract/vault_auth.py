@@ -1,6 +1,6 @@
 """How the function gets its Vault token: a static token, or a login with an auth method.
 
-Selected by SECRET_CONTRACT_AUTH_METHOD (token, approle, jwt, kubernetes, userpass). Every
+Selected by SECRET_CONTRACT_AUTH_METHOD (token, approle, jwt, kubernetes, userpass, cert). Every
 credential can come from an environment variable or from a file named by the same variable
 with `_FILE` appended (for mounted secrets); giving both is an error. Nothing here talks to
 Vault: it turns the environment into a `Credentials` value, or into problems to report.
@@ -24,7 +24,7 @@ USERNAME_ENV = "SECRET_CONTRACT_AUTH_USERNAME"
 PASSWORD_ENV = "SECRET_CONTRACT_AUTH_PASSWORD"
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-METHODS = ("token", "approle", "jwt", "kubernetes", "userpass")
+METHODS = ("token", "approle", "jwt", "kubernetes", "userpass", "cert")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,12 @@ def from_env(env: Mapping[str, str]) -> Credentials:
         login = Login(method, mount, {"role": plain(ROLE_ENV), "jwt": need(JWT_ENV)})
     elif method == "kubernetes":
         login = Login(method, mount, {"role": plain(ROLE_ENV), "jwt": need(JWT_ENV, SERVICE_ACCOUNT_TOKEN)})
+    elif method == "cert":
+        # The TLS client certificate (VAULT_CLIENT_CERT/KEY) is the credential; a role name is optional.
+        if not env.get("VAULT_CLIENT_CERT") or not env.get("VAULT_CLIENT_KEY"):
+            problems.append("cert login needs VAULT_CLIENT_CERT and VAULT_CLIENT_KEY")
+        role = env.get(ROLE_ENV, "").strip()
+        login = Login(method, mount, {"name": role} if role else {})
     elif method == "userpass":
         username = plain(USERNAME_ENV)
         login = Login(method, mount, {"password": need(PASSWORD_ENV)}, username=username)
