@@ -7,6 +7,7 @@ bench/results.png. Every figure comes from this run on this machine.
 
 from __future__ import annotations
 
+import compileall
 import copy
 import http.client
 import json
@@ -326,6 +327,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def main() -> int:
+    # An installed package carries compiled bytecode; an editable checkout run with
+    # PYTHONDONTWRITEBYTECODE would recompile every module on every start instead.
+    compileall.compile_dir(str(ROOT / "krm-fn"), quiet=1)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         server = start_openbao(tmp / "openbao.log")

@@ -225,3 +225,14 @@ def test_token_is_read_from_the_token_file(vault: Vault, tmp_path: Any) -> None:
     env = {"VAULT_ADDR": vault.env["VAULT_ADDR"], "SECRET_CONTRACT_VAULT_MOUNT": vault.mount, "HOME": str(home)}
     ran = run([sys.executable, "-m", "secret_contract"], env=env, stdin=generator_input(CONTRACT))
     assert ran.returncode == 0 and vault.read(PATH) is not None
+
+
+def test_large_builds_summarize_instead_of_a_line_per_secret(vault: Vault) -> None:
+    many = copy.deepcopy(CONTRACT)
+    many["spec"]["secrets"] = [
+        {"name": f"s{i}", "namespace": "demo", "data": [{"key": "k", "generate": "token"}]} for i in range(60)
+    ]
+    ran = build(vault, many)
+    assert ran.returncode == 0
+    assert "[info] created 60 secrets" in ran.stderr
+    assert ran.stderr.count("\n") == 1

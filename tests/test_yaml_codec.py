@@ -120,3 +120,12 @@ def test_multiline_strings_stay_literal_blocks() -> None:
     text = yaml_codec.dump({"script": "line one\nline two\n", "kept": "a\n\n", "stripped": "x\ny"})
     assert "script: |\n  line one\n  line two\n" in text
     assert "kept: |+\n" in text and "stripped: |-\n" in text
+
+
+def test_streamed_output_equals_the_dumped_text() -> None:
+    import io
+
+    doc = {"items": [{"name": f"n{i}", "data": ["a", {"k": "v\nw\n"}]} for i in range(3000)]}
+    stream = io.StringIO()
+    yaml_codec.write(doc, stream)
+    assert stream.getvalue() == yaml_codec.dump(doc)

@@ -64,11 +64,11 @@ def run_krm(stdin: BinaryIO, stdout: TextIO, env: Mapping[str, str]) -> int:
         rl = krm.parse(krm.decode(stdin.read()))
     except SecretContractError as exc:
         finding = error(str(exc), rule="resource-list")
-        stdout.write(krm.emit(ResourceList([]), [finding]))
+        krm.write(ResourceList([]), [finding], stdout)
         _report([finding])
         return EXIT_FAILED
     outcome = pipeline.run(rl, env)
-    stdout.write(krm.emit(outcome.output, outcome.findings))
+    krm.write(outcome.output, outcome.findings, stdout)
     _report(outcome.findings)
     return EXIT_FAILED if outcome.failed else EXIT_OK
 

@@ -9,7 +9,7 @@ import os
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -76,11 +76,20 @@ def parse(text: str) -> ResourceList:
 
 def emit(rl: ResourceList, findings: Iterable[Result]) -> str:
     """Serialize the output ResourceList: prior results kept, ours appended and sorted."""
+    return yaml_codec.dump(_output_document(rl, findings))
+
+
+def write(rl: ResourceList, findings: Iterable[Result], stream: TextIO) -> None:
+    """`emit()` straight into a stream (a large ResourceList is never held as one string)."""
+    yaml_codec.write(_output_document(rl, findings), stream)
+
+
+def _output_document(rl: ResourceList, findings: Iterable[Result]) -> dict[str, Any]:
     doc: dict[str, Any] = {"apiVersion": rl.api_version, "kind": RESOURCE_LIST_KIND, "items": rl.items}
     out_results = list(rl.results) + [results.to_krm(r) for r in results.sort(findings)]
     if out_results:
         doc["results"] = out_results
-    return yaml_codec.dump(doc)
+    return doc
 
 
 def annotations(item: Item) -> dict[str, Any]:

@@ -8,6 +8,7 @@ on one value per key (the loser keeps the winner's generated values).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from secret_contract.results import FileRef, ResourceRef, Result, error, info, w
 from secret_contract.vault import SecretStore
 
 MAX_ATTEMPTS = 8
+MAX_DETAILED = 50
 DEFAULT_WORKERS = 8
 
 T = TypeVar("T")
@@ -102,11 +104,25 @@ def sync(
     applied = dict(
         zip((id(t) for t, _ in pending), parallel(lambda tc: _apply(store, *tc), pending, workers), strict=True)
     )
+    described: list[Result] = []
     for target, change in zip(targets, changes, strict=True):
         final = applied.get(id(target), change)
         report.changes.append(final)
-        report.findings.extend(_describe(target, final))
+        described.extend(_describe(target, final))
+    report.findings.extend(_summarize(described, report.changes))
     return report
+
+
+def _summarize(findings: list[Result], changes: list[Change]) -> list[Result]:
+    """One line per secret written, or, past MAX_DETAILED, one line per kind of change:
+    thousands of "created" lines help nobody. Warnings and errors are always kept whole."""
+    notes = [f for f in findings if f.severity == "info"]
+    if len(notes) <= MAX_DETAILED:
+        return findings
+    counts = Counter("ownership" if c.action == "noop" else c.action for c in changes if c.writes_data or c.claim)
+    words = {"create": "created", "update": "updated", "ownership": "recorded ownership of"}
+    summary = [info(f"{words[kind]} {n} secrets", rule="vault") for kind, n in sorted(counts.items())]
+    return [f for f in findings if f.severity != "info"] + summary
 
 
 ALLOW_ALL = {"root", "sudo"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -208,6 +208,30 @@ def dump(obj: Any) -> str:
     out: list[str] = []
     _node(obj, 0, out)
     return "".join(out)
+
+
+def write(obj: Any, stream: TextIO) -> None:
+    """`dump(obj)` written to `stream` as it is produced, without holding the whole text."""
+    out = _Flushing(stream)
+    _node(obj, 0, out)
+    out.flush()
+
+
+class _Flushing(list[str]):
+    """A list the emitter appends to, emptied into a stream every few thousand pieces."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def append(self, text: str) -> None:
+        super().append(text)
+        if len(self) >= 4096:
+            self.flush()
+
+    def flush(self) -> None:
+        self.stream.write("".join(self))
+        self.clear()
 
 
 def dump_all(objs: list[Any]) -> str:
