@@ -38,6 +38,12 @@ def base_env(vault: Vault) -> dict[str, str]:
     return {"VAULT_ADDR": vault.server.addr, "SECRET_CONTRACT_VAULT_MOUNT": vault.mount, "SECRET_CONTRACT_STRICT": "1"}
 
 
+def login_env(vault: Vault, method: str, mount: str, **credentials: str) -> dict[str, str]:
+    """base_env plus a login: `role_id="..."` becomes SECRET_CONTRACT_AUTH_ROLE_ID, and so on."""
+    named = {f"SECRET_CONTRACT_AUTH_{key.upper()}": value for key, value in credentials.items()}
+    return {**base_env(vault), "SECRET_CONTRACT_AUTH_METHOD": method, "SECRET_CONTRACT_AUTH_MOUNT": mount, **named}
+
+
 def build(env: dict[str, str]) -> tuple[int, str]:
     ran = secret_contract(stdin=generator_input(CONTRACT), env=env)
     return ran.returncode, ran.stdout + ran.stderr
@@ -57,13 +63,7 @@ def approle(vault: Vault) -> tuple[str, str, str]:
 
 def test_approle_from_env_and_from_files(vault: Vault, approle: tuple[str, str, str], tmp_path: Path) -> None:
     mount, role_id, secret_id = approle
-    env = {
-        **base_env(vault),
-        "SECRET_CONTRACT_AUTH_METHOD": "approle",
-        "SECRET_CONTRACT_AUTH_MOUNT": mount,
-        "SECRET_CONTRACT_AUTH_ROLE_ID": role_id,
-        "SECRET_CONTRACT_AUTH_SECRET_ID": secret_id,
-    }
+    env = login_env(vault, "approle", mount, role_id=role_id, secret_id=secret_id)
     rc, out = build(env)
     assert rc == 0, out
     assert vault.read(PATH) is not None
@@ -100,13 +100,7 @@ def test_half_given_or_contradictory_login_is_a_clear_error(vault: Vault, tmp_pa
 
 def test_wrong_secret_id_and_wrong_mount_say_so(vault: Vault, approle: tuple[str, str, str]) -> None:
     mount, role_id, _ = approle
-    env = {
-        **base_env(vault),
-        "SECRET_CONTRACT_AUTH_METHOD": "approle",
-        "SECRET_CONTRACT_AUTH_MOUNT": mount,
-        "SECRET_CONTRACT_AUTH_ROLE_ID": role_id,
-        "SECRET_CONTRACT_AUTH_SECRET_ID": "00000000-0000-0000-0000-000000000000",
-    }
+    env = login_env(vault, "approle", mount, role_id=role_id, secret_id="00000000-0000-0000-0000-000000000000")
     rc, out = build(env)
     assert rc == 1 and f"approle login at auth/{mount}" in out
     rc, out = build({**env, "SECRET_CONTRACT_AUTH_MOUNT": "nowhere"})
@@ -145,13 +139,7 @@ def test_jwt_login_with_a_ci_id_token(vault: Vault, tmp_path: Path) -> None:
     now = int(time.time())
     token = sign_jwt(key, {"sub": "ci-job", "aud": "secret-contract", "iat": now, "nbf": now, "exp": now + 300})
     (tmp_path / "id-token").write_text(token)
-    env = {
-        **base_env(vault),
-        "SECRET_CONTRACT_AUTH_METHOD": "jwt",
-        "SECRET_CONTRACT_AUTH_MOUNT": mount,
-        "SECRET_CONTRACT_AUTH_ROLE": "pipeline",
-        "SECRET_CONTRACT_AUTH_JWT_FILE": str(tmp_path / "id-token"),
-    }
+    env = login_env(vault, "jwt", mount, role="pipeline", jwt_file=str(tmp_path / "id-token"))
     rc, out = build(env)
     assert rc == 0, out
     assert vault.read(PATH) is not None
@@ -167,13 +155,7 @@ def test_userpass_login(vault: Vault) -> None:
     vault.client.auth.userpass.create_or_update_user(
         "deployer", "correct-horse-battery", policies=[policy_for(vault, "up-" + vault.mount)], mount_point=mount
     )
-    env = {
-        **base_env(vault),
-        "SECRET_CONTRACT_AUTH_METHOD": "userpass",
-        "SECRET_CONTRACT_AUTH_MOUNT": mount,
-        "SECRET_CONTRACT_AUTH_USERNAME": "deployer",
-        "SECRET_CONTRACT_AUTH_PASSWORD": "correct-horse-battery",
-    }
+    env = login_env(vault, "userpass", mount, username="deployer", password="correct-horse-battery")
     rc, out = build(env)
     assert rc == 0, out
     assert "correct-horse-battery" not in out and vault.read(PATH) is not None
@@ -218,26 +200,14 @@ def test_kubernetes_login_request(vault: Vault, tmp_path: Path) -> None:
         token_policies=["default"],
     )
     (tmp_path / "token").write_text("header.payload.signature")
-    env = {
-        **base_env(vault),
-        "SECRET_CONTRACT_AUTH_METHOD": "kubernetes",
-        "SECRET_CONTRACT_AUTH_MOUNT": mount,
-        "SECRET_CONTRACT_AUTH_ROLE": "app",
-        "SECRET_CONTRACT_AUTH_JWT_FILE": str(tmp_path / "token"),
-    }
+    env = login_env(vault, "kubernetes", mount, role="app", jwt_file=str(tmp_path / "token"))
     rc, out = build(env)
     assert rc == 1 and f"kubernetes login at auth/{mount}" in out
 
 
 def test_expired_login_token_is_renewed_by_logging_in_again(vault: Vault, approle: tuple[str, str, str]) -> None:
     mount, role_id, secret_id = approle
-    env = {
-        **base_env(vault),
-        "SECRET_CONTRACT_AUTH_METHOD": "approle",
-        "SECRET_CONTRACT_AUTH_MOUNT": mount,
-        "SECRET_CONTRACT_AUTH_ROLE_ID": role_id,
-        "SECRET_CONTRACT_AUTH_SECRET_ID": secret_id,
-    }
+    env = login_env(vault, "approle", mount, role_id=role_id, secret_id=secret_id)
     config = VaultConfig.from_env(env)
     assert config is not None
     store = HvacStore(config)
