@@ -186,6 +186,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     targets = pipeline.targets(outcome.planned)
     store = HvacStore(_vault_config())
+    for mount in sorted({t.mount for t in targets}):
+        store.check_mount(mount)
     currents = sync.parallel(
         lambda t: store.read(t.mount, t.desired.path), targets, progress=_progress(), phase="reading Vault"
     )
@@ -213,10 +215,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
         c = p.contract
         declared = {t.where: t for t in pipeline.targets([p])}
         candidates = dict.fromkeys(declared)
-        mount = c.vault.mount or defaults.mount
+        mount = p.resolved[0].mount  # one mount per contract
+        store.check_mount(mount)  # on a KV v1 mount, metadata/... would name other secrets
         folder = settings.stack_folder(c, defaults)
         if folder:
-            candidates.update(dict.fromkeys(f"{mount}/{p}" for p in store.list(mount, folder)))
+            candidates.update(dict.fromkeys(f"{mount}/{found}" for found in store.list(mount, folder)))
         for where in candidates:
             path = where.removeprefix(f"{mount}/")
             meta = store.read_metadata(mount, path)
