@@ -18,6 +18,7 @@ from secret_contract import __version__, krm, pipeline, plan, plugin, settings, 
 from secret_contract.errors import InvalidInput, SecretContractError
 from secret_contract.krm import ResourceList
 from secret_contract.results import Result, error, format_line, has_errors, info, warning
+from secret_contract.results import sort as sort_results
 from secret_contract.vault import HvacStore, VaultConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -123,10 +124,8 @@ def _progress() -> sync.Progress | None:
 
 def _report(findings: list[Result], stream: TextIO | None = None) -> None:
     """Human-readable findings on stderr (kustomize drops structured results)."""
-    from secret_contract import results
-
     out = stream or sys.stderr
-    for finding in results.sort(findings):
+    for finding in sort_results(findings):
         out.write(f"secret-contract: {format_line(finding)}\n")
 
 

@@ -82,9 +82,9 @@ def run(
     if write:
         report, vault_findings = _write_vault(planned, env, strict, store_factory, progress)
         findings += vault_findings
-    items = [es for p in planned for es in externalsecret.build_all(p.contract, p.resolved)]
-    output = _output(rl, planned, items)
-    return Outcome(output, findings, planned, items, report)
+    built = [(es, p.contract.file) for p in planned for es in externalsecret.build_all(p.contract, p.resolved)]
+    output = _output(rl, planned, built)
+    return Outcome(output, findings, planned, [es for es, _ in built], report)
 
 
 def load_contracts(rl: ResourceList) -> tuple[list[Contract], list[Result]]:
@@ -184,7 +184,9 @@ def _passthrough(rl: ResourceList) -> ResourceList:
     return ResourceList(items, rl.function_config, rl.results, rl.api_version)
 
 
-def _output(rl: ResourceList, planned: list[Planned], generated: list[Item]) -> ResourceList:
+def _output(rl: ResourceList, planned: list[Planned], built: list[tuple[Item, FileRef | None]]) -> ResourceList:
+    """The output items; `built` pairs each ExternalSecret with its contract's file."""
+    generated = [es for es, _ in built]
     if krm.is_generator_call(rl):
         # kustomize adds generator output to the build: the contract itself must not be in it.
         return ResourceList(generated, rl.function_config, rl.results, rl.api_version)
@@ -198,14 +200,9 @@ def _output(rl: ResourceList, planned: list[Planned], generated: list[Item]) -> 
             existing[ident] = item
         elif not any(externalsecret.is_generated_by(item, s) for s in stacks):
             kept.append(item)  # anything that is not our stale output passes through untouched
-    homes = {id(es): p.contract.file for p in planned for es in generated if _belongs(es, p.contract)}
     used = _used_indexes(kept + list(existing.values()))
-    placed = [_place(es, existing.get(krm.identity(es)), homes.get(id(es)), used) for es in generated]
+    placed = [_place(es, existing.get(krm.identity(es)), home, used) for es, home in built]
     return ResourceList(kept + placed, rl.function_config, rl.results, rl.api_version)
-
-
-def _belongs(es: Item, c: Contract) -> bool:
-    return externalsecret.is_generated_by(es, c.stack)
 
 
 def _used_indexes(items: list[Item]) -> dict[str, set[int]]:

@@ -73,6 +73,11 @@ class Change:
     def writes_data(self) -> bool:
         return self.action in ("create", "update")
 
+    @property
+    def writes(self) -> bool:
+        """Whether applying it sends anything to Vault: data, or the ownership record."""
+        return self.writes_data or self.claim
+
     def summary(self) -> str:
         """Key names only, never values."""
         parts = []

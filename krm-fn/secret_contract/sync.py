@@ -88,15 +88,11 @@ def sync(
         store.check_mount(mount)
     currents = parallel(lambda t: store.read(t.mount, t.desired.path), targets, workers, progress, "reading Vault")
     changes = [plan.diff(t.desired, cur) for t, cur in zip(targets, currents, strict=True)]
-    conflicts = [
-        t.finding(error, f"refusing to write {t.where}: {c.reason}")
-        for t, c in zip(targets, changes, strict=True)
-        if c.action == "conflict"
-    ]
+    conflicts = [f for t, c in zip(targets, changes, strict=True) if c.action == "conflict" for f in _describe(t, c)]
     if conflicts:
         report.findings.extend(conflicts)
         return report
-    pending = [(t, c) for t, c in zip(targets, changes, strict=True) if c.writes_data or c.claim]
+    pending = [(t, c) for t, c in zip(targets, changes, strict=True) if c.writes]
     refused = _missing_capabilities(store, pending)
     if refused:
         report.findings.extend(refused)
@@ -119,7 +115,7 @@ def _summarize(findings: list[Result], changes: list[Change]) -> list[Result]:
     notes = [f for f in findings if f.severity == "info"]
     if len(notes) <= MAX_DETAILED:
         return findings
-    counts = Counter("ownership" if c.action == "noop" else c.action for c in changes if c.writes_data or c.claim)
+    counts = Counter("ownership" if c.action == "noop" else c.action for c in changes if c.writes)
     words = {"create": "created", "update": "updated", "ownership": "recorded ownership of"}
     summary = [info(f"{words[kind]} {n} secrets", rule="vault") for kind, n in sorted(counts.items())]
     return [f for f in findings if f.severity != "info"] + summary
@@ -155,7 +151,7 @@ def _apply(store: SecretStore, target: Target, change: Change) -> Change:
     """Write one change; on a lost CAS race re-read, re-plan and retry."""
     desired = target.desired
     for _ in range(MAX_ATTEMPTS):
-        if change.action == "conflict" or not (change.writes_data or change.claim):
+        if change.action == "conflict" or not change.writes:
             return change
         if change.writes_data:
             data: dict[str, object] = dict(change.keep)
