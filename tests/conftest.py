@@ -11,23 +11,33 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hvac
 import pytest
 
+from kv_memory import MemoryKV
 from openbao_server import OpenBao, start_openbao
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "kustomize-examples"
 BIN = Path(sys.executable).parent
 
-VAULT_ENV_VARS = [k for k in os.environ if k.startswith(("VAULT_", "SECRET_CONTRACT_", "KUSTOMIZE_PLUGIN"))]
+# The environment a test must not inherit: Vault and the function's settings, kustomize's
+# plugin root, CI markers (they make builds strict) and proxies.
+AMBIENT = ("VAULT_", "SECRET_CONTRACT_", "KUSTOMIZE_PLUGIN")
+AMBIENT_NAMES = {"CI", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+
+
+def ambient(name: str) -> bool:
+    return name.startswith(AMBIENT) or name in AMBIENT_NAMES
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient_vault(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test talks to a Vault it did not ask for, or reads the developer's token file."""
-    for name in VAULT_ENV_VARS:
+    """No test talks to a Vault it did not ask for, reads the developer's token file, or
+    inherits CI's strictness."""
+    for name in [k for k in os.environ if ambient(k)]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
@@ -115,7 +125,7 @@ class Ran:
 
 def run(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None) -> Ran:
     """Run a command with a clean environment plus `env` (what a user's shell would pass)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "SECRET_CONTRACT_"))}
+    base = {k: v for k, v in os.environ.items() if not ambient(k)}
     base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
     proc = subprocess.run(
         args, input=stdin, capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd, timeout=300
@@ -149,7 +159,7 @@ def assert_sample_app_built(output: str, vault: Vault) -> list[dict[str, object]
         ("ExternalSecret", "postgres-credentials"),
         ("ExternalSecret", "redis-credentials"),
     ]
-    stored = vault.read("sample-app/sample-app/postgres-credentials")
+    stored = vault.read("sample-app/postgres-credentials")
     assert stored is not None
     assert stored["username"] == "postgres" and stored["port"] == "5432" and len(stored["password"]) == 24
     for es in docs[1:]:
@@ -174,3 +184,151 @@ def plugin_home(tmp_path: Path) -> Path:
     ran = secret_contract("install-plugin", "--dir", str(root))
     assert ran.returncode == 0, ran.stderr
     return root
+
+
+# --- one behavioural suite, two stores --------------------------------------------------------
+
+Rules = list[tuple[str, set[str]]]  # (API path, "*" at the end for a prefix; capabilities)
+
+
+class KV:
+    """A KV v2 store under test with what an operator does by hand beside it. Two kinds: the
+    in-memory store and the session's OpenBao server; `test_behaviour.py` runs on both."""
+
+    kind: str
+    mount: str
+    env: dict[str, str]
+
+    def factory(self, rules: Rules | None = None) -> Any: ...
+    def seed(self, path: str, data: dict[str, str], custom: dict[str, str] | None = None) -> None: ...
+    def reserve(self, path: str, custom: dict[str, str]) -> None: ...
+    def soft_delete(self, path: str) -> None: ...
+    def destroy(self, path: str) -> None: ...
+    def expire_after(self, path: str, seconds: float) -> None: ...
+    def data(self, path: str, version: int | None = None) -> dict[str, str] | None: ...
+    def custom(self, path: str) -> dict[str, str]: ...
+    def versions(self, path: str) -> int: ...
+    def paths(self) -> list[str]: ...
+
+
+class MemoryUnderTest(KV):
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self.mount = "secret"
+        self.kv = MemoryKV(("secret",))
+        self.env = {"VAULT_ADDR": "http://memory.invalid", "VAULT_TOKEN": "memory-token"}
+
+    def factory(self, rules: Rules | None = None) -> Any:
+        if rules is not None:
+            self.kv.policy = lambda capability, api_path: _allowed(rules, api_path, capability)
+        return lambda _config: self.kv
+
+    def seed(self, path: str, data: dict[str, str], custom: dict[str, str] | None = None) -> None:
+        self.kv.seed(self.mount, path, data, custom)
+
+    def reserve(self, path: str, custom: dict[str, str]) -> None:
+        self.kv.reserve(self.mount, path, custom)
+
+    def soft_delete(self, path: str) -> None:
+        self.kv.soft_delete(self.mount, path)
+
+    def destroy(self, path: str) -> None:
+        self.kv.destroy(self.mount, path)
+
+    def expire_after(self, path: str, seconds: float) -> None:
+        self.kv.expire_after(self.mount, path, seconds)
+
+    def data(self, path: str, version: int | None = None) -> dict[str, str] | None:
+        return self.kv.data(self.mount, path, version)
+
+    def custom(self, path: str) -> dict[str, str]:
+        return self.kv.custom(self.mount, path)
+
+    def versions(self, path: str) -> int:
+        return self.kv.versions(self.mount, path)
+
+    def paths(self) -> list[str]:
+        return self.kv.paths(self.mount)
+
+
+class OpenBaoUnderTest(KV):
+    kind = "openbao"
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.mount = vault.mount
+        self.env = dict(vault.env)
+
+    @property
+    def _kv(self) -> Any:
+        return self.vault.client.secrets.kv.v2
+
+    def factory(self, rules: Rules | None = None) -> Any:
+        from secret_contract.vault import VaultStore
+
+        if rules is not None:
+            name = "rules-" + secrets.token_hex(4)
+            hcl = "\n".join(f'path "{p}" {{ capabilities = {sorted(c)!r} }}'.replace("'", '"') for p, c in rules)
+            self.vault.client.sys.create_or_update_policy(name, hcl)
+            token = self.vault.client.auth.token.create(policies=[name], no_default_policy=True, ttl="10m")
+            self.env["VAULT_TOKEN"] = token["auth"]["client_token"]
+        return VaultStore
+
+    def seed(self, path: str, data: dict[str, str], custom: dict[str, str] | None = None) -> None:
+        self._kv.create_or_update_secret(path, data, mount_point=self.mount)
+        if custom is not None:
+            self._kv.update_metadata(path, custom_metadata=custom, mount_point=self.mount)
+
+    def reserve(self, path: str, custom: dict[str, str]) -> None:
+        self._kv.update_metadata(path, custom_metadata=custom, mount_point=self.mount)
+
+    def soft_delete(self, path: str) -> None:
+        self._kv.delete_latest_version_of_secret(path, mount_point=self.mount)
+
+    def destroy(self, path: str) -> None:
+        meta = self._kv.read_secret_metadata(path, mount_point=self.mount)["data"]
+        self._kv.destroy_secret_versions(path, versions=list(meta["versions"]), mount_point=self.mount)
+
+    def expire_after(self, path: str, seconds: float) -> None:
+        self._kv.update_metadata(path, delete_version_after=f"{seconds}s", mount_point=self.mount)
+
+    def data(self, path: str, version: int | None = None) -> dict[str, str] | None:
+        try:
+            body = self._kv.read_secret_version(
+                path, version=version, mount_point=self.mount, raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            return None
+        return dict(body["data"]["data"])
+
+    def custom(self, path: str) -> dict[str, str]:
+        try:
+            meta = self._kv.read_secret_metadata(path, mount_point=self.mount)["data"]
+        except hvac.exceptions.InvalidPath:
+            return {}
+        return dict(meta.get("custom_metadata") or {})
+
+    def versions(self, path: str) -> int:
+        try:
+            return int(self._kv.read_secret_metadata(path, mount_point=self.mount)["data"]["current_version"])
+        except hvac.exceptions.InvalidPath:
+            return 0
+
+    def paths(self) -> list[str]:
+        return self.vault.paths()
+
+
+def _allowed(rules: Rules, api_path: str, capability: str) -> bool:
+    for pattern, capabilities in rules:
+        matches = api_path.startswith(pattern[:-1]) if pattern.endswith("*") else api_path == pattern
+        if matches:
+            return capability in capabilities
+    return False
+
+
+@pytest.fixture(params=["memory", pytest.param("openbao", marks=pytest.mark.vault)])
+def kv(request: pytest.FixtureRequest) -> KV:
+    if request.param == "memory":
+        return MemoryUnderTest()
+    return OpenBaoUnderTest(request.getfixturevalue("vault"))

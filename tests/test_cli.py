@@ -13,8 +13,8 @@ from conftest import EXAMPLES, Vault, assert_no_leak, secret_contract
 from secret_contract import yaml_codec
 
 pytestmark = pytest.mark.vault
-POSTGRES = "sample-app/sample-app/postgres-credentials"
-REDIS = "sample-app/sample-app/redis-credentials"
+POSTGRES = "sample-app/postgres-credentials"
+REDIS = "sample-app/redis-credentials"
 
 
 @pytest.fixture
@@ -37,20 +37,23 @@ def test_add_verify_list_remove_round_trip(stack: Path, vault: Vault) -> None:
     verified = secret_contract("verify", str(stack), env=vault.env)
     assert verified.returncode == 0, verified.stderr
 
-    listed = secret_contract("list", "sample-app", env=vault.env)
+    listed = secret_contract("list", str(stack), env=vault.env)
     assert listed.returncode == 0
     assert f"{vault.mount}/{POSTGRES}" in listed.stdout and "host, password, port, username" in listed.stdout
-    assert "sample-app" in listed.stdout.splitlines()[1]
+    assert "sample-app" in listed.stdout.splitlines()[1] and listed.stdout.splitlines()[-1] == "2 secrets"
 
-    # Someone else's secret under the same stack prefix survives a remove.
+    # Someone else's secret in the same folder survives a remove.
     vault.client.secrets.kv.v2.create_or_update_secret("sample-app/manual", {"k": "v"}, mount_point=vault.mount)
     dry = secret_contract("remove", "--dry-run", str(stack), env=vault.env)
-    assert dry.returncode == 0 and "would be removed" in dry.stderr and vault.read(POSTGRES) is not None
-    removed = secret_contract("remove", str(stack), env=vault.env)
+    assert dry.returncode == 0 and f"would delete {vault.mount}/{POSTGRES}" in dry.stderr
+    assert vault.read(POSTGRES) is not None
+    unconfirmed = secret_contract("remove", str(stack), env=vault.env)
+    assert unconfirmed.returncode == 1 and "add --yes" in unconfirmed.stderr and vault.read(POSTGRES) is not None
+    removed = secret_contract("remove", "--yes", str(stack), env=vault.env)
     assert removed.returncode == 0, removed.stderr
     assert vault.paths() == ["sample-app/manual"]
 
-    outputs = [missing.text, added.text, verified.text, listed.text, dry.text, removed.text]
+    outputs = [missing.text, added.text, verified.text, listed.text, dry.text, unconfirmed.text, removed.text]
     assert_no_leak(outputs, [vault.server.token, "voting-db-rw"])
 
 
@@ -84,7 +87,8 @@ def test_add_fails_when_vault_is_unreachable(stack: Path) -> None:
 
 def test_bad_paths_and_files_are_clear_errors(tmp_path: Path) -> None:
     assert "no such file or directory" in secret_contract("render", str(tmp_path / "nope")).stderr
-    assert "no hostk8s.secrets.yaml" in secret_contract("render", str(tmp_path)).stderr
+    empty = secret_contract("render", str(tmp_path))
+    assert empty.returncode == 0 and "no hostk8s.secrets.yaml here, so no secrets to manage" in empty.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("spec:\n  secrets: [\n")
     ran = secret_contract("render", str(broken))

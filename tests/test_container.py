@@ -114,7 +114,7 @@ def test_container_sees_only_the_env_it_declares(
     assert rc == 0, err
     assert "name: vault-backend" in out and "from-the-host" not in out
     # The declared ones did arrive: the values went to this test's mount.
-    assert vault.read("sample-app/sample-app/redis-credentials") is not None
+    assert vault.read("sample-app/redis-credentials") is not None
     assert vault.server.token not in out + err
 
 

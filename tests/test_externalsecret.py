@@ -22,38 +22,41 @@ SECRET = {"name": "airflow-secrets", "namespace": "airflow", "data": [{"key": "f
 
 def build(c: contract.Contract, defaults: settings.Defaults | None = None) -> dict[str, Any]:
     defaults = defaults or settings.Defaults()
-    return externalsecret.build(c, c.secrets[0], settings.resolve(c, c.secrets[0], defaults))
+    return externalsecret.build(c.secrets[0], settings.resolve(c, c.secrets[0], defaults))
 
 
-def test_default_manifest_follows_the_spec() -> None:
+def test_default_manifest_follows_the_spec_and_names_no_contract() -> None:
     es = build(load({"secrets": [SECRET]}))
     assert es["apiVersion"] == "external-secrets.io/v1"
-    assert es["metadata"]["name"] == "airflow-secrets" and es["metadata"]["namespace"] == "airflow"
-    assert es["metadata"]["labels"][externalsecret.CONTRACT_LABEL] == "foundation.airflow"
-    assert es["metadata"]["annotations"][externalsecret.CONTRACT_ANNOTATION] == "foundation/airflow"
-    spec = es["spec"]
-    assert spec["refreshInterval"] == "1h"
-    assert spec["secretStoreRef"] == {"name": "vault-backend", "kind": "ClusterSecretStore"}
-    assert spec["target"] == {"name": "airflow-secrets", "creationPolicy": "Owner", "deletionPolicy": "Retain"}
-    assert spec["data"] == [
-        {
-            "secretKey": "fernet-key",
-            "remoteRef": {
-                "key": "foundation/airflow/airflow/airflow-secrets",
-                "property": "fernet-key",
-                "conversionStrategy": "Default",
-                "decodingStrategy": "None",
-                "metadataPolicy": "None",
-                "nullBytePolicy": "Ignore",
-            },
-        }
-    ]
+    assert es["metadata"] == {
+        "name": "airflow-secrets",
+        "namespace": "airflow",
+        "labels": {"app.kubernetes.io/managed-by": "secret-contract"},
+        "annotations": {externalsecret.VAULT_PATH_ANNOTATION: "secret/airflow/airflow-secrets"},
+    }
+    assert es["spec"] == {
+        "refreshInterval": "1h",
+        "secretStoreRef": {"name": "vault-backend", "kind": "ClusterSecretStore"},
+        "target": {"name": "airflow-secrets", "creationPolicy": "Owner"},
+        "data": [
+            {"secretKey": "fernet-key", "remoteRef": {"key": "airflow/airflow-secrets", "property": "fernet-key"}}
+        ],
+    }
 
 
-def test_namespace_layout_drops_the_stack() -> None:
-    es = build(load({"secrets": [SECRET]}), settings.Defaults(layout="namespace", mount="kv"))
-    assert es["spec"]["data"][0]["remoteRef"]["key"] == "airflow/airflow-secrets"
-    assert es["metadata"]["annotations"][externalsecret.VAULT_PATH_ANNOTATION] == "kv/airflow/airflow-secrets"
+def test_the_stack_layout_prefixes_the_stack() -> None:
+    es = build(load({"secrets": [SECRET]}), settings.Defaults(layout="stack", mount="kv"))
+    assert es["spec"]["data"][0]["remoteRef"]["key"] == "foundation/airflow/airflow/airflow-secrets"
+    assert es["metadata"]["annotations"][externalsecret.VAULT_PATH_ANNOTATION] == (
+        "kv/foundation/airflow/airflow/airflow-secrets"
+    )
+
+
+def test_data_entries_are_sorted_so_every_declaration_gives_the_same_bytes() -> None:
+    keys = [{"key": "b", "value": "1"}, {"key": "a", "generate": "token"}]
+    es = build(load({"secrets": [{**SECRET, "data": keys}]}))
+    assert [d["secretKey"] for d in es["spec"]["data"]] == ["a", "b"]
+    assert es == build(load({"secrets": [{**SECRET, "data": keys[::-1]}]}, name="sample-app"))
 
 
 def test_secret_settings_override_contract_settings_which_override_defaults() -> None:
@@ -84,29 +87,16 @@ def test_secret_settings_override_contract_settings_which_override_defaults() ->
     assert es["spec"]["refreshInterval"] == "15m"
     assert es["spec"]["secretStoreRef"] == {"name": "secret-store", "kind": "SecretStore"}
     template = es["spec"]["target"]["template"]
-    assert template["engineVersion"] == "v2" and template["mergePolicy"] == "Replace"
+    assert "engineVersion" not in template and "mergePolicy" not in template
     assert template["metadata"] == {
         "labels": {"team": "data", "tier": "cache"},
         "annotations": {"eck.k8s.elastic.co/credentials": "true"},
     }
 
 
-def test_v1beta1_omits_fields_older_eso_rejects() -> None:
-    es = build(load({"externalSecret": {"apiVersion": "external-secrets.io/v1beta1"}, "secrets": [SECRET]}))
-    assert es["apiVersion"] == "external-secrets.io/v1beta1"
-    assert "nullBytePolicy" not in es["spec"]["data"][0]["remoteRef"]
-
-
 def test_same_input_gives_the_same_bytes() -> None:
     c = load({"secrets": [SECRET]})
     assert yaml_codec.dump(build(c)) == yaml_codec.dump(build(load({"secrets": [SECRET]})))
-
-
-def test_long_stack_names_make_valid_label_values() -> None:
-    stack = "/".join(["abcdefghij"] * 8)
-    value = externalsecret.label_value(stack)
-    assert len(value) <= 63 and value[-1].isalnum()
-    assert value != externalsecret.label_value(stack + "x")
 
 
 def test_settings_from_env_are_validated() -> None:
@@ -123,10 +113,28 @@ def test_kpt_configmap_settings_apply_and_env_wins() -> None:
     assert (defaults.store_name, defaults.refresh_interval) == ("env", "5m")
 
 
+def test_unknown_configmap_keys_are_errors_naming_the_key() -> None:
+    _, findings = settings.load({}, {"storeKnd": "SecretStore"})
+    assert [f.severity for f in findings] == ["error"] and "unknown setting 'storeKnd'" in findings[0].message
+
+
+def test_an_unquoted_zero_refresh_interval_means_zero() -> None:
+    defaults, findings = settings.load({}, {"refreshInterval": 0})
+    assert (defaults.refresh_interval, findings) == ("0", [])
+
+
+def test_ci_makes_builds_strict_unless_told_otherwise() -> None:
+    strict, _ = settings.load({"CI": "true"})
+    assert strict.strict and "CI is set" in strict.strict_reason
+    relaxed, _ = settings.load({"CI": "true", "SECRET_CONTRACT_STRICT": "false"})
+    assert not relaxed.strict
+    assert not settings.load({})[0].strict and not settings.load({"CI": "false"})[0].strict
+
+
 def test_path_prefix_from_env_or_contract() -> None:
     es = build(load({"secrets": [SECRET]}), settings.Defaults(prefix="teams/data"))
-    assert es["spec"]["data"][0]["remoteRef"]["key"] == "teams/data/foundation/airflow/airflow/airflow-secrets"
+    assert es["spec"]["data"][0]["remoteRef"]["key"] == "teams/data/airflow/airflow-secrets"
     es = build(load({"vault": {"prefix": "own"}, "secrets": [SECRET]}), settings.Defaults(prefix="teams/data"))
-    assert es["spec"]["data"][0]["remoteRef"]["key"] == "own/foundation/airflow/airflow/airflow-secrets"
+    assert es["spec"]["data"][0]["remoteRef"]["key"] == "own/airflow/airflow-secrets"
     _, bad = settings.load({"SECRET_CONTRACT_PATH_PREFIX": "../escape"})
     assert bad and "SECRET_CONTRACT_PATH_PREFIX" in bad[0].message

@@ -50,12 +50,36 @@ def test_random_string_is_unbiased_over_the_alphabet() -> None:
 
 
 def test_registry_adds_a_generator_with_one_function() -> None:
-    @generators.register("digits-test", default_length=6)
+    @generators.register("digits-test", default_length=6, pattern=r"[0-9]{n}")
     def digits(length: int) -> str:
+        """0-9."""
         return generators.random_string(string.digits, length)
 
     try:
-        assert re.fullmatch(r"[0-9]{6}", generators.generate("digits-test"))
-        assert generators.get("digits-test").default_length == 6
+        value = generators.generate("digits-test")
+        assert re.fullmatch(r"[0-9]{6}", value) and generators.implausible("digits-test", None, value) is None
+        assert generators.implausible("digits-test", None, "12345a") is not None
     finally:
         del generators.GENERATORS["digits-test"]
+
+
+def test_every_generator_makes_values_its_own_check_accepts() -> None:
+    for name, gen in generators.GENERATORS.items():
+        lengths = [None] if gen.length != "used" else [None, gen.min_length, gen.min_length + 1]
+        for length in lengths:
+            assert generators.implausible(name, length, generators.generate(name, length)) is None, (name, length)
+
+
+def test_values_no_generator_makes_are_named_without_quoting_them() -> None:
+    cases = {
+        ("fernet", None, "A" * 32): "is not a value the 'fernet' generator makes",  # the older script's fernet keys
+        ("fernet", None, "A" * 43 + "="): None,
+        ("hex", 6, "abcdeg"): "is not a value the 'hex' generator makes",
+        ("uuid", None, "12345678-1234-1234-1234-123456789012"): "is not a value the 'uuid' generator makes",
+        ("password", 12, ""): "is empty",
+        ("token", 8, "abcdefgh"): None,
+    }
+    for (name, length, value), expected in cases.items():
+        problem = generators.implausible(name, length, value)
+        assert (problem is None) == (expected is None) and (expected is None or expected in problem), (name, value)
+        assert problem is None or not value or value not in problem

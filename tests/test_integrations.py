@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, run, secret_contract
-from secret_contract import krm, vault_auth, yaml_codec
+from secret_contract import inputs, vault_auth, yaml_codec
 
 pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
 PLATFORM = EXAMPLES / "platform"
@@ -53,10 +53,10 @@ def test_platform_overlays_give_each_environment_its_store_and_interval(
             assert es["metadata"]["labels"]["platform.example.com/environment"] == env
         assert found["airflow/airflow-postgres"]["spec"]["target"]["template"]["type"] == "kubernetes.io/basic-auth"
         assert sum(d["kind"] == "Namespace" for d in docs) == 2
-    # The nested stack writes under foundation/airflow/, and both environments built from one Vault state.
-    fernet = vault.read("foundation/airflow/airflow/airflow-secrets")
+    # The nested stack's secrets live under their namespace, and both environments built from one Vault state.
+    fernet = vault.read("airflow/airflow-secrets")
     assert fernet is not None and len(fernet["fernet-key"]) == 44
-    assert vault.metadata("foundation/airflow/airflow/airflow-secrets")["custom_metadata"]["secret-contract-owner"] == (
+    assert vault.metadata("airflow/airflow-secrets")["custom_metadata"]["secret-contract-owner"] == (
         "foundation/airflow"
     )
     assert set(len(vault.metadata(p)["versions"]) for p in vault.paths()) == {1}
@@ -77,7 +77,7 @@ def test_kpt_package_example_renders_and_rerenders_unchanged(tmp_path: Path, vau
     files = {p.name: p.read_text() for p in pkg.iterdir()}
     second = run([kpt, "fn", "render", "--allow-exec", str(pkg)], env=vault.env)
     assert second.returncode == 0 and {p.name: p.read_text() for p in pkg.iterdir()} == files
-    assert vault.read("kpt-sample/sample-app/postgres-credentials") is not None
+    assert vault.read("sample-app/postgres-credentials") is not None
 
 
 def workflow_steps(job: str, skip: tuple[str, ...]) -> list[str]:
@@ -121,8 +121,8 @@ def test_ci_vault_job_writes_then_verifies(vault: Vault) -> None:
         done = run_step(script, vault.env, ROOT)
         assert done.returncode == 0, done.stderr
         assert_no_leak([done.stdout, done.stderr], [vault.server.token])
-    assert vault.read("foundation/airflow/airflow/airflow-postgres") is not None
-    assert vault.read("kpt-sample/sample-app/redis-credentials") is not None
+    assert vault.read("airflow/airflow-postgres") is not None
+    assert vault.read("sample-app/redis-credentials") is not None
 
 
 def test_make_render_check_is_the_ci_render_job() -> None:
@@ -199,7 +199,7 @@ def test_flux_route_renders_in_ci_and_the_cluster_manifests_hold_together(
 
 def test_argocd_plugin_generate_command_builds_a_stack(tmp_path: Path, kubectl: str, vault: Vault) -> None:
     plugin = yaml_codec.load((EXAMPLES / "argocd" / "plugin.yaml").read_text())
-    assert plugin["spec"]["discover"]["fileName"] == f"./{krm.CONTRACT_FILE}"
+    assert plugin["spec"]["discover"]["fileName"] == f"./{inputs.CONTRACT_FILE}"
     # The sidecar image has kustomize; here kubectl's embedded kustomize stands in for it.
     shim = tmp_path / "bin" / "kustomize"
     shim.parent.mkdir()
@@ -222,7 +222,7 @@ def test_argocd_plugin_generate_command_builds_a_stack(tmp_path: Path, kubectl: 
         "sample-app/postgres-credentials",
         "sample-app/redis-credentials",
     }
-    assert vault.read("sample-app/sample-app/postgres-credentials") is not None
+    assert vault.read("sample-app/postgres-credentials") is not None
 
 
 def test_example_environments_only_name_settings_the_function_reads() -> None:
@@ -246,21 +246,20 @@ def test_example_environments_only_name_settings_the_function_reads() -> None:
 
 
 def test_makefile_dropin_up_list_check_down(tmp_path: Path, vault: Vault) -> None:
-    make = [
-        "make",
-        "--no-print-directory",
-        "-f",
-        str(EXAMPLES / "makefile-dropin" / "Makefile"),
-        f"STACKS={PLATFORM / 'stacks'}",
-    ]
-    env = {**vault.env, "SECRET_CONTRACT": f"{sys.executable} -m secret_contract"}
-    up = run([*make, "up", "stack=foundation/airflow"], env=env)
+    make = ["make", "--no-print-directory", "-f", str(EXAMPLES / "makefile-dropin" / "Makefile")]
+    env = {
+        **vault.env,
+        "SECRET_CONTRACT": f"{sys.executable} -m secret_contract",
+        "SECRET_CONTRACT_STACKS_ROOT": str(PLATFORM / "stacks"),
+    }
+    up = run([*make, "up", "foundation/airflow"], env=env)
     assert up.returncode == 0, up.stderr
     assert up.stdout.strip() == ""  # nothing secret, nothing at all
-    listed = run([*make, "secrets", "stack=foundation/airflow"], env=env)
-    assert f"{vault.mount}/foundation/airflow/airflow/airflow-secrets" in listed.stdout
-    assert run([*make, "secrets-check", "stack=foundation/airflow"], env=env).returncode == 0
-    down = run([*make, "down", "stack=foundation/airflow"], env=env)
+    listed = run([*make, "secrets", "foundation/airflow"], env=env)
+    assert f"{vault.mount}/airflow/airflow-secrets" in listed.stdout
+    assert run([*make, "secrets-check", "foundation/airflow"], env=env).returncode == 0
+    assert run([*make, "secrets-plan", "foundation/airflow"], env=env).returncode == 0
+    down = run([*make, "down", "foundation/airflow"], env=env)
     assert down.returncode == 0 and vault.paths() == []
     assert_no_leak([up.text, listed.text, down.text], [vault.server.token])
 

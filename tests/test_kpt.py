@@ -54,7 +54,7 @@ def test_render_writes_externalsecrets_beside_the_contract_and_rerenders_unchang
     docs = yaml_codec.load_all(generated.read_text())
     assert [d["metadata"]["name"] for d in docs] == ["postgres-credentials", "redis-credentials"]
     assert (pkg / "hostk8s.secrets.yaml").read_text() == contract_before
-    assert vault.read("sample-app/sample-app/redis-credentials") is not None
+    assert vault.read("sample-app/redis-credentials") is not None
 
     snapshot = tmp_path / "after-first"
     shutil.copytree(pkg, snapshot)

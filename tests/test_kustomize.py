@@ -47,7 +47,7 @@ def test_sample_app_builds_writes_vault_and_is_idempotent(
 
 def test_contract_edits_flow_through_a_build(kubectl: str, sample_app: Path, plugin_home: Path, vault: Vault) -> None:
     kustomize(kubectl, sample_app, plugin_home, vault.env)
-    before = vault.read("sample-app/sample-app/postgres-credentials")
+    before = vault.read("sample-app/postgres-credentials")
     contract = sample_app / "hostk8s.secrets.yaml"
     text = contract.read_text()
     text = text.replace("value: postgres", "value: app_owner")
@@ -57,7 +57,7 @@ def test_contract_edits_flow_through_a_build(kubectl: str, sample_app: Path, plu
     contract.write_text(text)
     rc, out, err = kustomize(kubectl, sample_app, plugin_home, vault.env)
     assert rc == 0, err
-    after = vault.read("sample-app/sample-app/postgres-credentials")
+    after = vault.read("sample-app/postgres-credentials")
     assert after is not None and before is not None
     assert after["username"] == "app_owner" and after["password"] == before["password"]
     assert len(after["api-token"]) == 32

@@ -1,87 +1,128 @@
-"""The pure planning step: what a build writes, given what Vault holds."""
+"""The pure planning step: what a build may write, given what Vault holds."""
 
-from secret_contract import plan
-from secret_contract.plan import Current, Desired, GeneratedKey
+from secret_contract import ownership, plan
+from secret_contract.plan import Desired, GeneratedKey
+from secret_contract.store import Entry
 
 DESIRED = Desired(
-    path="app/ns/db",
-    owner="app",
+    mount="secret",
+    path="ns/db",
+    stacks=("app",),
     static={"username": "postgres", "port": "5432"},
     generated={"password": GeneratedKey("password", 24)},
+    legacy=("app/ns/db",),
 )
-OWNED = plan.ownership_metadata("app")
+OWNED = ownership.claim(DESIRED.declarations(), ownership.CREATED)
+FULL = {"username": "postgres", "port": "5432", "password": "kept"}
 
 
-def test_missing_secret_is_created_with_cas_zero_and_claimed() -> None:
+def owned_by(stack: str, digest: str = "f" * 16) -> dict[str, str | None]:
+    return ownership.claim({stack: digest}, ownership.CREATED)
+
+
+def test_a_missing_secret_is_created_with_cas_zero_and_claimed() -> None:
     change = plan.diff(DESIRED, None)
-    assert (change.action, change.cas, change.claim) == ("create", 0, True)
-    assert change.set_static == {"username": "postgres", "port": "5432"}
-    assert set(change.generate) == {"password"}
+    assert (change.action, change.cas) == ("create", 0)
+    assert change.set_static == {"username": "postgres", "port": "5432"} and set(change.generate) == {"password"}
+    assert change.metadata[ownership.OWNER_KEY] == "app" and change.metadata[ownership.ORIGIN_KEY] == "created"
 
 
-def test_satisfied_secret_is_a_noop_without_writes() -> None:
-    current = Current({"username": "postgres", "port": "5432", "password": "x"}, 3, OWNED)
-    change = plan.diff(DESIRED, current)
+def test_a_satisfied_secret_is_a_no_op_without_writes() -> None:
+    change = plan.diff(DESIRED, Entry(FULL, 3, OWNED))
+    assert change.action == "noop" and not change.writes
+
+
+def test_a_generated_key_with_a_value_is_never_regenerated() -> None:
+    assert plan.diff(DESIRED, Entry({**FULL, "password": "x"}, 1, OWNED)).generate == {}
+
+
+def test_a_new_key_is_added_and_the_others_kept() -> None:
+    desired = Desired(
+        "secret", "ns/db", ("app",), DESIRED.static, {**DESIRED.generated, "token": GeneratedKey("token")}
+    )
+    change = plan.diff(desired, Entry(FULL, 2, ownership.claim(desired.declarations(), ownership.CREATED)))
+    assert (change.action, change.cas, set(change.generate)) == ("update", 2, {"token"})
+    assert change.keep == FULL
+
+
+def test_a_changed_static_value_is_updated_and_the_declaration_recorded_again() -> None:
+    change = plan.diff(DESIRED, Entry({**FULL, "username": "admin"}, 4, owned_by("app")))
+    assert change.set_static == {"username": "postgres"} and "username" not in change.keep
+    assert change.metadata == ownership.declare(DESIRED.declarations())
+
+
+def test_keys_that_left_the_contract_are_kept() -> None:
+    change = plan.diff(DESIRED, Entry({**FULL, "legacy": "old"}, 5, OWNED))
     assert change.action == "noop"
-    assert not change.writes_data and not change.claim
 
 
-def test_generated_key_with_a_value_is_never_regenerated() -> None:
-    current = Current({"username": "postgres", "port": "5432", "password": "kept"}, 1, OWNED)
-    assert plan.diff(DESIRED, current).generate == {}
+def test_a_deleted_history_is_blocked_when_keys_are_generated() -> None:
+    for latest in ("deleted", "destroyed"):
+        change = plan.diff(DESIRED, Entry({}, 7, OWNED, latest, "2026-01-01T00:00:00Z"))
+        assert change.action == "blocked" and not change.writes
+        assert "v7" in change.reason and "2026-01-01T00:00:00Z" in change.reason
 
 
-def test_new_key_is_added_and_others_are_kept() -> None:
-    current = Current({"username": "postgres", "port": "5432", "password": "kept"}, 2, OWNED)
-    desired = Desired(DESIRED.path, "app", DESIRED.static, {**DESIRED.generated, "token": GeneratedKey("token")})
-    change = plan.diff(desired, current)
-    assert (change.action, change.cas) == ("update", 2)
-    assert set(change.generate) == {"token"}
-    assert change.keep == {"username": "postgres", "port": "5432", "password": "kept"}
-
-
-def test_changed_static_value_is_updated() -> None:
-    current = Current({"username": "admin", "port": "5432", "password": "kept"}, 4, OWNED)
-    change = plan.diff(DESIRED, current)
-    assert change.set_static == {"username": "postgres"}
-    assert change.keep == {"port": "5432", "password": "kept"}
-
-
-def test_key_that_left_the_contract_is_kept() -> None:
-    current = Current({"username": "postgres", "port": "5432", "password": "p", "legacy": "old"}, 5, OWNED)
-    assert plan.diff(DESIRED, current).action == "noop"
-    desired = Desired(DESIRED.path, "app", {"username": "root"}, DESIRED.generated)
-    assert "legacy" in plan.diff(desired, current).keep
-
-
-def test_soft_deleted_secret_is_recreated_at_the_next_version() -> None:
-    change = plan.diff(DESIRED, Current({}, 7, OWNED, deleted=True))
+def test_a_deleted_static_only_secret_is_written_again() -> None:
+    statics = Desired("secret", "ns/db", ("app",), {"username": "postgres"})
+    change = plan.diff(statics, Entry({}, 7, OWNED, "deleted"))
     assert (change.action, change.cas, change.recreated) == ("update", 7, True)
-    assert set(change.generate) == {"password"}
 
 
-def test_secret_of_another_contract_or_tool_is_a_conflict() -> None:
-    other = Current({"password": "x"}, 1, plan.ownership_metadata("other-app"))
-    assert plan.diff(DESIRED, other).action == "conflict"
-    pushed = Current({"password": "x"}, 1, {"managed-by": "external-secrets"})
-    assert "external-secrets" in plan.diff(DESIRED, pushed).reason
+def test_a_metadata_only_entry_of_nobody_is_created() -> None:
+    assert plan.diff(DESIRED, Entry({}, 0, {}, "none")).action == "create"
 
 
-def test_unowned_existing_secret_is_adopted_without_rewriting_values() -> None:
-    current = Current({"username": "postgres", "port": "5432", "password": "old-script"}, 1, {})
-    change = plan.diff(DESIRED, current)
-    assert change.action == "noop" and change.claim
+def test_another_tool_or_contract_is_a_conflict() -> None:
+    pushed = plan.diff(DESIRED, Entry({}, 0, {"managed-by": "external-secrets"}, "none"))
+    assert pushed.action == "conflict" and "external-secrets" in pushed.reason
+    other = plan.diff(DESIRED, Entry({**FULL, "port": "1"}, 1, owned_by("other")))
+    assert other.action == "conflict" and "contract 'other'" in other.reason
+    reserved = plan.diff(DESIRED, Entry({}, 0, owned_by("other"), "none"))
+    assert reserved.action == "conflict" and "reserved" in reserved.reason
+
+
+def test_an_agreeing_contract_joins_a_shared_secret() -> None:
+    change = plan.diff(DESIRED, Entry(FULL, 1, owned_by("other", DESIRED.digest)))
+    assert change.action == "claim" and not change.writes_data
+    assert change.metadata == ownership.declare({"app": DESIRED.digest})
+
+
+def test_unowned_values_are_adopted_only_when_they_already_satisfy_the_contract() -> None:
+    adopted = plan.diff(DESIRED, Entry(FULL, 3, {}))
+    assert adopted.action == "claim" and adopted.adopted and adopted.metadata[ownership.ORIGIN_KEY] == "adopted:3"
+    differing = plan.diff(DESIRED, Entry({"username": "postgres"}, 3, {}))
+    assert differing.action == "blocked" and "migrate" in differing.reason
+
+
+def test_after_a_lost_race_unowned_values_are_a_concurrent_build_not_an_adoption() -> None:
+    same = plan.diff(DESIRED, Entry(FULL, 1, {}), raced=True)
+    assert same.action == "claim" and not same.adopted and same.metadata[ownership.ORIGIN_KEY] == "created"
+    other = plan.diff(DESIRED, Entry({**FULL, "username": "x"}, 1, {}), raced=True)
+    assert other.action == "conflict"
+
+
+def test_values_at_a_legacy_path_are_never_forked() -> None:
+    change = plan.diff(DESIRED, None, {"app/ns/db": Entry(FULL, 1, {})})
+    assert change.action == "blocked" and "secret/app/ns/db" in change.reason and "migrate app" in change.reason
+
+
+def test_the_digest_ignores_key_order_and_a_spelled_out_default_length() -> None:
+    one = Desired("m", "p", ("a",), {"u": "x"}, {"p": GeneratedKey("password")})
+    two = Desired("m", "p", ("b",), {"u": "x"}, {"p": GeneratedKey("password", 32)})
+    assert one.digest == two.digest
+    assert one.digest != Desired("m", "p", ("a",), {"u": "y"}, {"p": GeneratedKey("password")}).digest
 
 
 def test_summary_names_keys_never_values() -> None:
-    change = plan.diff(DESIRED, None)
-    assert "postgres" not in change.summary()
-    assert "password" in change.summary()
+    summary = plan.diff(DESIRED, None).summary()
+    assert "postgres" not in summary and "password" in summary
 
 
 def test_gaps_name_missing_secrets_keys_and_stale_static_values() -> None:
     assert plan.gaps(DESIRED, None) == ["missing secret"]
-    current = Current({"username": "admin", "password": "p"}, 1, OWNED)
-    assert plan.gaps(DESIRED, current) == ["key 'username' differs from the contract's value", "missing key 'port'"]
-    full = Current({"username": "postgres", "port": "5432", "password": "p"}, 1, OWNED)
-    assert plan.gaps(DESIRED, full) == []
+    assert plan.gaps(DESIRED, Entry({"username": "admin", "password": "p" * 24}, 1, OWNED)) == [
+        "key 'username' differs from the contract's value",
+        "missing key 'port'",
+    ]
+    assert plan.gaps(DESIRED, Entry({**FULL, "password": "p" * 24}, 1, OWNED)) == []

@@ -21,40 +21,18 @@ from hypothesis import strategies as st
 
 from conftest import Vault, assert_no_leak, secret_contract
 from faults import DROP, fault_proxy
+from fixtures import DEMO, DEMO_PATH, contract, generator_input
 from openbao_server import start_openbao
 from secret_contract import krm, pipeline, yaml_codec
 from secret_contract.errors import InvalidResourceList
-from test_krm import CONTRACT, generator_input
+
+CONTRACT = DEMO
 
 pytestmark = pytest.mark.vault
 
 
-def contract(stack: str, secrets: int = 5, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "hostk8s.io/v1",
-        "kind": "SecretContract",
-        "metadata": {"name": stack},
-        "spec": {
-            "secrets": [
-                {
-                    "name": f"s{i}",
-                    "namespace": "ns",
-                    "data": [
-                        {"key": "user", "value": f"static-sentinel-{stack}-{i}"},
-                        {"key": "password", "generate": "password"},
-                        {"key": "token", "generate": "token"},
-                        *(extra or []),
-                    ],
-                }
-                for i in range(secrets)
-            ]
-        },
-    }
-
-
 def run_in_process(obj: dict[str, Any], env: dict[str, str]) -> pipeline.Outcome:
-    doc = yaml_codec.load(generator_input(obj))
-    return pipeline.run(krm.ResourceList(doc["items"], doc["functionConfig"]), env)
+    return pipeline.build(krm.parse(generator_input(obj)), env)
 
 
 def versions(vault: Vault, prefix: str) -> dict[str, int]:
@@ -67,7 +45,7 @@ def versions(vault: Vault, prefix: str) -> dict[str, int]:
 def test_sixteen_builds_of_a_fresh_contract_twenty_times(vault: Vault) -> None:
     """16 builds race on a fresh contract, 20 rounds: one value per key, identical output."""
     for round_ in range(20):
-        obj = contract(f"race-{round_}")
+        obj = contract(f"race-{round_}", count=5, namespace=f"race-{round_}")
         with ThreadPoolExecutor(16) as pool:
             outcomes = list(pool.map(run_in_process, [obj] * 16, [vault.env] * 16))
         assert all(not o.failed for o in outcomes), [
@@ -79,12 +57,11 @@ def test_sixteen_builds_of_a_fresh_contract_twenty_times(vault: Vault) -> None:
 
 def test_neighbouring_contracts_race_without_touching_each_other(vault: Vault) -> None:
     # `foundation` (namespace airflow) and `foundation/airflow` share the folder foundation/airflow/.
-    parent = contract("foundation")
-    for secret in parent["spec"]["secrets"]:
-        secret["namespace"] = "airflow"
-    child = contract("foundation/airflow")
+    parent = contract("foundation", count=5, namespace="airflow")
+    child = contract("foundation/airflow", count=5)
+    env = {**vault.env, "SECRET_CONTRACT_PATH_LAYOUT": "stack"}
     with ThreadPoolExecutor(16) as pool:
-        outcomes = list(pool.map(lambda i: run_in_process(parent if i % 2 else child, vault.env), range(16)))
+        outcomes = list(pool.map(lambda i: run_in_process(parent if i % 2 else child, env), range(16)))
     assert all(not o.failed for o in outcomes)
     counts = versions(vault, "foundation/")
     assert len(counts) == 10 and set(counts.values()) == {1}
@@ -99,7 +76,7 @@ def test_neighbouring_contracts_race_without_touching_each_other(vault: Vault) -
 
 
 def test_vault_lost_mid_run_then_back_completes_without_changing_written_keys(vault: Vault) -> None:
-    obj = contract("midrun", secrets=60)
+    obj = contract("midrun", count=60, namespace="midrun")
     state = {"up": True}
     cut_after = 80  # requests: the mount check, 60 reads, then part of the writes
 
@@ -133,7 +110,7 @@ def test_slow_answers_within_the_timeout_are_waited_for(vault: Vault) -> None:
     with fault_proxy(vault.server.addr, lambda n, *_: 0.5 if n <= 3 else None) as proxy:
         env = {**vault.env, "VAULT_ADDR": proxy.addr, "VAULT_CLIENT_TIMEOUT": "3", "SECRET_CONTRACT_STRICT": "1"}
         ran = secret_contract(stdin=generator_input(CONTRACT), env=env)
-    assert ran.returncode == 0 and vault.read("demo/demo/db") is not None
+    assert ran.returncode == 0 and vault.read(DEMO_PATH) is not None
 
 
 def test_sealed_vault(tmp_path: Path) -> None:
@@ -159,7 +136,7 @@ def test_sealed_vault(tmp_path: Path) -> None:
         assert secret_contract(stdin=generator_input(CONTRACT), env=env).returncode == 0
         assert (
             server.client().secrets.kv.v2.read_secret_version(
-                "demo/demo/db", mount_point="secret", raise_on_deleted_version=True
+                DEMO_PATH, mount_point="secret", raise_on_deleted_version=True
             )["data"]["data"]["user"]
             == "admin"
         )
@@ -182,7 +159,7 @@ def test_read_only_token_names_path_and_capability_and_writes_nothing(vault: Vau
         stdin=generator_input(CONTRACT), env={**vault.env, "VAULT_TOKEN": token, "SECRET_CONTRACT_STRICT": "1"}
     )
     assert ran.returncode == 1
-    assert f"the token may not create {vault.mount}/data/demo/demo/db: its policy needs 'create' there" in ran.stderr
+    assert f"the token may not create {vault.mount}/data/demo/db: its policy needs 'create' there" in ran.stderr
     assert vault.paths() == []
 
 
@@ -191,36 +168,29 @@ def test_token_allowed_some_paths_only_writes_none_of_them(vault: Vault) -> None
     two["spec"]["secrets"].append({"name": "cache", "namespace": "demo", "data": [{"key": "k", "generate": "token"}]})
     token = limited_token(
         vault,
-        f'path "{vault.mount}/data/demo/demo/db" {{ capabilities = ["create", "read", "update"] }}\n'
-        f'path "{vault.mount}/metadata/demo/demo/db" {{ capabilities = ["patch", "read"] }}\n'
-        f'path "{vault.mount}/data/demo/demo/cache" {{ capabilities = ["read"] }}\n',
+        f'path "{vault.mount}/data/demo/db" {{ capabilities = ["create", "read", "update"] }}\n'
+        f'path "{vault.mount}/metadata/demo/db" {{ capabilities = ["patch", "read"] }}\n'
+        f'path "{vault.mount}/data/demo/cache" {{ capabilities = ["read"] }}\n'
+        f'path "{vault.mount}/metadata/demo/cache" {{ capabilities = ["read"] }}\n',
     )
     ran = secret_contract(
         stdin=generator_input(two), env={**vault.env, "VAULT_TOKEN": token, "SECRET_CONTRACT_STRICT": "1"}
     )
     assert ran.returncode == 1
-    assert f"may not create {vault.mount}/data/demo/demo/cache" in ran.stderr
-    assert f"may not patch {vault.mount}/metadata/demo/demo/cache" in ran.stderr
+    assert f"may not create {vault.mount}/data/demo/cache" in ran.stderr
+    assert f"may not patch {vault.mount}/metadata/demo/cache" in ran.stderr
     assert vault.paths() == []  # demo/db was allowed, but nothing was half-written
 
 
 # --- tampering ---------------------------------------------------------------------------
 
 
-def test_destroyed_versions_are_recreated_with_a_warning(vault: Vault) -> None:
-    assert secret_contract(stdin=generator_input(CONTRACT), env=vault.env).returncode == 0
-    vault.client.secrets.kv.v2.destroy_secret_versions("demo/demo/db", versions=[1], mount_point=vault.mount)
-    ran = secret_contract(stdin=generator_input(CONTRACT), env=vault.env)
-    assert ran.returncode == 0 and "[warning] recreated" in ran.stderr
-    assert (vault.read("demo/demo/db") or {}).get("user") == "admin"
-
-
 def test_metadata_only_entry_is_filled(vault: Vault) -> None:
-    vault.client.secrets.kv.v2.update_metadata("demo/demo/db", max_versions=5, mount_point=vault.mount)
+    vault.client.secrets.kv.v2.update_metadata(DEMO_PATH, max_versions=5, mount_point=vault.mount)
     ran = secret_contract(stdin=generator_input(CONTRACT), env=vault.env)
     assert ran.returncode == 0, ran.stderr
-    assert (vault.read("demo/demo/db") or {}).get("user") == "admin"
-    assert vault.metadata("demo/demo/db")["max_versions"] == 5
+    assert (vault.read(DEMO_PATH) or {}).get("user") == "admin"
+    assert vault.metadata(DEMO_PATH)["max_versions"] == 5
 
 
 # --- hostile and broken input --------------------------------------------------------------
@@ -263,7 +233,7 @@ contracts = st.fixed_dictionaries(
 def test_any_contract_is_accepted_or_reported_and_never_written_when_invalid(vault: Vault, obj: dict[str, Any]) -> None:
     before = set(vault.paths())
     rl = krm.ResourceList([copy.deepcopy(obj)], function_config=copy.deepcopy(obj))
-    outcome = pipeline.run(rl, {**vault.env, "SECRET_CONTRACT_STRICT": "1"})
+    outcome = pipeline.build(rl, {**vault.env, "SECRET_CONTRACT_STRICT": "1"})
     contract_errors = [r for r in outcome.findings if r.severity == "error" and r.rule != "vault"]
     if contract_errors:
         assert set(vault.paths()) == before
@@ -360,19 +330,21 @@ def test_non_utf8_file(tmp_path: Path) -> None:
 
 def test_several_contracts_in_one_file(vault: Vault, tmp_path: Path) -> None:
     path = tmp_path / "two.yaml"
-    path.write_text(yaml_codec.dump_all([contract("one", 1), contract("two", 1)]))
+    path.write_text(
+        yaml_codec.dump_all([contract("one", count=1, namespace="one"), contract("two", count=1, namespace="two")])
+    )
     ran = secret_contract("add", str(path), env=vault.env)
-    assert ran.returncode == 0 and sorted(vault.paths()) == ["one/ns/s0", "two/ns/s0"]
+    assert ran.returncode == 0 and sorted(vault.paths()) == ["one/s0", "two/s0"]
 
 
 def test_ten_thousand_keys_in_one_secret(vault: Vault) -> None:
-    big = contract("wide", secrets=1)
+    big = contract("wide", count=1)
     big["spec"]["secrets"][0]["data"] = [{"key": f"k{i}", "generate": "token", "length": 8} for i in range(10_000)]
     ran = secret_contract(stdin=generator_input(big), env={**vault.env, "SECRET_CONTRACT_STRICT": "1"})
     # The contract is valid; OpenBao's listener refuses JSON bodies with that many strings
     # (its max_request_json_strings). The build says so, naming the path, and writes nothing.
     assert ran.returncode == 1
-    assert f"cannot write {vault.mount}/wide/ns/s0: refused JSON input due to high complexity" in ran.stderr
+    assert f"cannot write {vault.mount}/ns/s0 (HTTP 400): refused JSON input due to high complexity" in ran.stderr
     assert vault.paths() == []
     assert yaml_codec.load(ran.stdout)["items"][0]["spec"]["data"][9_999]["secretKey"] == "k9999"
 
@@ -382,7 +354,7 @@ def test_ten_thousand_keys_in_one_secret(vault: Vault) -> None:
 
 def test_nothing_printed_anywhere_holds_a_value_or_the_token(vault: Vault, tmp_path: Path) -> None:
     """Every verb and failure path; everything captured is searched for every value in Vault."""
-    obj = contract("leaks", 3)
+    obj = contract("leaks", count=3)
     path = tmp_path / "leaks.yaml"
     path.write_text(yaml_codec.dump(obj))
     captured: list[str] = []
@@ -398,12 +370,18 @@ def test_nothing_printed_anywhere_holds_a_value_or_the_token(vault: Vault, tmp_p
     keep(secret_contract("render", str(path), env=env))
     keep(secret_contract("verify", str(path), env=env))
     keep(secret_contract("list", env=env))
-    keep(secret_contract("list", "leaks", env=env))
+    keep(secret_contract("list", str(path), "-o", "json", env=env))
+    keep(secret_contract("plan", str(path), env=env))
     keep(secret_contract("remove", "--dry-run", str(path), env=env))
-    stored = vault.read("leaks/ns/s0")
+    keep(secret_contract("prune", "--dry-run", str(path), env=env))
+    keep(secret_contract("migrate", "--dry-run", str(path), env=env))
+    keep(secret_contract("rotate", "--dry-run", str(path), env=env))
+    before_rotation = vault.values()
+    keep(secret_contract("rotate", str(path), "--secret", "s1", env=env))
+    stored = vault.read("ns/s0")
     assert stored is not None
     tampered = {**stored, "user": "changed-by-hand-sentinel"}
-    vault.client.secrets.kv.v2.create_or_update_secret("leaks/ns/s0", tampered, mount_point=vault.mount)
+    vault.client.secrets.kv.v2.create_or_update_secret("ns/s0", tampered, mount_point=vault.mount)
     keep(secret_contract("verify", str(path), env=env))  # a differing static value
     bad = copy.deepcopy(obj)
     bad["spec"]["secrets"][0]["data"][0]["value"] = 123456789
@@ -426,5 +404,6 @@ def test_nothing_printed_anywhere_holds_a_value_or_the_token(vault: Vault, tmp_p
     cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
     out, err = proc.communicate(generator_input(obj).encode())
     captured.extend([cmdline, out.decode(), err.decode()])
-    values = [*vault.values(), vault.server.token, "wrong-token-sentinel", "changed-by-hand-sentinel", "123456789"]
+    values = [*before_rotation, *vault.values(), vault.server.token, "wrong-token-sentinel", "changed-by-hand-sentinel"]
+    values.append("123456789")
     assert_no_leak(captured, values)

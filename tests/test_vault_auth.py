@@ -15,13 +15,14 @@ import pytest
 
 from conftest import Vault, assert_no_leak, secret_contract
 from faults import fault_proxy, silent_server
+from fixtures import DEMO, DEMO_PATH, generator_input
 from openbao_server import bao_binary, free_port
 from secret_contract import vault_auth
-from secret_contract.vault import HvacStore, VaultConfig
-from test_krm import CONTRACT, generator_input
+from secret_contract.vault import VaultConfig, VaultStore
 
 pytestmark = pytest.mark.vault
-PATH = "demo/demo/db"
+PATH = DEMO_PATH
+CONTRACT = DEMO
 
 
 def policy_for(vault: Vault, name: str) -> str:
@@ -210,12 +211,12 @@ def test_expired_login_token_is_renewed_by_logging_in_again(vault: Vault, approl
     env = login_env(vault, "approle", mount, role_id=role_id, secret_id=secret_id)
     config = VaultConfig.from_env(env)
     assert config is not None
-    store = HvacStore(config)
+    store = VaultStore(config)
     store.check_mount(vault.mount)
-    first_token = store._hvac.token
+    first_token = store._token
     vault.client.auth.token.revoke(first_token)  # as if it expired mid-run
     assert store.read(vault.mount, "nothing/here") is None
-    assert store._hvac.token != first_token
+    assert store._token != first_token
 
 
 def test_token_precedence_env_then_named_file_then_home(vault: Vault, tmp_path: Path) -> None:
@@ -270,7 +271,7 @@ def test_tls_verification_with_the_ca_and_without_it(tls_server, tmp_path: Path)
     rc, out = build({**env, "VAULT_CACERT": str(ca)})
     assert rc == 0, out
     rc, out = build(env)
-    assert rc == 1 and "TLS verification failed; set VAULT_CACERT" in out
+    assert rc == 1 and "TLS verification failed (unable to get local issuer certificate); set VAULT_CACERT" in out
     rc, out = build({**env, "VAULT_SKIP_VERIFY": "true"})
     assert rc == 0 and "[warning] VAULT_SKIP_VERIFY is set" in out
     capath = tmp_path / "cas"
@@ -318,8 +319,8 @@ def test_path_prefix_places_secrets_and_references(vault: Vault) -> None:
         stdin=generator_input(CONTRACT), env={**vault.env, "SECRET_CONTRACT_PATH_PREFIX": "platform/apps"}
     )
     assert ran.returncode == 0
-    assert vault.read("platform/apps/demo/demo/db") is not None
-    assert "key: platform/apps/demo/demo/db" in ran.stdout
+    assert vault.read("platform/apps/demo/db") is not None
+    assert "key: platform/apps/demo/db" in ran.stdout
 
 
 def test_silent_server_times_out_naming_the_address(vault: Vault) -> None:
@@ -329,7 +330,10 @@ def test_silent_server_times_out_naming_the_address(vault: Vault) -> None:
             {"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "VAULT_CLIENT_TIMEOUT": "1", "SECRET_CONTRACT_STRICT": "1"}
         )
         elapsed = time.monotonic() - start
-    assert rc == 1 and f"{addr}: no answer within 1s (VAULT_CLIENT_TIMEOUT)" in out
+    assert (
+        rc == 1
+        and f"{addr}: cannot look up the mount secret: no complete answer within 1s (VAULT_CLIENT_TIMEOUT)" in out
+    )
     assert elapsed < 10
 
 
@@ -340,14 +344,15 @@ def test_throttling_and_server_errors_are_retried_then_reported(vault: Vault) ->
         assert rc == 0, out
         assert proxy.statuses()[:3] == [429, 502, 0]
     assert vault.read(PATH) is not None
+    vault.client.secrets.kv.v2.delete_metadata_and_all_versions(PATH, mount_point=vault.mount)
     # Every write answered 500: retried VAULT_MAX_RETRIES times, then the path and status are named.
     with fault_proxy(vault.server.addr, lambda _n, m, p: 500 if m == "POST" and "/data/" in p else None) as proxy:
         env = {**vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "1", "VAULT_MAX_RETRIES": "3"}
         other = secret_contract(stdin=generator_input({**CONTRACT, "metadata": {"name": "other"}}), env=env)
         assert other.returncode == 1
-        assert f"HTTP 500 from Vault on write {vault.mount}/other/demo/db" in other.stderr
+        assert f"HTTP 500 from Vault on write {vault.mount}/demo/db" in other.stderr
         assert [s for m, p, s in proxy.seen if m == "POST" and "/data/" in p] == [500, 500, 500, 500]
-    assert vault.read("other/demo/db") is None
+    assert vault.read("demo/db") is None
 
 
 def test_client_errors_are_not_retried(vault: Vault) -> None:
@@ -394,12 +399,9 @@ def test_client_certificate_login(tls_server, tmp_path: Path) -> None:  # type: 
         "SECRET_CONTRACT_AUTH_ROLE": "builder",
         "SECRET_CONTRACT_STRICT": "1",
     }
-    obj = {**CONTRACT, "metadata": {"name": "cert-login"}}
-    ran = secret_contract(stdin=generator_input(obj), env=env)
+    ran = secret_contract(stdin=generator_input(CONTRACT), env=env)
     assert ran.returncode == 0, ran.stderr
-    stored = root.secrets.kv.v2.read_secret_version(
-        "cert-login/demo/db", mount_point="secret", raise_on_deleted_version=True
-    )
+    stored = root.secrets.kv.v2.read_secret_version("demo/db", mount_point="secret", raise_on_deleted_version=True)
     assert stored["data"]["data"]["user"] == "admin"
     without = {k: v for k, v in env.items() if not k.startswith("VAULT_CLIENT_")}
     rc, out = build(without)

@@ -99,10 +99,20 @@ def schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
+def _validator_class() -> Any:
+    """Draft 2020-12, except that an integer is an int: the standard counts 2.0 and 1e9 as
+    integers, and a length of 1e9 must never reach a generator."""
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(_inline_refs(schema(), schema()["$defs"]))
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return validators.extend(Draft202012Validator, type_checker=checker)
+
+
+@cache
+def _validator() -> Any:
+    return _validator_class()(_inline_refs(schema(), schema()["$defs"]))
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -190,7 +200,5 @@ def _external_secret_settings(raw: dict[str, Any]) -> ExternalSecretSettings:
 
 def validate_fragment(definition: str, obj: Any) -> list[Result]:
     """Validate `obj` against one of the schema's `$defs` (used for settings from env)."""
-    from jsonschema import Draft202012Validator
-
     sub = {"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]}
-    return [r for err in Draft202012Validator(sub).iter_errors(obj) for r in _describe(err)]
+    return [r for err in _validator_class()(sub).iter_errors(obj) for r in _describe(err)]

@@ -1,48 +1,30 @@
-"""ExternalSecret manifests for a contract: pure, deterministic, block-ordered dicts.
+"""ExternalSecret manifests: pure, deterministic, block-ordered dicts.
 
-Fields that the ESO CRD defaults are written out, so that a GitOps diff between what was
-rendered and what the API server stored stays empty.
+Only fields that carry meaning are written, and only fields every supported ESO release
+(0.16.2 to 2.9) knows: `kubectl apply` and server-side apply reject unknown fields, and
+writing out defaults buys nothing (ESO's CRDs default none of the remoteRef strategies; Argo
+CD and Flux do not report server-side defaults as drift). Nothing in an ExternalSecret names
+the contract that declared it, so every stack that declares a shared Secret emits the same
+bytes (data entries are sorted by key for the same reason).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from secret_contract.contract import Contract, Secret
+from secret_contract.contract import Secret
+from secret_contract.ownership import MANAGED_BY
 from secret_contract.settings import Resolved
 
 KIND = "ExternalSecret"
+GROUP = "external-secrets.io"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "secret-contract"
-CONTRACT_LABEL = "secret-contract.hostk8s.io/contract"
-CONTRACT_ANNOTATION = "secret-contract.hostk8s.io/contract"
 VAULT_PATH_ANNOTATION = "secret-contract.hostk8s.io/vault-path"
 
-REMOTE_REF_DEFAULTS = {
-    "conversionStrategy": "Default",
-    "decodingStrategy": "None",
-    "metadataPolicy": "None",
-}
-# ESO 2.3+ defaults this too; v1beta1 targets older ESO releases, which reject it.
-NULL_BYTE_POLICY_DEFAULT = {"nullBytePolicy": "Ignore"}
 
-
-def label_value(stack: str) -> str:
-    """A stack name as a label value: '/' becomes '.', and over 63 characters it is hashed."""
-    value = stack.replace("/", ".")
-    if len(value) <= 63:
-        return value
-    digest = hashlib.sha256(stack.encode()).hexdigest()[:10]
-    return f"{value[:52].rstrip('.-')}-{digest}"
-
-
-def build(c: Contract, secret: Secret, r: Resolved) -> dict[str, Any]:
+def build(secret: Secret, r: Resolved) -> dict[str, Any]:
     """The ExternalSecret that delivers `secret` from Vault into its namespace."""
-    remote_defaults = dict(REMOTE_REF_DEFAULTS)
-    if r.api_version.endswith("/v1"):
-        remote_defaults.update(NULL_BYTE_POLICY_DEFAULT)
-    target: dict[str, Any] = {"name": secret.name, "creationPolicy": "Owner", "deletionPolicy": "Retain"}
+    target: dict[str, Any] = {"name": secret.name, "creationPolicy": "Owner"}
     template = _template(r)
     if template:
         target["template"] = template
@@ -52,48 +34,32 @@ def build(c: Contract, secret: Secret, r: Resolved) -> dict[str, Any]:
         "metadata": {
             "name": secret.name,
             "namespace": secret.namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY, CONTRACT_LABEL: label_value(c.stack)},
-            "annotations": {CONTRACT_ANNOTATION: c.stack, VAULT_PATH_ANNOTATION: r.full_path},
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+            "annotations": {VAULT_PATH_ANNOTATION: r.full_path},
         },
         "spec": {
             "refreshInterval": r.refresh_interval,
             "secretStoreRef": {"name": r.store_name, "kind": r.store_kind},
             "target": target,
             "data": [
-                {
-                    "secretKey": entry.key,
-                    "remoteRef": {"key": r.key, "property": entry.key, **remote_defaults},
-                }
-                for entry in secret.data
+                {"secretKey": entry.key, "remoteRef": {"key": r.path, "property": entry.key}}
+                for entry in sorted(secret.data, key=lambda e: e.key)
             ],
         },
     }
 
 
-def build_all(c: Contract, resolved: list[Resolved]) -> list[dict[str, Any]]:
-    return [build(c, secret, r) for secret, r in zip(c.secrets, resolved, strict=True)]
-
-
-def is_generated_by(item: dict[str, Any], stack: str) -> bool:
-    """Whether `item` is an ExternalSecret this function emitted for contract `stack`."""
-    meta = item.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    notes = meta.get("annotations") or {}
-    return (
-        item.get("kind") == KIND
-        and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
-        and notes.get(CONTRACT_ANNOTATION) == stack
-    )
+def is_generated(item: dict[str, Any]) -> bool:
+    """Whether `item` is an ExternalSecret this function emitted."""
+    meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    return item.get("kind") == KIND and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
 def _template(r: Resolved) -> dict[str, Any]:
-    if not (r.template_type or r.template_labels or r.template_annotations):
-        return {}
     template: dict[str, Any] = {}
     if r.template_type:
         template["type"] = r.template_type
-    template["engineVersion"] = "v2"
-    template["mergePolicy"] = "Replace"
     metadata: dict[str, Any] = {}
     if r.template_labels:
         metadata["labels"] = dict(sorted(r.template_labels.items()))

@@ -5,16 +5,15 @@ https://github.com/kubernetes-sigs/kustomize/blob/master/cmd/config/docs/api-con
 
 from __future__ import annotations
 
-import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import yaml
 
 from secret_contract import results, yaml_codec
-from secret_contract.errors import InvalidInput, InvalidResourceList
+from secret_contract.errors import InvalidResourceList
 from secret_contract.results import FileRef, ResourceRef, Result
 
 RESOURCE_LIST_KIND = "ResourceList"
@@ -24,7 +23,6 @@ PATH_ANNOTATION = "internal.config.kubernetes.io/path"
 INDEX_ANNOTATION = "internal.config.kubernetes.io/index"
 LEGACY_PATH_ANNOTATION = "config.kubernetes.io/path"
 LEGACY_INDEX_ANNOTATION = "config.kubernetes.io/index"
-LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
 LEGACY_ORCHESTRATOR_ANNOTATIONS = frozenset({LEGACY_PATH_ANNOTATION, LEGACY_INDEX_ANNOTATION, "config.k8s.io/id"})
 
 Item = dict[str, Any]
@@ -155,42 +153,6 @@ def sibling_path(file: FileRef, name: str) -> str:
     return posixpath.join(posixpath.dirname(file.path), name)
 
 
-CONTRACT_FILE = "hostk8s.secrets.yaml"
-
-
-def contract_files(path: str) -> list[str]:
-    """A contract file as given, or a stack directory's hostk8s.secrets.yaml."""
-    if os.path.isdir(path):
-        candidate = os.path.join(path, CONTRACT_FILE)
-        if not os.path.isfile(candidate):
-            raise InvalidInput(f"{path}: no {CONTRACT_FILE} in this directory")
-        return [candidate]
-    if not os.path.isfile(path):
-        raise InvalidInput(f"{path}: no such file or directory")
-    return [path]
-
-
-def read_files(paths: list[str]) -> ResourceList:
-    """A ResourceList of every document in `paths`, each annotated with its file and index."""
-    items: list[Item] = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                docs = yaml_codec.load_all(handle.read())
-        except UnicodeDecodeError:
-            raise InvalidInput(f"{path}: not UTF-8 text") from None
-        except yaml.YAMLError as exc:
-            raise InvalidInput(f"{path}: invalid YAML: {yaml_codec.describe_error(exc)}") from None
-        except OSError as exc:
-            raise InvalidInput(f"{path}: cannot read: {exc.strerror}") from None
-        for index, doc in enumerate(docs):
-            if not isinstance(doc, dict):
-                raise InvalidInput(f"{path}: document {index} is not a mapping")
-            set_file(doc, FileRef(path, index))
-            items.append(doc)
-    return ResourceList(items)
-
-
 def strip_orchestrator_annotations(item: Item) -> Item:
     """A copy without path/index bookkeeping, for printing outside of an orchestrator."""
     notes = {k: v for k, v in annotations(item).items() if not is_orchestrator_annotation(k)}
@@ -200,3 +162,74 @@ def strip_orchestrator_annotations(item: Item) -> Item:
     else:
         meta.pop("annotations", None)
     return {**item, "metadata": meta}
+
+
+GENERATED_FILE = "external-secrets.generated.yaml"
+
+
+def place(
+    rl: ResourceList, built: list[tuple[Item, FileRef | None]], is_ours: Callable[[Item], bool]
+) -> tuple[list[Item], list[Result]]:
+    """The output items: `built` (each with the file of the contract that declared it) added
+    to the input the way the orchestrator needs it.
+
+    A kustomize generator returns only what it generated (the contract must not reach the
+    build). A kpt function returns every item: others untouched, its own earlier output
+    replaced in place or dropped when stale, new items placed beside their contract. An
+    item of the same identity that the function did not generate is a conflict.
+    """
+    if is_generator_call(rl):
+        return [item for item, _ in built], []
+    new = {identity(item): home for item, home in built}
+    kept: list[Item] = []
+    previous: dict[tuple[str, str, str, str], Item] = {}
+    findings: list[Result] = []
+    for item in rl.items:
+        ident = identity(item)
+        if ident in new and is_ours(item):
+            previous[ident] = item
+        elif ident in new:
+            findings.append(_conflict(item, new[ident]))
+            kept.append(item)
+        elif not is_ours(item):
+            kept.append(item)  # anything that is not this function's stale output passes through
+    used = _used_indexes([*kept, *previous.values()])
+    placed = [_place(item, previous.get(identity(item)), home, used) for item, home in built]
+    return kept + placed, findings
+
+
+def _conflict(existing: Item, contract_file: FileRef | None) -> Result:
+    ref = resource_ref(existing)
+    file = file_ref(existing)
+    message = (
+        f"{ref.kind} {ref.namespace}/{ref.name} is written by hand here and generated from a SecretContract"
+        f"{f' ({contract_file.path})' if contract_file else ''}: remove one of them"
+    )
+    return Result("error", message, "metadata.name", resource=ref, file=file, rule="identity")
+
+
+def _used_indexes(items: list[Item]) -> dict[str, set[int]]:
+    used: dict[str, set[int]] = {}
+    for item in items:
+        ref = file_ref(item)
+        if ref:
+            used.setdefault(ref.path, set()).add(ref.index)
+    return used
+
+
+def _place(item: Item, previous: Item | None, contract_file: FileRef | None, used: dict[str, set[int]]) -> Item:
+    """Keep an item where it already lives; put a new one beside its contract."""
+    if previous is not None:
+        # Orchestrator bookkeeping (path, index, ids) lets kpt write it back in place.
+        bookkeeping = {k: v for k, v in annotations(previous).items() if is_orchestrator_annotation(k)}
+        if bookkeeping:
+            item["metadata"]["annotations"] = {**item["metadata"].get("annotations", {}), **bookkeeping}
+        return item
+    if contract_file is None:
+        return item
+    path = sibling_path(contract_file, GENERATED_FILE)
+    taken = used.setdefault(path, set())
+    index = next(i for i in range(len(taken) + 1) if i not in taken)
+    taken.add(index)
+    set_file(item, FileRef(path, index))
+    return item

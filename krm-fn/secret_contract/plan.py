@@ -1,23 +1,35 @@
-"""Decide, per Vault secret, what a build must write: pure, no I/O, no randomness.
+"""Decide what a build may write to one Vault secret: pure, no I/O, no randomness.
 
-The rules (docs: "What idempotent means here"):
-- a generated key that has a value keeps it; a missing one is generated;
+The rules ("How a build treats Vault" in the README):
+- a generated key that has a value keeps it; a key the contract gained is generated;
 - a static key is set to the contract's value when it differs;
-- keys in Vault that the contract no longer names are kept (a build never deletes);
-- nothing to change means no write at all, so a re-run creates no KV version.
+- keys the contract no longer names are kept (a build never deletes);
+- nothing to change means no write, so a re-run creates no KV version;
+- a secret whose latest version was deleted, destroyed or expired is never refilled with
+  new generated values: that would silently rotate a credential (`rotate` does it on purpose);
+- a secret another tool manages, or that other contracts declare differently, is not touched;
+- data nobody owns (the older script's, or written by hand) is adopted only when it already
+  holds exactly what the contract declares; otherwise `migrate` adopts it explicitly;
+- values that already exist at another location of the same Secret (an older layout) are
+  never forked into new ones: the build stops and names `migrate`.
+
+This module is the one place that owns these rules; `ownership` only encodes metadata.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
-MANAGED_BY_KEY = "managed-by"
-MANAGED_BY = "secret-contract"
-OWNER_KEY = "secret-contract-owner"
+from secret_contract import generators, ownership
+from secret_contract.ownership import Ownership
+from secret_contract.store import Entry
 
-Action = Literal["create", "update", "noop", "conflict"]
+Action = Literal["create", "update", "claim", "noop", "conflict", "blocked"]
 
 
 @dataclass(frozen=True)
@@ -25,49 +37,60 @@ class GeneratedKey:
     generator: str
     length: int | None = None
 
+    @property
+    def effective_length(self) -> int | None:
+        return generators.effective_length(self.generator, self.length)
+
+    def describe(self) -> str:
+        length = self.effective_length
+        return self.generator if length is None else f"{self.generator} of length {length}"
+
 
 @dataclass(frozen=True)
 class Desired:
-    """One Vault secret as a contract declares it."""
+    """One Vault secret as the contracts of a build declare it."""
 
+    mount: str
     path: str  # inside the mount
-    owner: str  # the contract's stack name
+    stacks: tuple[str, ...]  # every contract of this build that declares it
     static: Mapping[str, str] = field(default_factory=dict)
     generated: Mapping[str, GeneratedKey] = field(default_factory=dict)
+    legacy: tuple[str, ...] = ()  # other paths in the mount where its values may already live
+
+    @property
+    def where(self) -> str:
+        return f"{self.mount}/{self.path}"
 
     def key_names(self) -> list[str]:
         return [*self.static, *self.generated]
 
+    @cached_property
+    def digest(self) -> str:
+        """Identifies the declaration: two contracts agree on a secret iff their digests match."""
+        canonical = {
+            **{k: ["static", hashlib.sha256(v.encode()).hexdigest()] for k, v in self.static.items()},
+            **{k: [g.generator, g.effective_length] for k, g in self.generated.items()},
+        }
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-@dataclass(frozen=True)
-class Current:
-    """What Vault holds at a path. `version` is the KV version a CAS write must name."""
-
-    data: Mapping[str, object]
-    version: int
-    custom_metadata: Mapping[str, str] = field(default_factory=dict)
-    deleted: bool = False  # the latest version was soft-deleted or destroyed
-
-    @property
-    def owner(self) -> str | None:
-        return self.custom_metadata.get(OWNER_KEY)
-
-    @property
-    def managed_by(self) -> str | None:
-        return self.custom_metadata.get(MANAGED_BY_KEY)
+    def declarations(self) -> dict[str, str]:
+        return dict.fromkeys(self.stacks, self.digest)
 
 
 @dataclass(frozen=True)
 class Change:
-    path: str
+    """What to do at one path. Data first (check-and-set on `cas`), then `metadata`."""
+
     action: Action
     cas: int = 0
     set_static: Mapping[str, str] = field(default_factory=dict)
     generate: Mapping[str, GeneratedKey] = field(default_factory=dict)
-    keep: Mapping[str, object] = field(default_factory=dict)  # current data carried over unchanged
-    claim: bool = False  # record ownership in custom metadata
+    keep: Mapping[str, str] = field(default_factory=dict)  # current data carried over unchanged
+    metadata: Mapping[str, str | None] = field(default_factory=dict)
+    reason: str = ""  # why a conflict or a block; what an adoption or a recreation means
+    adopted: bool = False
     recreated: bool = False
-    reason: str = ""  # why a conflict
 
     @property
     def writes_data(self) -> bool:
@@ -75,8 +98,11 @@ class Change:
 
     @property
     def writes(self) -> bool:
-        """Whether applying it sends anything to Vault: data, or the ownership record."""
-        return self.writes_data or self.claim
+        return self.writes_data or bool(self.metadata)
+
+    @property
+    def refused(self) -> bool:
+        return self.action in ("conflict", "blocked")
 
     def summary(self) -> str:
         """Key names only, never values."""
@@ -88,59 +114,175 @@ class Change:
         return "; ".join(parts)
 
 
-def ownership_metadata(owner: str) -> dict[str, str]:
-    return {MANAGED_BY_KEY: MANAGED_BY, OWNER_KEY: owner}
+def diff(
+    desired: Desired, current: Entry | None, legacy: Mapping[str, Entry | None] | None = None, raced: bool = False
+) -> Change:
+    """What to write so that Vault satisfies `desired`, given what it holds now.
 
-
-def diff(desired: Desired, current: Current | None) -> Change:
-    """What to write so that Vault satisfies `desired`, given what it holds now."""
-    if current is not None and (problem := _ownership_problem(desired, current)):
-        return Change(desired.path, "conflict", reason=problem)
+    `legacy` holds what the desired secret's legacy paths hold (read only when the path
+    itself is empty). `raced` means the path was empty when first read and another writer
+    filled it since: its data is then a concurrent build's, never something to adopt.
+    """
     if current is None:
-        return Change(
-            desired.path,
-            "create",
-            cas=0,
-            set_static=dict(desired.static),
-            generate=dict(desired.generated),
-            claim=True,
-        )
-    data = current.data
-    set_static = {k: v for k, v in desired.static.items() if data.get(k) != v}
-    generate = {k: g for k, g in desired.generated.items() if k not in data}
-    claim = current.owner != desired.owner or current.managed_by != MANAGED_BY
-    if not set_static and not generate and not current.deleted:
-        return Change(desired.path, "noop", cas=current.version, claim=claim)
-    keep = {k: v for k, v in data.items() if k not in set_static}
+        found = {path: entry for path, entry in (legacy or {}).items() if entry is not None and entry.ever_written}
+        if found:
+            return _legacy_found(desired, found)
+        return _create(desired, 0)
+    owners = ownership.read(current.custom_metadata)
+    if owners.foreign_tool:
+        return Change("conflict", reason=f"it is managed by '{owners.foreign_tool}', not by secret-contract")
+    others = {s: d for s, d in owners.declarations.items() if s not in desired.stacks}
+    ours = any(owners.declared_by(s) for s in desired.stacks)
+    if not current.live:
+        if others and not ours:
+            return Change("conflict", reason=f"it is reserved by {_contracts(others)}")
+        if not current.ever_written:
+            return _create(desired, 0)  # metadata without a version: the path has never held data
+        return _deleted_history(desired, current)
+    if owners.unowned:
+        return _adopt(desired, current, raced)
+    disagreeing = sorted(s for s, digest in others.items() if digest is not None and digest != desired.digest)
+    if disagreeing:
+        return Change("conflict", reason=_disagreement(desired, current, disagreeing))
+    if others and not ours:
+        gaps = _mismatches(desired, current.data)
+        if gaps:
+            return Change("conflict", reason=f"{_contracts(others)} declares it differently ({'; '.join(gaps)})")
+        return Change("claim", cas=current.version, metadata=ownership.declare(desired.declarations()))
+    unknown = sorted(s for s, digest in others.items() if digest is None)
+    return _update(desired, current, owners, unknown)
+
+
+def _create(desired: Desired, cas: int) -> Change:
     return Change(
-        desired.path,
-        "update",
-        cas=current.version,
-        set_static=set_static,
-        generate=generate,
-        keep=keep,
-        claim=claim,
-        recreated=current.deleted,
+        "create",
+        cas=cas,
+        set_static=dict(desired.static),
+        generate=dict(desired.generated),
+        metadata=ownership.claim(desired.declarations(), ownership.CREATED),
     )
 
 
-def _ownership_problem(desired: Desired, current: Current) -> str:
-    managed_by, owner = current.managed_by, current.owner
-    if managed_by and managed_by != MANAGED_BY:
-        return f"it is managed by '{managed_by}', not by secret-contract"
-    if owner and owner != desired.owner:
-        return f"it belongs to contract '{owner}'"
-    return ""
+def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[str]) -> Change:
+    data = current.data
+    set_static = {k: v for k, v in desired.static.items() if data.get(k) != v}
+    generate = {k: g for k, g in desired.generated.items() if k not in data}
+    if unknown and (set_static or generate):
+        # Another contract shares it, recorded by an earlier release without its declaration:
+        # changing the data could undo what that contract relies on.
+        gaps = _mismatches(desired, data)
+        return Change("conflict", reason=f"it is shared with {_contracts(unknown)} ({'; '.join(gaps)})")
+    record = {s: d for s, d in desired.declarations().items() if owners.declarations.get(s) != d}
+    metadata = ownership.declare(record) if record else {}
+    if owners.managed_by is None:
+        metadata = {ownership.MANAGED_BY_KEY: ownership.MANAGED_BY, **metadata}
+    if not set_static and not generate:
+        return Change("noop" if not metadata else "claim", cas=current.version, metadata=metadata)
+    keep = {k: v for k, v in data.items() if k not in set_static}
+    return Change("update", cas=current.version, set_static=set_static, generate=generate, keep=keep, metadata=metadata)
 
 
-def gaps(desired: Desired, current: Current | None) -> list[str]:
-    """What Vault lacks of `desired`: a missing secret or key, or a differing static value."""
-    if current is None or (current.deleted and not current.data):
+def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:
+    gaps = _mismatches(desired, current.data)
+    if gaps and raced:
+        return Change("conflict", reason=f"another writer created it at the same time with other values ({gaps[0]})")
+    if gaps:
+        return Change(
+            "blocked",
+            reason=f"it holds values no contract owns (written by another tool or by hand) that differ from this "
+            f"contract ({'; '.join(gaps)}); adopt it explicitly with `secret-contract migrate` (existing values "
+            "are kept) or align the contract",
+        )
+    origin = ownership.CREATED if raced else f"{ownership.ADOPTED}:{current.version}"
+    return Change(
+        "claim",
+        cas=current.version,
+        metadata=ownership.claim(desired.declarations(), origin),
+        adopted=not raced,
+        reason="" if raced else "its values were kept",
+    )
+
+
+def _deleted_history(desired: Desired, current: Entry) -> Change:
+    how = {"deleted": "was deleted", "destroyed": "was destroyed", "none": "is gone"}[current.latest]
+    when = f" at {current.deletion_time}" if current.deletion_time else ""
+    if desired.generated:
+        return Change(
+            "blocked",
+            reason=f"its latest version (v{current.version}) {how}{when} (soft delete or delete_version_after); "
+            f"new values for {', '.join(sorted(desired.generated))} would replace a credential in use. Restore it "
+            f"(`bao kv undelete -mount={desired.mount} -versions={current.version} {desired.path}`, or "
+            "`kv rollback` to an older version), or replace it on purpose with `secret-contract rotate`",
+        )
+    # Static values only: writing them again restores exactly what was there.
+    return Change(
+        "update",
+        cas=current.version,
+        set_static=dict(desired.static),
+        metadata=ownership.declare(desired.declarations()),
+        recreated=True,
+        reason=f"its latest version {how}{when}; the contract's static values were written again",
+    )
+
+
+def _legacy_found(desired: Desired, found: Mapping[str, Entry]) -> Change:
+    path, entry = next(iter(found.items()))
+    holder = _holder(ownership.read(entry.custom_metadata))
+    return Change(
+        "blocked",
+        reason=f"this Secret's values already exist at {desired.mount}/{path} ({holder}); generating new ones here "
+        f"would fork a live credential. Move them with `secret-contract migrate {' '.join(desired.stacks)}`",
+    )
+
+
+def _holder(owners: Ownership) -> str:
+    if owners.foreign_tool:
+        return f"managed by '{owners.foreign_tool}'"
+    if owners.declarations:
+        return f"recorded for {_contracts(owners.declarations)}"
+    return "no owner recorded: written by the older script or by hand"
+
+
+def _disagreement(desired: Desired, current: Entry, stacks: list[str]) -> str:
+    gaps = _mismatches(desired, current.data)
+    detail = "; ".join(gaps) if gaps else "a key, generator, length or static value differs"
+    return (
+        f"{_contracts(stacks)} declares it differently ({detail}); make the declarations agree, then build them "
+        f"together (`secret-contract add` with every stack that declares it)"
+    )
+
+
+def _mismatches(desired: Desired, data: Mapping[str, str]) -> list[str]:
+    """How `data` falls short of `desired` (key names only)."""
+    found = [f"no key '{k}'" for k in desired.key_names() if k not in data]
+    found += [f"key '{k}' holds another value" for k, v in desired.static.items() if k in data and data[k] != v]
+    return found
+
+
+def _contracts(stacks: Mapping[str, object] | list[str]) -> str:
+    names = sorted(stacks)
+    label = "contract" if len(names) == 1 else "contracts"
+    return f"{label} " + ", ".join(f"'{s}'" for s in names)
+
+
+def gaps(desired: Desired, current: Entry | None) -> list[str]:
+    """What Vault lacks of `desired` (for `verify`): the secret, a key, a static value, or a
+    generated value its generator could have produced. Key names only, never values."""
+    if current is None:
         return ["missing secret"]
+    if not current.live:
+        when = f" at {current.deletion_time}" if current.deletion_time else ""
+        return [f"latest version v{current.version} is {current.latest}{when}"]
     found = []
     for key in desired.key_names():
-        if key not in current.data:
+        value = current.data.get(key)
+        if value is None:
             found.append(f"missing key '{key}'")
-        elif key in desired.static and current.data[key] != desired.static[key]:
+        elif key in desired.static and value != desired.static[key]:
             found.append(f"key '{key}' differs from the contract's value")
+        elif key in desired.generated:
+            spec = desired.generated[key]
+            problem = generators.implausible(spec.generator, spec.length, value)
+            if problem:
+                found.append(f"key '{key}' {problem}")
     return found

@@ -11,8 +11,7 @@ import os
 import shlex
 from collections.abc import Mapping
 
-GROUP_VERSION = "hostk8s.io/v1"
-KIND = "SecretContract"
+from secret_contract.contract import API_VERSION, KIND
 
 
 def plugin_root(env: Mapping[str, str]) -> str:
@@ -24,7 +23,7 @@ def plugin_root(env: Mapping[str, str]) -> str:
 
 
 def plugin_path(root: str) -> str:
-    return os.path.join(root, GROUP_VERSION, KIND.lower(), KIND)
+    return os.path.join(root, API_VERSION, KIND.lower(), KIND)
 
 
 def script(python: str) -> str:

@@ -1,6 +1,6 @@
-"""Settings: built-in defaults, overridden by the environment (or a kpt ConfigMap), then by
-the contract's optional `spec.externalSecret` / `spec.vault`, then by a secret's own
-`externalSecret`. The most specific wins; template labels and annotations merge by key.
+"""Settings: built-in defaults, overridden by the project file, then a kpt ConfigMap, then the
+environment, then the contract's optional `spec.externalSecret` / `spec.vault`, then a secret's
+own `externalSecret`. The most specific wins; template labels and annotations merge by key.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from secret_contract import contract as contract_model
 from secret_contract import rules
 from secret_contract.contract import Contract, ExternalSecretSettings, Secret
+from secret_contract.layout import DEFAULT_SCHEME, VaultLayout
 from secret_contract.results import Result, error
 
 DEFAULT_API_VERSION = "external-secrets.io/v1"
@@ -19,7 +20,6 @@ DEFAULT_REFRESH_INTERVAL = "1h"
 DEFAULT_STORE_NAME = "vault-backend"
 DEFAULT_STORE_KIND = "ClusterSecretStore"
 DEFAULT_MOUNT = "secret"
-DEFAULT_LAYOUT = "stack"
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -27,7 +27,7 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 @dataclass(frozen=True)
 class Source:
-    """One setting: its environment variable and its key in a kpt ConfigMap functionConfig."""
+    """One setting: its environment variable and its key in a kpt ConfigMap or project file."""
 
     attr: str
     env: str
@@ -46,8 +46,9 @@ SOURCES = (
     Source("layout", "SECRET_CONTRACT_PATH_LAYOUT", "pathLayout", ("vault", "layout")),
     Source("prefix", "SECRET_CONTRACT_PATH_PREFIX", "pathPrefix", ("vault", "prefix")),
 )
-STRICT_ENV = "SECRET_CONTRACT_STRICT"
-STRICT_CONFIG_KEY = "strict"
+SWITCHES = {"strict": ("SECRET_CONTRACT_STRICT", "strict"), "dry_run": ("SECRET_CONTRACT_DRY_RUN", "dryRun")}
+CONFIG_KEYS = frozenset([*(s.config_key for s in SOURCES), *(key for _, key in SWITCHES.values())])
+CI_ENV = "CI"
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,11 @@ class Defaults:
     store_name: str = DEFAULT_STORE_NAME
     store_kind: str = DEFAULT_STORE_KIND
     mount: str = DEFAULT_MOUNT
-    layout: str = DEFAULT_LAYOUT
+    layout: str = DEFAULT_SCHEME
     prefix: str = ""
     strict: bool = False
+    strict_reason: str = ""  # why strict is on when nobody set it
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,44 +75,100 @@ class Resolved:
     refresh_interval: str
     store_name: str
     store_kind: str
-    mount: str
-    key: str  # the Vault path inside the mount; ESO's remoteRef.key
+    layout: VaultLayout
+    path: str  # the Vault path inside the mount; ESO's remoteRef.key
+    legacy: tuple[str, ...] = ()
     template_type: str | None = None
     template_labels: Mapping[str, str] = field(default_factory=dict)
     template_annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
+    def mount(self) -> str:
+        return self.layout.mount
+
+    @property
     def full_path(self) -> str:
-        return f"{self.mount}/{self.key}"
+        return f"{self.mount}/{self.path}"
 
 
-def load(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> tuple[Defaults, list[Result]]:
-    """Defaults from a kpt ConfigMap's data and the environment (the environment wins)."""
-    config = config or {}
+@dataclass(frozen=True)
+class ResolvedContract:
+    """A valid contract with the effective settings of each of its secrets."""
+
+    contract: Contract
+    secrets: tuple[Resolved, ...]
+
+
+def load(
+    env: Mapping[str, str], config: Mapping[str, Any] | None = None, project: Mapping[str, Any] | None = None
+) -> tuple[Defaults, list[Result]]:
+    """Defaults from the project file, a kpt ConfigMap's data and the environment (the
+    environment wins)."""
+    layers = [("project file", project or {}), ("functionConfig data", config or {})]
+    findings = [
+        error(f"{origin}: unknown setting '{key}' (known: {', '.join(sorted(CONFIG_KEYS))})", rule="settings")
+        for origin, data in layers
+        for key in data
+        if key not in CONFIG_KEYS
+    ]
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    findings: list[Result] = []
     for src in SOURCES:
-        for name, raw in (
-            (f"functionConfig data.{src.config_key}", config.get(src.config_key)),
-            (src.env, env.get(src.env)),
-        ):
-            if raw not in (None, ""):
-                values[src.attr], origin[src.attr] = str(raw), name
-    for src in SOURCES:
-        if src.attr in values:
+        found = _layered(env, src.env, src.config_key, layers)
+        if found is not None:
+            origin[src.attr], raw = found
+            values[src.attr] = _text(raw)
             findings.extend(_check(src, values[src.attr], origin[src.attr]))
-    strict_raw = env.get(STRICT_ENV, config.get(STRICT_CONFIG_KEY, ""))
-    strict = str(strict_raw).strip().lower()
-    if strict not in TRUE_WORDS | FALSE_WORDS:
-        findings.append(error(f"{STRICT_ENV} must be true or false", rule="settings"))
-    values["strict"] = strict in TRUE_WORDS
+    for attr, (env_name, key) in SWITCHES.items():
+        found = _layered(env, env_name, key, layers)
+        parsed = _switch(found[1] if found else None)
+        if parsed is None:
+            findings.append(error(f"{found[0] if found else env_name} must be true or false", rule="settings"))
+        values[attr] = bool(parsed)
+    if found_none(env, layers) and _switch(env.get(CI_ENV)):
+        # In CI nobody reads a warning: a build that could not write Vault must fail there.
+        values["strict"] = True
+        values["strict_reason"] = f"{CI_ENV} is set; {SWITCHES['strict'][0]}=false turns this off"
     return Defaults(**values), findings
+
+
+def _layered(
+    env: Mapping[str, str], env_name: str, key: str, layers: list[tuple[str, Mapping[str, Any]]]
+) -> tuple[str, Any] | None:
+    """(where, raw value) of a setting: the environment, else the ConfigMap, else the project file."""
+    if env.get(env_name) not in (None, ""):
+        return env_name, env[env_name]
+    for name, data in reversed(layers):
+        if data.get(key) not in (None, ""):
+            return f"{name} {key}", data[key]
+    return None
+
+
+def found_none(env: Mapping[str, str], layers: list[tuple[str, Mapping[str, Any]]]) -> bool:
+    """Whether nobody set strictness, so that the CI rule applies."""
+    env_name, key = SWITCHES["strict"]
+    return _layered(env, env_name, key, layers) is None
 
 
 def flag(env: Mapping[str, str], name: str) -> bool:
     """A boolean environment switch: 1/true/yes/on."""
-    return env.get(name, "").strip().lower() in TRUE_WORDS
+    return bool(_switch(env.get(name)))
+
+
+def _switch(raw: Any) -> bool | None:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw if raw is not None else "").strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+def _text(raw: Any) -> str:
+    # An unquoted `refreshInterval: 0` arrives as a number; it means the string "0".
+    return str(raw).lower() if isinstance(raw, bool) else str(raw)
 
 
 def _check(src: Source, value: str, origin: str) -> list[Result]:
@@ -127,18 +186,13 @@ def _check(src: Source, value: str, origin: str) -> list[Result]:
     ]
 
 
-def vault_key(layout: str, stack: str, namespace: str, name: str, prefix: str = "") -> str:
-    """The path of a secret inside its mount."""
-    key = f"{namespace}/{name}" if layout == "namespace" else f"{stack}/{namespace}/{name}"
-    return f"{prefix}/{key}" if prefix else key
-
-
-def stack_folder(c: Contract, defaults: Defaults) -> str | None:
-    """The folder inside the mount that holds only this stack's secrets (stack layout)."""
-    if (c.vault.layout or defaults.layout) != "stack":
-        return None
-    prefix = c.vault.prefix if c.vault.prefix is not None else defaults.prefix
-    return f"{prefix}/{c.stack}/" if prefix else f"{c.stack}/"
+def layout(c: Contract, defaults: Defaults) -> VaultLayout:
+    scheme = c.vault.layout or defaults.layout
+    return VaultLayout(
+        mount=c.vault.mount or defaults.mount,
+        scheme="stack" if scheme == "stack" else "namespace",
+        prefix=c.vault.prefix if c.vault.prefix is not None else defaults.prefix,
+    )
 
 
 def resolve(c: Contract, secret: Secret, defaults: Defaults) -> Resolved:
@@ -148,23 +202,23 @@ def resolve(c: Contract, secret: Secret, defaults: Defaults) -> Resolved:
     def pick(attr: str, default: str) -> str:
         return next((v for v in (getattr(layer, attr) for layer in layers) if v is not None), default)
 
+    where = layout(c, defaults)
     return Resolved(
         api_version=pick("api_version", defaults.api_version),
         refresh_interval=pick("refresh_interval", defaults.refresh_interval),
         store_name=pick("store_name", defaults.store_name),
         store_kind=pick("store_kind", defaults.store_kind),
-        mount=c.vault.mount or defaults.mount,
-        key=vault_key(
-            c.vault.layout or defaults.layout,
-            c.stack,
-            secret.namespace,
-            secret.name,
-            c.vault.prefix if c.vault.prefix is not None else defaults.prefix,
-        ),
+        layout=where,
+        path=where.path(c.stack, secret.namespace, secret.name),
+        legacy=where.legacy_paths(c.stack, secret.namespace, secret.name),
         template_type=next((layer.template_type for layer in layers if layer.template_type), None),
         template_labels=_merge(layers, "template_labels"),
         template_annotations=_merge(layers, "template_annotations"),
     )
+
+
+def resolve_all(contracts: list[Contract], defaults: Defaults) -> list[ResolvedContract]:
+    return [ResolvedContract(c, tuple(resolve(c, s, defaults) for s in c.secrets)) for c in contracts]
 
 
 def _merge(layers: tuple[ExternalSecretSettings, ...], attr: str) -> dict[str, str]:

@@ -1,200 +1,291 @@
-"""Bring Vault in line with the contracts: read everything, plan, then write.
+"""Bring Vault in line with the contracts: read, plan, check, then write.
 
-Reads and writes run in parallel (one kept-alive connection per worker). Nothing is
-written unless every secret's plan is free of conflicts. Writes use check-and-set: a
-write that loses a race re-reads, re-plans and tries again, so parallel builds converge
-on one value per key (the loser keeps the winner's generated values).
+The order is what makes "nothing half-written" hold (docs/reliability.md):
+1. every mount is checked to be KV version 2;
+2. every secret's state is read (a folder holding many of them is listed first, so that
+   paths known to be empty need no read), and for an empty path its legacy paths;
+3. every secret is planned (`plan.diff`, pure); one conflict or block means no write;
+4. the token's permission for every write is checked; one refusal means no write;
+5. the secrets are written in parallel, each in one check-and-set data write followed by
+   its ownership record. A write that loses a race re-reads and re-plans, so parallel
+   builds converge on one value per key. After a failure nothing new is started, and the
+   report says which secrets were written and which were not.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+import posixpath
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from secret_contract import generators, plan
-from secret_contract.errors import CasConflict
-from secret_contract.plan import Change, Current, Desired
+from secret_contract.errors import CasConflict, SecretContractError, VaultPermissionDenied
+from secret_contract.plan import Change, Desired
 from secret_contract.results import FileRef, ResourceRef, Result, error, info, warning
-from secret_contract.vault import SecretStore
+from secret_contract.store import DEFAULT_WORKERS, Entry, Progress, SecretStore, WriteCheck, parallel
 
 MAX_ATTEMPTS = 8
 MAX_DETAILED = 50
-DEFAULT_WORKERS = 8
-
-T = TypeVar("T")
-R = TypeVar("R")
+LIST_THRESHOLD = 4  # a folder with at least this many paths to read is listed first
 
 
 @dataclass(frozen=True)
-class Target:
-    """A desired Vault secret, and where in which contract it was declared."""
+class Declaration:
+    """Where a contract declares a secret, for findings."""
 
-    desired: Desired
-    mount: str
     resource: ResourceRef
     file: FileRef | None
     field_path: str
 
+
+@dataclass(frozen=True)
+class Target:
+    """A desired Vault secret and where the contracts of the build declare it."""
+
+    desired: Desired
+    declared_at: tuple[Declaration, ...]
+
     @property
     def where(self) -> str:
-        return f"{self.mount}/{self.desired.path}"
+        return self.desired.where
 
     def finding(self, make: Callable[[str, str], Result], message: str) -> Result:
-        return make(message, self.field_path).at(self.resource, self.file)
+        first = self.declared_at[0]
+        return make(message, first.field_path).at(first.resource, first.file)
+
+
+@dataclass(frozen=True)
+class State:
+    """What Vault holds at a target's path, and (only where that is empty) at its legacy paths."""
+
+    current: Entry | None
+    legacy: dict[str, Entry | None] = field(default_factory=dict)
 
 
 @dataclass
 class Report:
     findings: list[Result] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)  # as finally applied
+    changes: list[tuple[Target, Change]] = field(default_factory=list)  # as finally applied (or planned)
+    written: list[str] = field(default_factory=list)  # paths whose data this run wrote
+    pending: int = 0  # changes a dry run did not make
+    failure: SecretContractError | None = None
+    values: list[str] = field(default_factory=list)  # generated values, for scrubbing messages
 
     @property
-    def writes(self) -> int:
-        return sum(1 for c in self.changes if c.writes_data)
+    def refused(self) -> bool:
+        return any(c.refused for _, c in self.changes)
 
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
-
-
-def parallel(
-    fn: Callable[[T], R],
-    items: Iterable[T],
-    workers: int = DEFAULT_WORKERS,
-    progress: Progress | None = None,
-    phase: str = "",
-) -> list[R]:
-    """`fn` over `items` on a thread pool, results in order; the first exception propagates."""
-    items = list(items)
-    if len(items) <= 1 or workers <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        if progress is None:
-            return list(pool.map(fn, items))
-        out = []
-        for done, result in enumerate(pool.map(fn, items), 1):
-            out.append(result)
-            progress(phase, done, len(items))
-        return out
-
-
-def sync(
-    targets: list[Target], store: SecretStore, workers: int = DEFAULT_WORKERS, progress: Progress | None = None
-) -> Report:
-    report = Report()
-    for mount in sorted({t.mount for t in targets}):
+def read_states(
+    store: SecretStore, targets: list[Target], workers: int = DEFAULT_WORKERS, progress: Progress | None = None
+) -> list[State]:
+    """The current state of every target (one read each, fewer where listing shows a path empty)."""
+    for mount in sorted({t.desired.mount for t in targets}):
         store.check_mount(mount)
-    currents = parallel(lambda t: store.read(t.mount, t.desired.path), targets, workers, progress, "reading Vault")
-    changes = [plan.diff(t.desired, cur) for t, cur in zip(targets, currents, strict=True)]
-    conflicts = [f for t, c in zip(targets, changes, strict=True) if c.action == "conflict" for f in _describe(t, c)]
-    if conflicts:
-        report.findings.extend(conflicts)
-        return report
-    pending = [(t, c) for t, c in zip(targets, changes, strict=True) if c.writes]
-    refused = _missing_capabilities(store, pending)
-    if refused:
-        report.findings.extend(refused)
-        return report
-    applied = dict(
-        zip((id(t) for t, _ in pending), parallel(lambda tc: _apply(store, *tc), pending, workers), strict=True)
+    listed = _listings(store, [(t.desired.mount, t.desired.path) for t in targets], workers)
+    currents = parallel(
+        lambda t: _read_unless_absent(store, listed, t.desired.mount, t.desired.path),
+        targets,
+        workers,
+        progress,
+        "reading Vault",
     )
-    described: list[Result] = []
-    for target, change in zip(targets, changes, strict=True):
-        final = applied.get(id(target), change)
-        report.changes.append(final)
-        described.extend(_describe(target, final))
-    report.findings.extend(_summarize(described, report.changes))
-    return report
-
-
-def _summarize(findings: list[Result], changes: list[Change]) -> list[Result]:
-    """One line per secret written, or, past MAX_DETAILED, one line per kind of change:
-    thousands of "created" lines help nobody. Warnings and errors are always kept whole."""
-    notes = [f for f in findings if f.severity == "info"]
-    if len(notes) <= MAX_DETAILED:
-        return findings
-    counts = Counter("ownership" if c.action == "noop" else c.action for c in changes if c.writes)
-    words = {"create": "created", "update": "updated", "ownership": "recorded ownership of"}
-    summary = [info(f"{words[kind]} {n} secrets", rule="vault") for kind, n in sorted(counts.items())]
-    return [f for f in findings if f.severity != "info"] + summary
-
-
-ALLOW_ALL = {"root", "sudo"}
-
-
-def _missing_capabilities(store: SecretStore, pending: list[tuple[Target, Change]]) -> list[Result]:
-    """Check the token may make every write before making any: KV has no transactions, so
-    this is what keeps a token allowed only some of the paths from leaving half a build."""
-    needs: list[tuple[Target, str, str]] = []
-    for target, change in pending:
-        if change.writes_data:
-            needs.append(
-                (target, f"{target.mount}/data/{target.desired.path}", "create" if change.cas == 0 else "update")
-            )
-        if change.claim:
-            needs.append((target, f"{target.mount}/metadata/{target.desired.path}", "patch"))
-    if not needs:
-        return []
-    granted = store.capabilities(sorted({path for _, path, _ in needs}))
-    if granted is None:
-        return []
+    empty = [t for t, cur in zip(targets, currents, strict=True) if cur is None and t.desired.legacy]
+    legacy_keys = [(t.desired.mount, p) for t in empty for p in t.desired.legacy]
+    legacy_listed = _listings(store, legacy_keys, workers)
+    found = parallel(lambda k: _read_legacy(store, legacy_listed, *k), legacy_keys, workers)
+    legacy_entries = dict(zip(legacy_keys, found, strict=True))
     return [
-        target.finding(error, f"the token may not {capability} {path}: its policy needs '{capability}' there")
-        for target, path, capability in needs
-        if not granted.get(path, set()) & ({capability} | ALLOW_ALL)
+        State(cur, {p: legacy_entries[(t.desired.mount, p)] for p in t.desired.legacy} if cur is None else {})
+        for t, cur in zip(targets, currents, strict=True)
     ]
 
 
-def _apply(store: SecretStore, target: Target, change: Change) -> Change:
-    """Write one change; on a lost CAS race re-read, re-plan and retry."""
+def _listings(store: SecretStore, keys: list[tuple[str, str]], workers: int) -> dict[tuple[str, str], frozenset[str]]:
+    """Names in each folder holding many of `keys`; folders the token may not list are left out."""
+    per_folder = Counter((mount, posixpath.dirname(path)) for mount, path in keys)
+    folders = [f for f, n in per_folder.items() if n >= LIST_THRESHOLD]
+    names = parallel(lambda f: store.list(f[0], f[1] + "/" if f[1] else ""), folders, workers)
+    return {f: frozenset(found) for f, found in zip(folders, names, strict=True) if found is not None}
+
+
+def _read_unless_absent(
+    store: SecretStore, listed: dict[tuple[str, str], frozenset[str]], mount: str, path: str
+) -> Entry | None:
+    folder, name = posixpath.split(path)
+    known = listed.get((mount, folder))
+    if known is not None and name not in known:
+        return None
+    return store.read(mount, path)
+
+
+def _read_legacy(
+    store: SecretStore, listed: dict[tuple[str, str], frozenset[str]], mount: str, path: str
+) -> Entry | None:
+    """A legacy path as far as the token may see it: a token scoped to the paths a contract
+    resolves to may not read the older layout's, and then there is nothing it could fork."""
+    try:
+        return _read_unless_absent(store, listed, mount, path)
+    except VaultPermissionDenied:
+        return None
+
+
+def plan_all(targets: list[Target], states: list[State]) -> list[Change]:
+    return [plan.diff(t.desired, s.current, s.legacy) for t, s in zip(targets, states, strict=True)]
+
+
+def writes_of(target: Target, change: Change) -> list[WriteCheck]:
+    """The writes a change makes, for the permission check."""
+    d = target.desired
+    checks = []
+    if change.writes_data:
+        checks.append(WriteCheck("create" if change.cas == 0 else "update", d.mount, d.path))
+    if change.metadata:
+        checks.append(WriteCheck("metadata", d.mount, d.path))
+    return checks
+
+
+def sync(
+    targets: list[Target],
+    store: SecretStore,
+    *,
+    dry_run: bool = False,
+    verbose: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> Report:
+    """Plan every target against Vault and, unless `dry_run`, write what the plans say.
+
+    Errors before the first write (unreachable, denied, not KV v2) propagate as exceptions;
+    a failure during the writes ends in `Report.failure`, with the written ones counted."""
+    report = Report()
+    states = read_states(store, targets, workers, progress)
+    changes = plan_all(targets, states)
+    report.changes = list(zip(targets, changes, strict=True))
+    refused = [f for t, c in report.changes if c.refused for f in _describe(t, c, dry_run)]
+    if refused:
+        report.findings.extend(refused)
+        return report
+    pending = [(t, c) for t, c in report.changes if c.writes]
+    if dry_run:
+        report.pending = len(pending)
+        report.findings.extend(_summarize([f for t, c in pending for f in _describe(t, c, True)], verbose))
+        return report
+    checks = [check for t, c in pending for check in writes_of(t, c)]
+    by_path = {(t.desired.mount, t.desired.path): t for t, _ in pending}
+    denied = store.denied(checks) if checks else []
+    if denied:
+        report.findings.extend(
+            by_path[(d.mount, d.path)].finding(
+                error, f"the token may not {d.capability} {d.api_path}: its policy needs '{d.capability}' there"
+            )
+            for d in denied
+        )
+        return report
+    applied = _apply_all(store, pending, report, workers, progress)
+    report.changes = [(t, applied.get(id(t), c)) for t, c in report.changes]
+    described = [f for t, c in report.changes if id(t) in applied or not c.writes for f in _describe(t, c, False)]
+    report.findings.extend(_summarize(described, verbose))
+    return report
+
+
+def _apply_all(
+    store: SecretStore,
+    pending: list[tuple[Target, Change]],
+    report: Report,
+    workers: int,
+    progress: Progress | None,
+) -> dict[int, Change]:
+    """Write every pending change; stop starting new ones after the first failure."""
+    stop = threading.Event()
+    lock = threading.Lock()
+    applied: dict[int, Change] = {}
+
+    def one(item: tuple[Target, Change]) -> None:
+        target, change = item
+        if stop.is_set():
+            return
+        try:
+            final = _apply(store, target, change, report.values, lock)
+        except SecretContractError as exc:
+            with lock:
+                if report.failure is None:
+                    report.failure = exc
+            stop.set()
+            return
+        with lock:
+            applied[id(target)] = final
+            if final.writes_data:
+                report.written.append(target.where)
+
+    parallel(one, pending, workers, progress, "writing Vault")
+    return applied
+
+
+def _apply(store: SecretStore, target: Target, change: Change, values: list[str], lock: threading.Lock) -> Change:
+    """Write one change; on a lost check-and-set race re-read, re-plan and try again."""
     desired = target.desired
+    raced = False
     for _ in range(MAX_ATTEMPTS):
-        if change.action == "conflict" or not change.writes:
+        if change.refused or not change.writes:
             return change
         if change.writes_data:
-            data: dict[str, object] = dict(change.keep)
-            data.update(change.set_static)
-            data.update({k: generators.generate(g.generator, g.length) for k, g in change.generate.items()})
+            fresh = {k: generators.generate(g.generator, g.length) for k, g in change.generate.items()}
+            with lock:
+                values.extend(fresh.values())
             try:
-                store.write(target.mount, desired.path, data, change.cas)
+                store.write(desired.mount, desired.path, {**change.keep, **change.set_static, **fresh}, change.cas)
             except CasConflict:
-                change = plan.diff(desired, _reread(store, target))
+                raced = raced or change.cas == 0
+                current = store.read(desired.mount, desired.path)
+                change = plan.diff(desired, current, raced=raced)
                 continue
-        if change.claim:
-            store.set_metadata(target.mount, desired.path, plan.ownership_metadata(desired.owner))
+        if change.metadata:
+            store.update_metadata(desired.mount, desired.path, change.metadata)
         return change
-    raise CasConflict(target.where, change.cas)
+    raise CasConflict(desired.where, change.cas)
 
 
-def _reread(store: SecretStore, target: Target) -> Current | None:
-    current = store.read(target.mount, target.desired.path)
-    if current is None:
-        # A 404 on data but a CAS failure means metadata exists without a live version
-        # (e.g. every version destroyed): CAS must name the metadata's current version.
-        meta = store.read_metadata(target.mount, target.desired.path)
-        if meta:
-            return Current(data={}, version=int(meta.get("current_version", 0)), deleted=True)
-    return current
-
-
-def _describe(target: Target, change: Change) -> list[Result]:
+def _describe(target: Target, change: Change, dry_run: bool) -> list[Result]:
     where = target.where
+    would = "would " if dry_run else ""
     if change.action == "conflict":
         return [target.finding(error, f"refusing to write {where}: {change.reason}")]
+    if change.action == "blocked":
+        return [target.finding(error, f"not writing {where}: {change.reason}")]
     if change.action == "create":
-        return [target.finding(info, f"created {where} ({change.summary()})")]
+        verb = "create" if dry_run else "created"
+        return [target.finding(info, f"{would}{verb} {where} ({change.summary()})")]
     if change.action == "update" and change.recreated:
+        verb = "rewrite" if dry_run else "rewrote"
+        return [target.finding(warning, f"{would}{verb} {where}: {change.reason}")]
+    if change.action == "update":
+        verb = "update" if dry_run else "updated"
+        return [target.finding(info, f"{would}{verb} {where} ({change.summary()})")]
+    if change.action == "claim" and change.adopted:
+        verb = "adopt" if dry_run else "adopted"
         return [
             target.finding(
-                warning,
-                f"recreated {where}: its latest version was deleted in Vault, so generated keys have new values "
-                f"({change.summary()})",
+                warning, f"{would}{verb} {where}: no contract owned it (older script or by hand); {change.reason}"
             )
         ]
-    if change.action == "update":
-        return [target.finding(info, f"updated {where} ({change.summary()})")]
-    if change.claim:
-        return [target.finding(info, f"recorded ownership of existing {where}")]
+    if change.action == "claim":
+        verb = "record" if dry_run else "recorded"
+        return [target.finding(info, f"{would}{verb} the declaration of {where} by {', '.join(target.desired.stacks)}")]
     return []
+
+
+def _summarize(findings: list[Result], verbose: bool) -> list[Result]:
+    """One line per secret written, or, past MAX_DETAILED and without `verbose`, one line per
+    kind of change: thousands of "created" lines help nobody. Warnings and errors stay whole."""
+    notes = [f for f in findings if f.severity == "info"]
+    if verbose or len(notes) <= MAX_DETAILED:
+        return findings
+    counts: dict[str, int] = defaultdict(int)
+    for note in notes:
+        words = note.message.split(" ", 2)
+        counts[" ".join(words[:2]) if words[0] == "would" else words[0]] += 1
+    summary = [info(f"{word} {n} secrets (-v lists each)", rule="vault") for word, n in sorted(counts.items())]
+    return [f for f in findings if f.severity != "info"] + summary

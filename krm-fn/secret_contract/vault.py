@@ -1,11 +1,16 @@
-"""Vault KV v2 access: the only module that imports hvac.
+"""Vault KV v2 as a `SecretStore`: the only module that talks to Vault.
 
 Configured like the Vault CLI, by environment: VAULT_ADDR, VAULT_TOKEN (else
 ~/.vault-token), VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT,
 VAULT_CLIENT_KEY, VAULT_SKIP_VERIFY, VAULT_TLS_SERVER_NAME, VAULT_CLIENT_TIMEOUT,
-VAULT_MAX_RETRIES; other auth methods as `vault_auth` reads them. hvac errors are
-translated here into `errors.*`, whose messages name the address and path but never a
-value or a credential.
+VAULT_MAX_RETRIES, VAULT_PROXY_ADDR and the usual proxy variables; other auth methods as
+`vault_auth` reads them. KV reads and writes go straight through the lean transport
+(`vault_http`); hvac, imported only when a login is configured, performs the login.
+
+Every answer is checked for being Vault's, and every failure becomes an `errors.*`
+exception whose text names the address, the operation and the path. Text from the server
+is reduced to Vault's `errors` list and scrubbed of everything the request carried, so a
+server or proxy that echoes a request can never put a value or a token into a message.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 from secret_contract import vault_auth
 from secret_contract.errors import (
@@ -27,29 +32,20 @@ from secret_contract.errors import (
     VaultRequestFailed,
     VaultUnavailable,
 )
-from secret_contract.plan import Current
 from secret_contract.settings import flag
+from secret_contract.store import Entry, WriteCheck, parallel
+from secret_contract.vault_http import TLS, Proxies, Response, Transport, TransportError, display_address
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 2  # the Vault CLI's default
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
 CAPABILITY_BATCH = 500
-
-T = TypeVar("T")
-
-
-class SecretStore(Protocol):
-    """The narrow seam the sync step needs; HvacStore is the implementation."""
-
-    def check_mount(self, mount: str) -> None: ...
-    def read(self, mount: str, path: str) -> Current | None: ...
-    def write(self, mount: str, path: str, data: Mapping[str, object], cas: int) -> int: ...
-    def set_metadata(self, mount: str, path: str, custom_metadata: Mapping[str, str]) -> None: ...
-    def read_metadata(self, mount: str, path: str) -> dict[str, Any] | None: ...
-    def capabilities(self, paths: list[str]) -> dict[str, set[str]] | None: ...
-    @property
-    def request_counts(self) -> dict[str, int]: ...
+PROBE_CAS = 2**31 - 1  # a version no secret reaches: the write is refused after the policy check
+RETRYABLE = {412, 429, 500, 502, 503, 504}
+ALLOW_ALL = {"root", "sudo"}
+SCRUB_MIN = 3  # shorter strings are not scrubbed from server text (they would shred it)
+_INVALID_TOKEN = "the token was refused: it is invalid or expired (VAULT_TOKEN, the token file, or the login)"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -57,12 +53,8 @@ class VaultConfig:
     addr: str
     credentials: vault_auth.Credentials = field(default_factory=vault_auth.Credentials, repr=False)
     namespace: str | None = None
-    cacert: str | None = None
-    capath: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    skip_verify: bool = False
-    tls_server_name: str | None = None
+    tls: TLS = field(default_factory=TLS)
+    proxies: Proxies = field(default_factory=Proxies)
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     problems: tuple[str, ...] = ()
@@ -74,8 +66,8 @@ class VaultConfig:
         if not addr:
             return None
         problems: list[str] = []
-        if not addr.startswith(("http://", "https://")):
-            problems.append(f"VAULT_ADDR must start with http:// or https://, not '{addr}'")
+        if not addr.startswith(("http://", "https://")) or not urlsplit(addr).hostname:
+            problems.append(f"VAULT_ADDR must be an http:// or https:// address, not '{display_address(addr)}'")
         if bool(env.get("VAULT_CLIENT_CERT")) != bool(env.get("VAULT_CLIENT_KEY")):
             problems.append("set both VAULT_CLIENT_CERT and VAULT_CLIENT_KEY, or neither")
         credentials = vault_auth.from_env(env)
@@ -83,26 +75,27 @@ class VaultConfig:
             addr=addr.rstrip("/"),
             credentials=credentials,
             namespace=env.get("VAULT_NAMESPACE") or None,
-            cacert=env.get("VAULT_CACERT") or None,
-            capath=env.get("VAULT_CAPATH") or None,
-            client_cert=env.get("VAULT_CLIENT_CERT") or None,
-            client_key=env.get("VAULT_CLIENT_KEY") or None,
-            skip_verify=flag(env, "VAULT_SKIP_VERIFY"),
-            tls_server_name=env.get("VAULT_TLS_SERVER_NAME") or None,
+            tls=TLS(
+                cacert=env.get("VAULT_CACERT") or None,
+                capath=env.get("VAULT_CAPATH") or None,
+                client_cert=env.get("VAULT_CLIENT_CERT") or None,
+                client_key=env.get("VAULT_CLIENT_KEY") or None,
+                skip_verify=flag(env, "VAULT_SKIP_VERIFY"),
+                server_name=env.get("VAULT_TLS_SERVER_NAME") or None,
+            ),
+            proxies=Proxies.from_env(env),
             timeout=_number(env, "VAULT_CLIENT_TIMEOUT", DEFAULT_TIMEOUT, problems),
             max_retries=int(_number(env, "VAULT_MAX_RETRIES", DEFAULT_MAX_RETRIES, problems, minimum=0)),
             problems=(*problems, *credentials.problems),
         )
 
     @property
-    def verify(self) -> bool | str:
-        if self.skip_verify:
-            return False
-        return self.cacert or self.capath or True
+    def display_addr(self) -> str:
+        return display_address(self.addr)
 
     def warnings(self) -> list[str]:
-        if self.skip_verify and self.addr.startswith("https://"):
-            return [f"VAULT_SKIP_VERIFY is set: the TLS certificate of {self.addr} is not verified"]
+        if self.tls.skip_verify and self.addr.startswith("https://"):
+            return [f"VAULT_SKIP_VERIFY is set: the TLS certificate of {self.display_addr} is not verified"]
         return []
 
 
@@ -114,56 +107,44 @@ def _number(env: Mapping[str, str], name: str, default: float, problems: list[st
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value < minimum:
-        problems.append(f"{name} must be a number of at least {minimum:g}, not '{env[name]}'")
+    if value < minimum or value != value:
+        problems.append(f"{name} must be a number of at least {minimum:g}")
         return default
     return value
 
 
-class HvacStore:
-    """KV v2 through hvac, over kept-alive connections (one per worker thread).
+class VaultStore:
+    """KV v2 over HTTP. Each request is retried on 412, 429, 5xx and refused or reset
+    connections, VAULT_MAX_RETRIES times with capped exponential backoff and full jitter;
+    never on other 4xx answers or a timeout. Every data write carries check-and-set, which
+    makes a resent write safe. A token obtained by login is renewed by logging in again
+    when Vault starts refusing it."""
 
-    Each request is retried on 429, 5xx and refused or reset connections, VAULT_MAX_RETRIES
-    times with capped exponential backoff and full jitter; never on other 4xx answers or a
-    timeout. Every data write carries check-and-set, which makes a resent write safe. A
-    token obtained by login is renewed by logging in again when Vault starts refusing it.
-    """
-
-    def __init__(self, config: VaultConfig) -> None:
+    def __init__(self, config: VaultConfig, transport: Transport | None = None) -> None:
         if config.problems:
             raise VaultConfigError("; ".join(config.problems))
         credentials = config.credentials
         if not credentials.token and not credentials.login:
             raise VaultConfigError(
-                f"no Vault token for {config.addr}: set VAULT_TOKEN, write ~/.vault-token, "
+                f"no Vault token for {config.display_addr}: set VAULT_TOKEN, write ~/.vault-token, "
                 f"or choose a login with {vault_auth.METHOD_ENV}"
             )
-        import hvac
-
-        from secret_contract.vault_http import KeepAliveSession
-
         self.config = config
-        self._session = KeepAliveSession(tls_server_name=config.tls_server_name)
-        cert = (config.client_cert, config.client_key) if config.client_cert else None
-        self._hvac = hvac.Client(
-            url=config.addr,
-            token=credentials.token,
-            namespace=config.namespace,
-            verify=config.verify,
-            cert=cert,
-            timeout=config.timeout,
-            session=self._session,
-        )
-        self._checked_mounts: set[str] = set()
+        self.addr = config.display_addr
+        self._transport = transport or Transport(config.addr, config.tls, config.timeout, config.proxies)
+        self._token = credentials.token
         self._lock = threading.Lock()
         self._login_generation = 0
+        self._checked_mounts: set[str] = set()
+        self._valid: bool | None = None
         if credentials.login:
             self._login()
 
     @property
     def request_counts(self) -> dict[str, int]:
-        """HTTP requests made so far, by method."""
-        return dict(self._session.counts)
+        return dict(self._transport.counts)
+
+    # --- the SecretStore operations ---------------------------------------------------
 
     def check_mount(self, mount: str) -> None:
         """Refuse a mount that is missing or not KV version 2 (a v1 mount would take
@@ -171,127 +152,274 @@ class HvacStore:
         with self._lock:
             if mount in self._checked_mounts:
                 return
-        info = self._call(
-            "look up the mount", mount, "", lambda c: c.adapter.get(f"/v1/sys/internal/ui/mounts/{mount}")
-        )
-        info = info["data"]
+        try:
+            body = self._json("look up the mount", mount, "GET", f"/v1/sys/internal/ui/mounts/{_quote(mount)}")
+        except VaultPermissionDenied:
+            # Vault answers 403 for a mount that does not exist, whatever the token.
+            raise VaultPermissionDenied(self._mount_refused(mount)) from None
+        info = _mapping(body.get("data"), self.addr, "look up the mount")
         found = str(info.get("path", "")).rstrip("/")
         version = str((info.get("options") or {}).get("version", "1"))
         if info.get("type") not in ("kv", "generic") or found != mount:
-            raise VaultRequestFailed(f"{self.config.addr}: '{mount}' is not a KV mount (found '{found}/')")
+            raise VaultRequestFailed(f"{self.addr}: '{mount}' is not a KV mount (found '{found}/')")
         if version != "2":
             raise VaultRequestFailed(
-                f"{self.config.addr}: mount '{mount}' is KV version {version}; secret-contract needs KV version 2"
+                f"{self.addr}: mount '{mount}' is KV version {version}; secret-contract needs KV version 2"
             )
         with self._lock:
             self._checked_mounts.add(mount)
 
-    def read(self, mount: str, path: str) -> Current | None:
+    def read(self, mount: str, path: str) -> Entry | None:
+        resp = self._call("read", f"{mount}/{path}", "GET", f"/v1/{_quote(mount)}/data/{_quote(path)}", missing=True)
+        body = self._body(resp, "read", f"{mount}/{path}")
+        data = body.get("data") if isinstance(body, dict) else None
+        if resp.status == 404 and not data:
+            return self._metadata_entry(mount, path)
+        data = _mapping(data, self.addr, f"read {mount}/{path}")
+        meta = _mapping(data.get("metadata"), self.addr, f"read {mount}/{path}")
+        custom = _strings(meta.get("custom_metadata"))
+        version = _int(meta.get("version"))
+        if resp.status == 404 or data.get("data") is None:
+            # The latest version was deleted, destroyed, or expired through delete_version_after.
+            latest = "destroyed" if meta.get("destroyed") else "deleted"
+            return Entry({}, version, custom, latest, str(meta.get("deletion_time") or ""))
+        return Entry(_strings(data.get("data")), version, custom)
+
+    def list(self, mount: str, folder: str) -> list[str] | None:
+        where = f"{mount}/{folder}".rstrip("/")
         try:
-            body = self._call(
-                "read",
-                mount,
-                path,
-                lambda c: c.secrets.kv.v2.read_secret_version(path, mount_point=mount, raise_on_deleted_version=True),
+            resp = self._call(
+                "list", where, "GET", f"/v1/{_quote(mount)}/metadata/{_quote(folder)}?list=true", missing=True
             )
-        except _NotFound as missing:
-            meta = (missing.body.get("data") or {}).get("metadata") if isinstance(missing.body, dict) else None
-            if not meta:
-                return None
-            # The latest version was deleted or destroyed: its number is what CAS needs.
-            return Current(data={}, version=int(meta.get("version", 0)), custom_metadata=_custom(meta), deleted=True)
-        data, meta = body["data"].get("data") or {}, body["data"]["metadata"]
-        return Current(data=data, version=int(meta["version"]), custom_metadata=_custom(meta))
+        except VaultPermissionDenied:
+            return None
+        if resp.status == 404:
+            return []
+        keys = _mapping(self._body(resp, "list", where).get("data"), self.addr, f"list {where}").get("keys")
+        if not isinstance(keys, list):
+            raise VaultUnavailable(f"{self.addr}: unexpected answer to list {where}: no key list")
+        return [str(k) for k in keys]
 
-    def write(self, mount: str, path: str, data: Mapping[str, object], cas: int) -> int:
-        body = self._call(
-            "write",
-            mount,
-            path,
-            lambda c: c.secrets.kv.v2.create_or_update_secret(path, secret=dict(data), cas=cas, mount_point=mount),
-            cas=cas,
-        )
-        return int(body["data"]["version"])
+    def write(self, mount: str, path: str, data: Mapping[str, str], cas: int) -> int:
+        where = f"{mount}/{path}"
+        body = {"options": {"cas": cas}, "data": dict(data)}
+        resp = self._call("write", where, "POST", f"/v1/{_quote(mount)}/data/{_quote(path)}", json=body, cas=cas)
+        result = _mapping(self._body(resp, "write", where).get("data"), self.addr, f"write {where}")
+        return _int(result.get("version"))
 
-    def set_metadata(self, mount: str, path: str, custom_metadata: Mapping[str, str]) -> None:
-        """Merge keys into custom_metadata (HTTP PATCH), leaving the others and the
-        version settings as they are (a POST would replace them)."""
+    def update_metadata(self, mount: str, path: str, changes: Mapping[str, str | None]) -> None:
+        """A merge patch of custom_metadata: other keys and the version settings stay (a POST
+        would replace them)."""
         self._call(
             "write metadata of",
-            mount,
-            path,
-            lambda c: c.adapter.request(
-                "PATCH",
-                f"/v1/{mount}/metadata/{path}",
-                json={"custom_metadata": dict(custom_metadata)},
-                headers={"Content-Type": "application/merge-patch+json"},
-            ),
+            f"{mount}/{path}",
+            "PATCH",
+            f"/v1/{_quote(mount)}/metadata/{_quote(path)}",
+            json={"custom_metadata": dict(changes)},
+            headers={"Content-Type": "application/merge-patch+json"},
         )
-
-    def read_metadata(self, mount: str, path: str) -> dict[str, Any] | None:
-        try:
-            body = self._call(
-                "read metadata of", mount, path, lambda c: c.secrets.kv.v2.read_secret_metadata(path, mount_point=mount)
-            )
-        except _NotFound:
-            return None
-        return dict(body["data"])
-
-    def capabilities(self, paths: list[str]) -> dict[str, set[str]] | None:
-        """The token's capabilities on each API path (`mount/data/...`), or None where the
-        token may not ask (then writes find out for themselves)."""
-        found: dict[str, set[str]] = {}
-        for start in range(0, len(paths), CAPABILITY_BATCH):
-            batch = paths[start : start + CAPABILITY_BATCH]
-            try:
-                body = self._call(
-                    "check capabilities on",
-                    "sys",
-                    "capabilities-self",
-                    lambda c, batch=batch: c.adapter.post("/v1/sys/capabilities-self", json={"paths": batch}),
-                )
-            except (VaultPermissionDenied, VaultRequestFailed, _NotFound):
-                return None
-            data = body.get("data", body)
-            found.update({path: set(data.get(path) or []) for path in batch})
-        return found
-
-    def list(self, mount: str, prefix: str = "") -> Iterator[str]:
-        """Every secret path under `prefix`, depth first, in Vault's (sorted) order."""
-        try:
-            body = self._call("list", mount, prefix, lambda c: c.secrets.kv.v2.list_secrets(prefix, mount_point=mount))
-        except _NotFound:
-            return
-        for key in body["data"]["keys"]:
-            child = f"{prefix.rstrip('/')}/{key}".lstrip("/") if prefix else key
-            if key.endswith("/"):
-                yield from self.list(mount, child)
-            else:
-                yield child
 
     def delete(self, mount: str, path: str) -> None:
-        self._call(
-            "delete", mount, path, lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(path, mount_point=mount)
-        )
+        self._call("delete", f"{mount}/{path}", "DELETE", f"/v1/{_quote(mount)}/metadata/{_quote(path)}")
 
-    def _call(self, op: str, mount: str, path: str, request: Callable[[Any], T], cas: int | None = None) -> T:
-        """One Vault request, retried as the class docstring says."""
+    def denied(self, checks: list[WriteCheck]) -> list[WriteCheck]:
+        """Asks `sys/capabilities-self` in batches; a token without the `default` policy may
+        not, and then each write is probed with a request Vault refuses after its policy
+        check and before writing (a data write naming an impossible check-and-set version, a
+        metadata patch of the wrong type)."""
+        paths = sorted({c.api_path for c in checks})
+        granted: dict[str, set[str]] = {}
+        try:
+            for start in range(0, len(paths), CAPABILITY_BATCH):
+                batch = paths[start : start + CAPABILITY_BATCH]
+                body = self._json("check capabilities on", "sys", "POST", "/v1/sys/capabilities-self", {"paths": batch})
+                data = body.get("data", body)
+                granted.update({p: set(_string_list(data.get(p))) for p in batch})
+        except VaultPermissionDenied:
+            return [c for c, allowed in zip(checks, parallel(self._probe, checks), strict=True) if not allowed]
+        return [c for c in checks if not granted.get(c.api_path, set()) & ({c.capability} | ALLOW_ALL)]
+
+    # --- requests ------------------------------------------------------------------------
+
+    def _probe(self, check: WriteCheck) -> bool:
+        if check.kind == "delete":
+            return True  # no request tells without deleting; the delete itself reports a refusal
+        where = f"{check.mount}/{check.path}"
+        base = f"/v1/{_quote(check.mount)}"
+        try:
+            if check.kind == "metadata":
+                self._call(
+                    "check permission to write metadata of",
+                    where,
+                    "PATCH",
+                    f"{base}/metadata/{_quote(check.path)}",
+                    json={"custom_metadata": "permission-probe"},
+                    headers={"Content-Type": "application/merge-patch+json"},
+                    missing=True,
+                    probe=True,
+                )
+            else:
+                body = {"options": {"cas": PROBE_CAS}, "data": {}}
+                self._call(
+                    "check permission to write",
+                    where,
+                    "POST",
+                    f"{base}/data/{_quote(check.path)}",
+                    json=body,
+                    probe=True,
+                )
+        except VaultPermissionDenied:
+            return False
+        return True
+
+    def _json(self, op: str, where: str, method: str, path: str, json: Any = None) -> dict[str, Any]:
+        return self._body(self._call(op, where, method, path, json=json), op, where)
+
+    def _body(self, resp: Response, op: str, where: str) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except TransportError as exc:
+            raise VaultUnavailable(f"{self.addr}: unexpected answer to {op} {where}: {exc}") from None
+        if not isinstance(body, dict):
+            raise VaultUnavailable(f"{self.addr}: unexpected answer to {op} {where}: not a JSON object")
+        return body
+
+    def _call(
+        self,
+        op: str,
+        where: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        cas: int | None = None,
+        missing: bool = False,
+        probe: bool = False,
+    ) -> Response:
+        """One Vault request, retried as the class docstring says. `missing` accepts a 404;
+        `probe` accepts the 400 a permission probe provokes."""
         relogged = False
         for attempt in range(self.config.max_retries + 1):
             generation = self._login_generation
             try:
-                with self._translate(op, mount, path, cas):
-                    return request(self._hvac)
-            except VaultPermissionDenied:
-                if self.config.credentials.login is None or relogged:
-                    raise
+                resp = self._transport.request(method, path, json=json, headers={**self._headers(), **(headers or {})})
+            except TransportError as exc:
+                error = self._transport_error(exc, op, where)
+                if exc.kind != "connect" or attempt == self.config.max_retries:
+                    raise error from None
+                self._backoff(attempt)
+                continue
+            status = resp.status
+            if status in (200, 204) or (status == 404 and missing) or (probe and status in (400, 404)):
+                return resp
+            if status in (401, 403) and self.config.credentials.login and not relogged:
                 self._login(after=generation)  # the login token may have expired
                 relogged = True
-            except _Retryable as exc:
-                if attempt == self.config.max_retries:
-                    raise exc.error from None
-                time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+                continue
+            if status in RETRYABLE and attempt < self.config.max_retries:
+                self._backoff(attempt)
+                continue
+            raise self._status_error(resp, op, where, json, cas)
         raise AssertionError("unreachable")
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"X-Vault-Request": "true"}
+        if self._token:
+            headers["X-Vault-Token"] = self._token
+        if self.config.namespace:
+            headers["X-Vault-Namespace"] = self.config.namespace
+        return headers
+
+    def _backoff(self, attempt: int) -> None:
+        time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+
+    def _transport_error(self, exc: TransportError, op: str, where: str) -> SecretContractError:
+        text = str(exc).replace(self.addr + ": ", "")
+        if exc.kind == "tls" and "verification failed" in text:
+            text += "; set VAULT_CACERT to the CA that signed Vault's certificate"
+        if exc.kind == "too-large":
+            return VaultRequestFailed(f"{self.addr}: cannot {op} {where}: {text}")
+        prefix = "cannot connect to Vault" if exc.kind == "connect" else f"cannot {op} {where}"
+        return VaultUnavailable(f"{self.addr}: {prefix}: {text}")
+
+    def _status_error(self, resp: Response, op: str, where: str, sent: Any, cas: int | None) -> SecretContractError:
+        status = resp.status
+        reasons = self._reasons(resp, sent)
+        detail = f": {reasons}" if reasons else ""
+        if status == 400 and cas is not None and "check-and-set" in reasons:
+            return CasConflict(where, cas)
+        if status in (401, 403):
+            why = _INVALID_TOKEN if self._token_valid() is False else "the token's policy lacks that capability"
+            return VaultPermissionDenied(f"{self.addr}: permission denied to {op} {where}: {why}")
+        if status == 503 and "sealed" in reasons.lower():
+            return VaultUnavailable(f"{self.addr}: Vault is sealed (HTTP 503) on {op} {where}")
+        if status in RETRYABLE:
+            return VaultUnavailable(f"{self.addr}: HTTP {status} from Vault on {op} {where}{detail}")
+        if 300 <= status < 400:
+            return VaultUnavailable(
+                f"{self.addr}: HTTP {status} redirect on {op} {where} that was not followed (a second redirect, or "
+                "no Location): is VAULT_ADDR the address of Vault?"
+            )
+        if status == 404:
+            return VaultRequestFailed(f"{self.addr}: not found: {op} {where} (HTTP 404){detail}")
+        return VaultRequestFailed(f"{self.addr}: cannot {op} {where} (HTTP {status}){detail}")
+
+    def _reasons(self, resp: Response, sent: Any) -> str:
+        """Vault's `errors` list, scrubbed of anything the request or this client holds."""
+        try:
+            body = resp.json()
+        except TransportError:
+            kind = resp.headers.get("content-type", "no Content-Type").split(";")[0]
+            return f"the answer is {kind}, not Vault's JSON"
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not isinstance(errors, list):
+            return ""
+        text = "; ".join(" ".join(str(e).split())[:300] for e in errors if str(e).strip())
+        return _scrub(text, [*_strings_in(sent), *([self._token] if self._token else [])])
+
+    def _token_valid(self) -> bool | None:
+        """Whether Vault accepts the token at all (None: could not tell). The UI's mount list
+        answers any valid token, even one without the `default` policy, and refuses others."""
+        if self._valid is None:
+            try:
+                resp = self._transport.request("GET", "/v1/sys/internal/ui/mounts", headers=self._headers())
+            except TransportError:
+                return None
+            self._valid = resp.status == 200
+        return self._valid
+
+    def _mount_refused(self, mount: str) -> str:
+        if self._token_valid() is False:
+            return f"{self.addr}: {_INVALID_TOKEN}"
+        try:
+            resp = self._transport.request("GET", f"/v1/{_quote(mount)}/data/", headers=self._headers())
+            missing = resp.status == 404 and b"no handler for route" in resp.body
+        except TransportError:
+            missing = False
+        if missing:
+            return f"{self.addr}: there is no mount '{mount}' (SECRET_CONTRACT_VAULT_MOUNT or spec.vault.mount)"
+        return f"{self.addr}: mount '{mount}' does not exist, or the token's policy grants nothing under it"
+
+    def _metadata_entry(self, mount: str, path: str) -> Entry | None:
+        """A data read found nothing: metadata may still be there (a reservation, or every
+        version deleted)."""
+        where = f"{mount}/{path}"
+        resp = self._call(
+            "read metadata of", where, "GET", f"/v1/{_quote(mount)}/metadata/{_quote(path)}", missing=True
+        )
+        if resp.status == 404:
+            return None
+        meta = _mapping(self._body(resp, "read metadata of", where).get("data"), self.addr, f"read metadata of {where}")
+        version = _int(meta.get("current_version"))
+        custom = _strings(meta.get("custom_metadata"))
+        if version == 0:
+            return Entry({}, 0, custom, "none")
+        latest = (meta.get("versions") or {}).get(str(version)) or {}
+        state = "destroyed" if latest.get("destroyed") else "deleted"
+        return Entry({}, version, custom, state, str(latest.get("deletion_time") or ""))
+
+    # --- login ---------------------------------------------------------------------------
 
     def _login(self, after: int | None = None) -> None:
         """Log in with the configured method; concurrent callers log in once."""
@@ -300,85 +428,137 @@ class HvacStore:
         with self._lock:
             if after is not None and self._login_generation != after:
                 return  # another thread already renewed the token
-            try:
-                with self._translate(f"log in ({login.describe()}) for", "auth", login.mount):
-                    response = self._hvac.adapter.post(login.path, json=dict(login.body))
-            except _Retryable as exc:
-                raise exc.error from None
-            except (_NotFound, VaultPermissionDenied):
-                # Vault answers 403 both for refused credentials and for a path with no auth method.
-                raise VaultPermissionDenied(
-                    f"{self.config.addr}: {login.describe()} was refused: wrong credentials or role, or no "
-                    f"{login.method} auth method at auth/{login.mount} (see {vault_auth.MOUNT_ENV})"
-                ) from None
-            self._hvac.token = response["auth"]["client_token"]
+            token = _login_with_hvac(self._transport, self.config, login)
+            problem = vault_auth.token_problem(token)
+            if problem:
+                raise VaultPermissionDenied(f"{self.addr}: {login.describe()} returned an unusable token ({problem})")
+            self._token = token
             self._login_generation += 1
 
-    @contextmanager
-    def _translate(self, op: str, mount: str, path: str, cas: int | None = None) -> Iterator[None]:
-        import hvac.exceptions as hx
-        import requests
 
-        where = f"{mount}/{path}".rstrip("/")
-        addr = self.config.addr
+def _login_with_hvac(transport: Transport, config: VaultConfig, login: vault_auth.Login) -> str:
+    import hvac
+    import hvac.exceptions as hx
+
+    client = hvac.Client(url=config.addr, namespace=config.namespace, session=_HvacSession(transport))
+    addr = config.display_addr
+    try:
+        response = client.adapter.login(login.path, json=dict(login.body))
+    except TransportError as exc:
+        raise VaultUnavailable(f"{addr}: cannot log in ({login.describe()}): {exc}") from None
+    except (hx.Forbidden, hx.InvalidRequest, hx.InvalidPath, hx.Unauthorized):
+        # Vault answers 400 or 403 both for refused credentials and for a path with no auth method.
+        raise VaultPermissionDenied(
+            f"{addr}: {login.describe()} was refused: wrong credentials or role, or no "
+            f"{login.method} auth method at auth/{login.mount} (see {vault_auth.MOUNT_ENV})"
+        ) from None
+    except hx.VaultError as exc:
+        raise VaultUnavailable(f"{addr}: {login.describe()} failed ({type(exc).__name__})") from None
+    except ValueError:
+        raise VaultUnavailable(f"{addr}: {login.describe()}: the answer is not Vault's JSON") from None
+    token = (response.get("auth") or {}).get("client_token") if isinstance(response, dict) else None
+    if not isinstance(token, str):
+        raise VaultUnavailable(f"{addr}: {login.describe()}: the answer carries no token")
+    return token
+
+
+class _HvacSession:
+    """The part of `requests.Session` hvac's adapter uses, over this module's transport.
+
+    hvac is constructed without verify, cert, proxies or timeout: the transport applies the
+    configured ones to every request, and honours `allow_redirects`."""
+
+    verify: Any = None
+    cert: Any = None
+    proxies: Any = None
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str] | None = None, allow_redirects: bool = True, **kw: Any
+    ) -> _HvacResponse:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        resp = self._transport.request(
+            method, path, json=kw.get("json"), headers=headers, follow_redirects=allow_redirects
+        )
+        return _HvacResponse(resp)
+
+    def close(self) -> None:
+        pass
+
+
+class _HvacResponse:
+    def __init__(self, resp: Response) -> None:
+        self._resp = resp
+        self.status_code = resp.status
+        self.content = resp.body
+        self.url = resp.url
+        self.reason = ""
+        self.headers = _Headers(resp.headers)
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        return ""  # hvac puts the text into exception messages; only its `errors` are used here
+
+    def json(self) -> Any:
         try:
-            yield
-        except hx.InvalidPath as exc:
-            raise _NotFound(getattr(exc, "json", None)) from None
-        except hx.Forbidden:
-            raise VaultPermissionDenied(
-                f"{addr}: permission denied to {op} {where}: the token's policy lacks the capability, "
-                "or the token expired"
-            ) from None
-        except hx.Unauthorized:
-            raise VaultPermissionDenied(
-                f"{addr}: the token was rejected (expired or invalid) on {op} {where}"
-            ) from None
-        except hx.InvalidRequest as exc:
-            reasons = "; ".join(str(e) for e in (exc.errors or []))
-            if cas is not None and "check-and-set" in reasons:
-                raise CasConflict(where, cas) from None
-            raise VaultRequestFailed(f"{addr}: cannot {op} {where}: {reasons or 'bad request'}") from None
-        except (hx.VaultDown, hx.VaultNotInitialized) as exc:
-            raise _Retryable(
-                VaultUnavailable(f"{addr}: Vault is sealed or not initialized ({type(exc).__name__}) on {op} {where}")
-            ) from None
-        except (hx.InternalServerError, hx.BadGateway, hx.RateLimitExceeded) as exc:
-            status = {"InternalServerError": 500, "BadGateway": 502, "RateLimitExceeded": 429}[type(exc).__name__]
-            raise _Retryable(VaultUnavailable(f"{addr}: HTTP {status} from Vault on {op} {where}")) from None
-        except hx.UnexpectedError as exc:
-            raise _Retryable(
-                VaultUnavailable(f"{addr}: unexpected answer from Vault on {op} {where} ({exc})")
-            ) from None
-        except requests.exceptions.SSLError:
-            raise VaultUnavailable(
-                f"{addr}: TLS verification failed; set VAULT_CACERT to the CA that signed Vault's certificate"
-            ) from None
-        except requests.exceptions.Timeout:
-            raise VaultUnavailable(
-                f"{addr}: no answer within {self.config.timeout:g}s (VAULT_CLIENT_TIMEOUT) to {op} {where}"
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            raise _Retryable(VaultUnavailable(f"{addr}: cannot connect to Vault ({exc})")) from None
-        except hx.VaultError as exc:
-            raise VaultRequestFailed(f"{addr}: cannot {op} {where} ({type(exc).__name__})") from None
+            return self._resp.json()
+        except TransportError:
+            raise ValueError("not JSON") from None
 
 
-class _NotFound(SecretContractError):
-    """A 404, with the response body (a deleted version's body carries its metadata)."""
+class _Headers(dict[str, str]):
+    """Case-insensitive lookups, as `requests` offers."""
 
-    def __init__(self, body: Any) -> None:
-        super().__init__("not found")
-        self.body = body
-
-
-class _Retryable(Exception):
-    """Carries the error to raise once retries are used up."""
-
-    def __init__(self, error: SecretContractError) -> None:
-        super().__init__(str(error))
-        self.error = error
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
 
 
-def _custom(metadata: Mapping[str, Any]) -> dict[str, str]:
-    return dict(metadata.get("custom_metadata") or {})
+def _quote(path: str) -> str:
+    return quote(path, safe="/")
+
+
+def _mapping(value: Any, addr: str, op: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise VaultUnavailable(f"{addr}: unexpected answer to {op}: it is not shaped like Vault's")
+    return value
+
+
+def _strings(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+
+
+def _string_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _strings_in(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings_in(item)
+
+
+def _scrub(text: str, values: Iterable[str]) -> str:
+    for value in sorted({v for v in values if len(v) >= SCRUB_MIN}, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text

@@ -9,6 +9,7 @@ Vault: it turns the environment into a `Credentials` value, or into problems to 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,17 @@ PASSWORD_ENV = "SECRET_CONTRACT_AUTH_PASSWORD"
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 METHODS = ("token", "approle", "jwt", "kubernetes", "userpass", "cert")
+# A token is sent as an HTTP header: visible ASCII only (Vault's are `hvs.…`, `s.…`, `b.…`).
+TOKEN_SHAPE = re.compile(r"[\x21-\x7e]{1,4096}")
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot be sent to Vault (never quoting it), or None."""
+    if "\n" in token or "\r" in token:
+        return "it has more than one line"
+    if not TOKEN_SHAPE.fullmatch(token):
+        return "it contains spaces, control or non-ASCII characters"
+    return None
 
 
 @dataclass(frozen=True)
@@ -97,15 +109,23 @@ def from_env(env: Mapping[str, str]) -> Credentials:
 def _token(env: Mapping[str, str]) -> Credentials:
     """VAULT_TOKEN, else the file SECRET_CONTRACT_TOKEN_FILE names, else ~/.vault-token."""
     token = env.get("VAULT_TOKEN", "").strip()
-    if token:
-        return Credentials(token=token)
-    named = env.get(TOKEN_FILE_ENV, "").strip()
-    if named:
-        text, problem = _read(named, TOKEN_FILE_ENV)
-        return Credentials(problems=(problem,)) if problem else Credentials(token=text)
-    home = env.get("HOME") or os.path.expanduser("~")
-    text, _ = _read(str(Path(home, ".vault-token")), "~/.vault-token")
-    return Credentials(token=text or None)
+    source = "VAULT_TOKEN"
+    if not token:
+        named = env.get(TOKEN_FILE_ENV, "").strip()
+        home_file = str(Path(env.get("HOME") or os.path.expanduser("~"), ".vault-token"))
+        if named:
+            text, problem = _read(named, TOKEN_FILE_ENV)
+        else:
+            text, problem = _read(home_file, "~/.vault-token")
+            if problem and not os.path.exists(home_file):
+                return Credentials()  # no token anywhere: the caller says how to give one
+        if problem:
+            return Credentials(problems=(problem,))
+        token, source = text or "", named or home_file
+    problem = token_problem(token)
+    if problem:
+        return Credentials(problems=(f"the token from {source} cannot be used: {problem}",))
+    return Credentials(token=token)
 
 
 def secret_input(env: Mapping[str, str], name: str, default_file: str | None = None) -> tuple[str | None, str | None]:
@@ -125,6 +145,10 @@ def secret_input(env: Mapping[str, str], name: str, default_file: str | None = N
 def _read(path: str, source: str) -> tuple[str | None, str | None]:
     try:
         text = Path(path).read_text("utf-8").strip()
+    except PermissionError:
+        return None, f"{source}: {path} exists but cannot be read by uid {os.getuid()} (check its owner and mode)"
+    except UnicodeDecodeError:
+        return None, f"{source}: {path} is not UTF-8 text"
     except OSError as exc:
         return None, f"{source}: cannot read {path} ({exc.strerror or type(exc).__name__})"
     if not text:

@@ -1,59 +1,213 @@
-"""The HTTP transport under hvac: kept-alive `http.client` connections, one per thread.
+"""HTTP to Vault the way Vault's own client does it, on stdlib `http.client`.
 
-hvac talks through a `requests.Session`; this class provides the small part of that
-interface hvac uses. It costs about a quarter of `requests` per call, which is most of a
-build's client-side time against a local Vault. Connection failures surface as
-`requests.exceptions` so hvac's callers see the errors they expect.
+- Kept-alive connections, one set per thread: most of a large build's client time is
+  per-request overhead, and `requests` costs about four times this per call.
+- Proxies from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, lower case too;
+  loopback addresses are never proxied), or `VAULT_PROXY_ADDR` / `VAULT_HTTP_PROXY` for
+  every request, as the Vault CLI reads them. HTTPS goes through a CONNECT tunnel.
+- One redirect (301, 302, 307, 308: an HA standby sends clients to the active node),
+  never from https to http, with the same headers, as Vault's client follows it.
+- A deadline on each whole request (connect, send, headers, body), kept by one watchdog
+  thread, so a server that drips its answer cannot hold a build; answers are bounded.
+
+Every failure is a `TransportError` whose text names the address and never the token or
+anything that was sent.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import heapq
 import http.client
+import ipaddress
 import json as jsonlib
 import os
+import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+from urllib.request import proxy_bypass_environment
 
-import requests.exceptions
+from secret_contract.errors import VaultConfigError
 
+MAX_BODY = 32 * 1024 * 1024
+REDIRECTS = (301, 302, 307, 308)
+ErrorKind = Literal["connect", "timeout", "tls", "protocol", "too-large"]
 _STALE = (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError, ConnectionResetError)
 
 
+class TransportError(Exception):
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
 class Response:
-    """The attributes of `requests.Response` that hvac reads."""
-
-    def __init__(self, status: int, reason: str, headers: Mapping[str, str], content: bytes, url: str) -> None:
-        self.status_code = status
-        self.reason = reason
-        self.headers = headers
-        self.content = content
-        self.url = url
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code < 400
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    url: str
 
     def json(self) -> Any:
-        return jsonlib.loads(self.content)
+        """The body as JSON; a `TransportError` if it is not (a proxy's or a web server's page)."""
+        try:
+            return jsonlib.loads(self.body) if self.body.strip() else {}
+        except ValueError:
+            kind = self.headers.get("content-type", "no Content-Type").split(";")[0]
+            raise TransportError(
+                "protocol", f"HTTP {self.status} with a {kind} body that is not JSON: not an answer from Vault"
+            ) from None
 
 
-class KeepAliveSession:
-    """`requests.Session`-shaped, thread-safe; counts requests by method."""
+@dataclass(frozen=True)
+class TLS:
+    """TLS settings, as VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT/KEY, VAULT_SKIP_VERIFY
+    and VAULT_TLS_SERVER_NAME give them."""
 
-    verify: Any = None  # hvac reads these three; the client passes verify/cert per request
-    cert: Any = None
-    proxies: Any = None
+    cacert: str | None = None
+    capath: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    skip_verify: bool = False
+    server_name: str | None = None
 
-    def __init__(self, tls_server_name: str | None = None) -> None:
-        self.tls_server_name = tls_server_name
+    def context(self) -> ssl.SSLContext:
+        """The SSL context; a `VaultConfigError` naming the file that cannot be used."""
+        context = ssl.create_default_context()
+        if self.skip_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        for name, path, load in (
+            ("VAULT_CACERT", self.cacert, lambda p: context.load_verify_locations(cafile=p)),
+            ("VAULT_CAPATH", self.capath, lambda p: context.load_verify_locations(capath=p)),
+            ("VAULT_CLIENT_CERT", self.client_cert, lambda p: context.load_cert_chain(p, self.client_key)),
+        ):
+            if not path:
+                continue
+            if not os.path.exists(path):
+                raise VaultConfigError(f"{name}: {path} does not exist")
+            try:
+                load(path)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
+                raise VaultConfigError(f"{name}: cannot use {path} ({reason})") from None
+        return context
+
+
+@dataclass(frozen=True)
+class Proxies:
+    """Which proxy, if any, a request to a URL goes through."""
+
+    explicit: str | None = None  # VAULT_PROXY_ADDR: every request, NO_PROXY does not apply
+    by_scheme: Mapping[str, str] = field(default_factory=dict)  # from HTTPS_PROXY, HTTP_PROXY; 'no' for NO_PROXY
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Proxies:
+        explicit = (env.get("VAULT_PROXY_ADDR") or env.get("VAULT_HTTP_PROXY") or "").strip() or None
+        found: dict[str, str] = {}
+        for name in ("https_proxy", "http_proxy", "no_proxy"):
+            value = env.get(name) or env.get(name.upper())
+            if value:
+                found[name.removesuffix("_proxy")] = value.strip()
+        return cls(explicit, found)
+
+    def for_url(self, scheme: str, host: str) -> str | None:
+        if self.explicit:
+            return self.explicit
+        proxy = self.by_scheme.get(scheme)
+        if not proxy or _is_loopback(host) or proxy_bypass_environment(host, dict(self.by_scheme)):
+            return None
+        return proxy
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Watchdog:
+    """Shuts down the socket of any request still running at its deadline (one thread for all)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, http.client.HTTPConnection]] = []
+        self._armed: dict[int, http.client.HTTPConnection] = {}
+        self._fired: set[int] = set()
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float, conn: http.client.HTTPConnection) -> int:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, conn))
+            self._armed[self._seq] = conn
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="vault-deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0][1] == self._seq:
+                self._cond.notify()
+            return self._seq
+
+    def disarm(self, seq: int) -> bool:
+        """Stop watching; True if the deadline already fired."""
+        with self._cond:
+            self._armed.pop(seq, None)
+            if seq in self._fired:
+                self._fired.discard(seq)
+                return True
+            return False
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, seq, conn = self._heap[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                self._armed.pop(seq, None)
+                self._fired.add(seq)
+                sock = conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCHDOG = _Watchdog()
+
+
+class Transport:
+    """Requests to one Vault address; thread-safe, counts requests by method."""
+
+    def __init__(
+        self, addr: str, tls: TLS | None = None, timeout: float = 30.0, proxies: Proxies | None = None
+    ) -> None:
+        parts = urlsplit(addr)
+        self.addr = display_address(addr)
+        self._base = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+        self._base_path = parts.path.rstrip("/")
+        self._auth = _basic(parts.username, parts.password)
+        self._tls = tls or TLS()
+        self._context = self._tls.context() if parts.scheme == "https" else None
+        self._timeout = timeout
+        self._proxies = proxies or Proxies()
         self._local = threading.local()
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -61,135 +215,178 @@ class KeepAliveSession:
     def request(
         self,
         method: str,
-        url: str,
-        headers: Mapping[str, str] | None = None,
+        path: str,
+        *,
         json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        data: Any = None,
-        timeout: float | None = None,
-        verify: bool | str = True,
-        cert: tuple[str, str] | None = None,
-        **_: Any,
+        headers: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
     ) -> Response:
-        parts = urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        if params:
-            target += ("&" if "?" in target else "?") + urlencode(params)
-        body = jsonlib.dumps(json).encode() if json is not None else data
-        sent_headers = dict(headers or {})
+        """Send `method` to `path` (e.g. `/v1/secret/data/x`); return the final answer."""
+        body = jsonlib.dumps(json).encode() if json is not None else None
+        sent = {"Accept": "application/json", **(headers or {})}
         if body is not None:
-            sent_headers.setdefault("Content-Type", "application/json")
-        method = method.upper()
-        key = (parts.scheme, parts.netloc)
+            sent.setdefault("Content-Type", "application/json")
+        if self._auth:
+            sent.setdefault("Authorization", self._auth)
+        url = self._base + self._base_path + path
+        response = self._send(method, url, body, sent)
+        if follow_redirects and response.status in REDIRECTS:
+            location = response.headers.get("location", "")
+            target = urlsplit(location if "://" in location else self._base + location)
+            if urlsplit(url).scheme == "https" and target.scheme != "https":
+                raise TransportError("protocol", f"{self.addr}: refusing a redirect from https to {target.scheme}")
+            if target.scheme not in ("http", "https") or not target.hostname:
+                raise TransportError("protocol", f"{self.addr}: HTTP {response.status} without a usable Location")
+            response = self._send(method, target.geturl(), body, sent)
+        with self._lock:
+            self.counts[method.upper()] += 1
+        return response
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        proxy = self._proxies.for_url(parts.scheme, host)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        if proxy and parts.scheme == "http":
+            target = url  # a plain-HTTP proxy takes the absolute URL, and its credentials per request
+            auth = _basic(*_userinfo(proxy))
+            headers = {**headers, "Proxy-Authorization": auth} if auth else headers
+        key = (parts.scheme, host, port, proxy)
+        where = display_address(f"{parts.scheme}://{parts.netloc}")
         for attempt in (1, 2):
-            conn = self._connection(key, timeout, verify, cert)
+            conn = self._connection(key)
+            seq = _WATCHDOG.arm(time.monotonic() + self._timeout, conn)
             try:
-                conn.request(method, target, body=body, headers=sent_headers)
+                conn.request(method.upper(), target, body=body, headers=headers)
                 resp = conn.getresponse()
-                content = resp.read()
+                content = _read_bounded(resp, where)
             except _STALE as exc:
-                # A kept-alive connection the server closed while idle: reconnect once. Every
-                # data write carries check-and-set, so a request resent after all stays correct.
+                fired = _WATCHDOG.disarm(seq)
                 reused = getattr(conn, "served", False)
                 self._drop(key)
-                if attempt == 2 or not reused:
-                    raise requests.exceptions.ConnectionError(f"{type(exc).__name__} from {parts.netloc}") from None
-                continue
+                if fired:
+                    raise self._timed_out(where) from None
+                if attempt == 1 and reused:
+                    # A kept-alive connection the server closed while idle: reconnect once. Every
+                    # data write carries check-and-set, so a request resent after all stays correct.
+                    continue
+                raise TransportError("connect", f"{where}: connection closed ({type(exc).__name__})") from None
+            except TransportError:
+                _WATCHDOG.disarm(seq)
+                self._drop(key)
+                raise
             except TimeoutError:
+                _WATCHDOG.disarm(seq)
                 self._drop(key)
-                raise requests.exceptions.Timeout(f"no answer from {parts.netloc} within {timeout}s") from None
+                raise self._timed_out(where) from None
             except ssl.SSLError as exc:
+                fired = _WATCHDOG.disarm(seq)
                 self._drop(key)
-                raise requests.exceptions.SSLError(f"TLS error with {parts.netloc}: {exc.reason}") from None
-            except OSError as exc:
+                if fired:
+                    raise self._timed_out(where) from None
+                if isinstance(exc, ssl.SSLCertVerificationError):
+                    detail = exc.verify_message or exc.reason
+                    raise TransportError("tls", f"{where}: TLS verification failed ({detail})") from None
+                raise TransportError("tls", f"{where}: TLS failed ({exc.reason or type(exc).__name__})") from None
+            except (OSError, http.client.HTTPException) as exc:
+                fired = _WATCHDOG.disarm(seq)
                 self._drop(key)
-                raise requests.exceptions.ConnectionError(f"{exc.strerror or type(exc).__name__}") from None
+                if fired:
+                    raise self._timed_out(where) from None
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                via = f" through proxy {display_address(proxy)}" if proxy else ""
+                raise TransportError("connect", f"{where}: cannot connect{via} ({reason})") from None
+            if _WATCHDOG.disarm(seq):
+                self._drop(key)
+                raise self._timed_out(where)
             if resp.will_close:
                 self._drop(key)
             else:
                 conn.served = True  # type: ignore[attr-defined]
-            with self._lock:
-                self.counts[method] += 1
-            return Response(resp.status, resp.reason, _Headers(resp.getheaders()), content, url)
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, content, url)
         raise AssertionError("unreachable")
 
-    def close(self) -> None:
-        for conn in getattr(self._local, "connections", {}).values():
-            conn.close()
-        self._local.connections = {}
-
-    def _connection(
-        self, key: tuple[str, str], timeout: float | None, verify: bool | str, cert: tuple[str, str] | None
-    ) -> http.client.HTTPConnection:
-        connections: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "connections", {}
+    def _timed_out(self, where: str) -> TransportError:
+        return TransportError(
+            "timeout", f"{where}: no complete answer within {self._timeout:g}s (VAULT_CLIENT_TIMEOUT)"
         )
+
+    def _connection(self, key: tuple[str, str, int, str | None]) -> http.client.HTTPConnection:
+        connections: dict[Any, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
         conn = connections.get(key)
         if conn is None:
-            scheme, netloc = key
-            if scheme == "https":
-                conn = _HTTPSConnection(
-                    netloc, timeout=timeout, context=_tls_context(verify, cert), server_name=self.tls_server_name
-                )
-            else:
-                conn = http.client.HTTPConnection(netloc, timeout=timeout)
+            scheme, host, port, proxy = key
+            conn = self._open(scheme, host, port, proxy)
             connections[key] = conn
         return conn
 
-    def _drop(self, key: tuple[str, str]) -> None:
+    def _open(self, scheme: str, host: str, port: int, proxy: str | None) -> http.client.HTTPConnection:
+        dial_host, dial_port = host, port
+        if proxy:
+            pp = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            dial_host, dial_port = pp.hostname or "", pp.port or 80
+        if scheme != "https":
+            return http.client.HTTPConnection(dial_host, dial_port, timeout=self._timeout)
+        assert self._context is not None
+        conn = _HTTPSConnection(
+            dial_host, dial_port, timeout=self._timeout, context=self._context, server_name=self._tls.server_name
+        )
+        if proxy:
+            auth = _basic(*_userinfo(proxy))
+            conn.set_tunnel(host, port, headers={"Proxy-Authorization": auth} if auth else None)
+        return conn
+
+    def _drop(self, key: tuple[str, str, int, str | None]) -> None:
         conn = self._local.__dict__.get("connections", {}).pop(key, None)
         if conn is not None:
             conn.close()
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    """An HTTPS connection that can verify the certificate for another name than the one it
-    dials (VAULT_TLS_SERVER_NAME)."""
+def _read_bounded(resp: http.client.HTTPResponse, where: str) -> bytes:
+    length = resp.getheader("Content-Length")
+    if length and length.isdigit() and int(length) > MAX_BODY:
+        raise TransportError("too-large", f"{where}: answer of {int(length):,} bytes is over the {MAX_BODY:,} limit")
+    content = resp.read(MAX_BODY + 1)
+    if len(content) > MAX_BODY:
+        raise TransportError("too-large", f"{where}: answer is over the {MAX_BODY:,} byte limit")
+    return content
 
-    def __init__(self, netloc: str, *, timeout: float | None, context: ssl.SSLContext, server_name: str | None) -> None:
-        super().__init__(netloc, timeout=timeout, context=context)
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS that can verify the certificate for another name than the one it dials
+    (VAULT_TLS_SERVER_NAME), also through a proxy tunnel."""
+
+    def __init__(
+        self, host: str, port: int, *, timeout: float, context: ssl.SSLContext, server_name: str | None
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
         self._server_name = server_name
 
     def connect(self) -> None:
         if not self._server_name:
             super().connect()
             return
-        http.client.HTTPConnection.connect(self)
+        http.client.HTTPConnection.connect(self)  # TCP, and the CONNECT tunnel when proxied
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name)  # type: ignore[attr-defined]
 
 
-class _Headers(dict[str, str]):
-    """Case-insensitive lookups, as `requests` offers."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        super().__init__((k.lower(), v) for k, v in pairs)
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(key.lower(), default)
-
-    def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
+def _userinfo(url: str) -> tuple[str | None, str | None]:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    return parts.username, parts.password
 
 
-_CONTEXTS: dict[tuple[Any, Any], ssl.SSLContext] = {}
+def _basic(username: str | None, password: str | None) -> str | None:
+    if not username:
+        return None
+    pair = f"{unquote(username)}:{unquote(password or '')}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
 
 
-def _tls_context(verify: bool | str, cert: tuple[str, str] | None) -> ssl.SSLContext:
-    cache_key = (verify, cert)
-    context = _CONTEXTS.get(cache_key)
-    if context is None:
-        if verify is False:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        elif isinstance(verify, str):
-            if os.path.isdir(verify):
-                context = ssl.create_default_context(capath=verify)
-            else:
-                context = ssl.create_default_context(cafile=verify)
-        else:
-            context = ssl.create_default_context()
-        if cert:
-            context.load_cert_chain(*cert)
-        _CONTEXTS[cache_key] = context
-    return context
+def display_address(url: str) -> str:
+    """An address fit for messages: user info (`user:password@`) removed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url.rstrip("/") if not parts.path.strip("/") else url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"***@{host}").geturl().rstrip("/")

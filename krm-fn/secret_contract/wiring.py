@@ -24,7 +24,6 @@ DEFAULT_ENVS = (
     "SECRET_CONTRACT_VAULT_MOUNT",
     "SECRET_CONTRACT_STRICT",
 )
-RUNTIMES = ("legacy", "container", "exec")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,149 @@
+"""From resolved contracts to what a build must produce: one Vault target per Vault secret
+and one ExternalSecret per identity, however many contracts declare them.
+
+Contracts may declare the same Secret on purpose (a component's credentials redeclared by
+every stack that uses the component). Such declarations must agree on every key, generator,
+length and static value, and yield identical ExternalSecrets; otherwise the build fails
+before Vault is touched, naming both contracts and the field that differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from secret_contract import externalsecret, krm
+from secret_contract.contract import Contract, DataEntry, Secret
+from secret_contract.plan import Desired, GeneratedKey
+from secret_contract.results import FileRef, Result, error
+from secret_contract.settings import Resolved, ResolvedContract
+from secret_contract.sync import Declaration, Target
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One declaration of a secret: the contract, the secret and its effective settings."""
+
+    contract: Contract
+    secret: Secret
+    resolved: Resolved
+
+    @property
+    def label(self) -> str:
+        where = f" ({self.contract.file})" if self.contract.file else ""
+        return f"contract '{self.contract.stack}'{where}"
+
+    def finding(self, message: str, path: str) -> Result:
+        return error(message, path, "declarations").at(self.contract.resource, self.contract.file)
+
+
+@dataclass
+class Collected:
+    targets: list[Target] = field(default_factory=list)
+    externalsecrets: list[tuple[dict[str, Any], FileRef | None]] = field(default_factory=list)
+    findings: list[Result] = field(default_factory=list)
+
+
+def collect(resolved: list[ResolvedContract]) -> Collected:
+    out = Collected()
+    by_path: dict[tuple[str, str], list[Declared]] = {}
+    by_identity: dict[tuple[str, str, str, str], tuple[Declared, dict[str, Any]]] = {}
+    for rc in resolved:
+        for secret, r in zip(rc.contract.secrets, rc.secrets, strict=True):
+            declared = Declared(rc.contract, secret, r)
+            problem = r.layout.eso_problem(r.path)
+            if problem:
+                out.findings.append(declared.finding(problem, f"{secret.field_path}.name"))
+                continue
+            by_path.setdefault((r.mount, r.path), []).append(declared)
+            es = externalsecret.build(secret, r)
+            ident = krm.identity(es)
+            if ident not in by_identity:
+                by_identity[ident] = (declared, es)
+                out.externalsecrets.append((es, rc.contract.file))
+                continue
+            first, first_es = by_identity[ident]
+            difference = _first_difference(first_es, es)
+            if difference:
+                out.findings.append(
+                    declared.finding(
+                        f"ExternalSecret {secret.namespace}/{secret.name} is also declared by {first.label}, and the "
+                        f"two differ at {difference}: one Kubernetes Secret needs one definition",
+                        secret.field_path,
+                    )
+                )
+    for declarations in by_path.values():
+        first = declarations[0]
+        for other in declarations[1:]:
+            out.findings.extend(_disagreements(first, other))
+        out.targets.append(_target(declarations))
+    return out
+
+
+def _target(declarations: list[Declared]) -> Target:
+    first = declarations[0]
+    r = first.resolved
+    return Target(
+        Desired(
+            mount=r.mount,
+            path=r.path,
+            stacks=tuple(sorted({d.contract.stack for d in declarations})),
+            static={e.key: e.value for e in first.secret.data if e.value is not None},
+            generated={e.key: GeneratedKey(e.generate, e.length) for e in first.secret.data if e.generate},
+            legacy=r.legacy,
+        ),
+        tuple(Declaration(d.contract.resource, d.contract.file, d.secret.field_path) for d in declarations),
+    )
+
+
+def _disagreements(first: Declared, other: Declared) -> list[Result]:
+    """Where `other` declares the Vault secret at the same path differently from `first`."""
+    mine = {e.key: (j, e) for j, e in enumerate(other.secret.data)}
+    theirs = {e.key: e for e in first.secret.data}
+    at = other.secret.field_path
+    where = f"{first.resolved.full_path}, also declared by {first.label}"
+    found = []
+    for key in sorted(set(theirs) - set(mine)):
+        found.append(other.finding(f"{where}, which has key '{key}' that this declaration lacks", f"{at}.data"))
+    for key, (j, entry) in mine.items():
+        path = f"{at}.data[{j}]"
+        theirs_entry = theirs.get(key)
+        if theirs_entry is None:
+            found.append(other.finding(f"{where}, which has no key '{key}'", f"{path}.key"))
+            continue
+        field_name = _differing_field(entry, theirs_entry)
+        if field_name:
+            found.append(other.finding(f"{where}, which declares key '{key}' differently", f"{path}.{field_name}"))
+    return found
+
+
+def _differing_field(mine: DataEntry, theirs: DataEntry) -> str | None:
+    if (mine.value is None) != (theirs.value is None):
+        return "value" if mine.value is not None else "generate"
+    if mine.value != theirs.value:
+        return "value"
+    if mine.generate != theirs.generate:
+        return "generate"
+    if (
+        GeneratedKey(mine.generate or "", mine.length).effective_length
+        != GeneratedKey(theirs.generate or "", theirs.length).effective_length
+    ):
+        return "length"
+    return None
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The first field path at which two manifests differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            found = _first_difference(a[i] if i < len(a) else None, b[i] if i < len(b) else None, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else path

@@ -1,0 +1,109 @@
+"""How ownership is written into a Vault secret's custom metadata, and read back.
+
+Keys (custom metadata values are strings, at most 64 keys):
+- `managed-by: secret-contract`, the marker ESO's PushSecret also uses (`external-secrets`);
+- `secret-contract-owner: <stack>`, the contract that created or adopted the secret;
+- `secret-contract-origin`: `created` (this tool wrote its first version), `adopted:<N>`
+  (versions 1..N existed before: written by another tool or by hand) or `migrated:<path>`;
+- `secret-contract-declared-by.<hash>: <digest> <stack>`, one key per declaring contract, so
+  that contracts sharing a secret record themselves with merge patches that never overwrite
+  each other. The digest identifies the declaration (keys, generators, static values).
+
+Secrets recorded by earlier releases carry only `managed-by` and `secret-contract-owner`;
+they read as declared by the owner with an unknown digest. The rules that decide what a
+build may do with a secret live in `plan`; this module only encodes and decodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+MANAGED_BY_KEY = "managed-by"
+MANAGED_BY = "secret-contract"
+OWNER_KEY = "secret-contract-owner"
+ORIGIN_KEY = "secret-contract-origin"
+DECLARED_PREFIX = "secret-contract-declared-by."
+MIGRATED_TO_KEY = "secret-contract-migrated-to"
+
+CREATED = "created"
+ADOPTED = "adopted"
+MIGRATED = "migrated"
+
+
+def declared_key(stack: str) -> str:
+    """A metadata key per stack: stack names can be longer than a metadata key may be."""
+    return DECLARED_PREFIX + hashlib.sha256(stack.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who holds a secret, as its custom metadata says."""
+
+    managed_by: str | None = None
+    owner: str | None = None
+    origin: str | None = None
+    declarations: Mapping[str, str | None] = field(default_factory=dict)  # stack -> digest
+    migrated_to: str | None = None
+
+    @property
+    def foreign_tool(self) -> str | None:
+        """Another tool's marker (e.g. `external-secrets` for a PushSecret), if any."""
+        return self.managed_by if self.managed_by and self.managed_by != MANAGED_BY else None
+
+    @property
+    def unowned(self) -> bool:
+        return self.managed_by is None and not self.declarations
+
+    @property
+    def created_here(self) -> bool:
+        """Whether every version was written by this tool (only then may it destroy them)."""
+        return self.origin == CREATED
+
+    def declared_by(self, stack: str) -> bool:
+        return stack in self.declarations
+
+
+def read(custom: Mapping[str, str]) -> Ownership:
+    declarations: dict[str, str | None] = {}
+    for key, value in custom.items():
+        if key.startswith(DECLARED_PREFIX) and isinstance(value, str) and " " in value:
+            digest, stack = value.split(" ", 1)
+            declarations[stack] = digest
+    owner = custom.get(OWNER_KEY) or None
+    if owner and owner not in declarations:
+        declarations[owner] = None  # recorded by an earlier release: the declaration is unknown
+    return Ownership(
+        managed_by=custom.get(MANAGED_BY_KEY) or None,
+        owner=owner,
+        origin=custom.get(ORIGIN_KEY) or None,
+        declarations=declarations,
+        migrated_to=custom.get(MIGRATED_TO_KEY) or None,
+    )
+
+
+def declare(stacks: Mapping[str, str]) -> dict[str, str | None]:
+    """Metadata changes recording each stack's declaration (stack -> digest)."""
+    return {declared_key(stack): f"{digest} {stack}" for stack, digest in sorted(stacks.items())}
+
+
+def claim(stacks: Mapping[str, str], origin: str) -> dict[str, str | None]:
+    """Metadata of a secret this tool takes charge of: marker, owner, origin, declarations."""
+    return {
+        MANAGED_BY_KEY: MANAGED_BY,
+        OWNER_KEY: min(stacks),
+        ORIGIN_KEY: origin,
+        **declare(stacks),
+    }
+
+
+def release(current: Ownership, stack: str) -> dict[str, str | None]:
+    """Metadata changes that remove `stack`'s declaration; the last one leaves no record."""
+    changes: dict[str, str | None] = {declared_key(stack): None}
+    remaining = sorted(s for s in current.declarations if s != stack)
+    if not remaining:
+        changes.update({MANAGED_BY_KEY: None, OWNER_KEY: None, ORIGIN_KEY: None})
+    elif current.owner == stack:
+        changes[OWNER_KEY] = remaining[0]
+    return changes

@@ -1,0 +1,96 @@
+"""Project settings: a repository pins its local defaults once, in `secret-contract.yaml` at
+its root or in `[tool.secret-contract]` of its pyproject.toml, and names its stacks root.
+
+The environment always wins. The Vault address pinned here is for local development and is
+not used when `CI` is set (a CI job says where its Vault is, or renders without one). No
+credential is read from a project file: a key that looks like one is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from secret_contract import settings, yaml_codec
+
+PROJECT_FILE = "secret-contract.yaml"
+PYPROJECT = "pyproject.toml"
+STACKS_ROOT_ENV = "SECRET_CONTRACT_STACKS_ROOT"
+DEFAULT_STACKS_ROOT = "software/stacks"
+ENV_KEYS = {"vaultAddr": "VAULT_ADDR", "vaultNamespace": "VAULT_NAMESPACE"}
+OWN_KEYS = frozenset({*ENV_KEYS, "stacksRoot"})
+CREDENTIAL_WORDS = ("token", "password", "secret", "roleid", "jwt")
+
+
+@dataclass(frozen=True)
+class Project:
+    root: str  # the repository root: where the project file is, else the git top level, else cwd
+    file: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)  # function settings (ConfigMap keys)
+    env: Mapping[str, str] = field(default_factory=dict)  # Vault variables it pins
+    stacks_root: str = DEFAULT_STACKS_ROOT
+    problems: tuple[str, ...] = ()
+
+    def environment(self, env: Mapping[str, str]) -> dict[str, str]:
+        """`env` with the project's Vault variables where `env` lacks them (not in CI)."""
+        if settings.flag(env, settings.CI_ENV):
+            return dict(env)
+        return {**self.env, **{k: v for k, v in env.items() if v != ""}}
+
+
+def find(start: str, env: Mapping[str, str]) -> Project:
+    """The project around `start`: look upwards for a project file, stopping at the top of
+    the git repository."""
+    here = os.path.abspath(start)
+    top = None
+    while True:
+        for name in (PROJECT_FILE, PYPROJECT):
+            candidate = os.path.join(here, name)
+            if os.path.isfile(candidate):
+                loaded = _load(candidate)
+                if loaded is not None:
+                    return _project(here, candidate, loaded, env)
+        if top is None and os.path.exists(os.path.join(here, ".git")):
+            top = here
+            break
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    return _project(top or os.path.abspath(start), None, {}, env)
+
+
+def _load(path: str) -> dict[str, Any] | None:
+    """The settings a file holds; None for a pyproject.toml without a [tool.secret-contract]."""
+    try:
+        if path.endswith(".toml"):
+            with open(path, "rb") as handle:
+                section = tomllib.load(handle).get("tool", {}).get("secret-contract")
+            return section if isinstance(section, dict) else None
+        with open(path, encoding="utf-8") as handle:
+            doc = yaml_codec.load(handle.read())
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        return {"__problem__": f"{path}: cannot read ({type(exc).__name__})"}
+    except yaml_codec.yaml.YAMLError as exc:
+        return {"__problem__": f"{path}: invalid YAML: {yaml_codec.describe_error(exc)}"}
+    if doc is None:
+        return {}
+    return doc if isinstance(doc, dict) else {"__problem__": f"{path}: must be a mapping of settings"}
+
+
+def _project(root: str, file: str | None, data: dict[str, Any], env: Mapping[str, str]) -> Project:
+    problems = [str(data.pop("__problem__"))] if "__problem__" in data else []
+    for key in data:
+        lowered = key.lower().replace("-", "").replace("_", "")
+        if any(word in lowered for word in CREDENTIAL_WORDS):
+            problems.append(f"{file}: '{key}': credentials are never read from a project file")
+        elif key not in OWN_KEYS and key not in settings.CONFIG_KEYS:
+            known = ", ".join(sorted(OWN_KEYS | settings.CONFIG_KEYS))
+            problems.append(f"{file}: unknown setting '{key}' (known: {known})")
+    pinned = {var: str(data[key]) for key, var in ENV_KEYS.items() if data.get(key)}
+    stacks = env.get(STACKS_ROOT_ENV) or str(data.get("stacksRoot") or DEFAULT_STACKS_ROOT)
+    function_settings = {k: v for k, v in data.items() if k in settings.CONFIG_KEYS}
+    return Project(root, file, function_settings, pinned, stacks, tuple(problems))

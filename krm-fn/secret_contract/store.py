@@ -1,0 +1,116 @@
+"""The seam between the core and Vault: what a KV v2 store must do, and the values it returns.
+
+`vault.VaultStore` implements it over HTTP; the tests add an in-memory store with the same
+KV v2 semantics, and one behavioural suite runs against both. Paths are inside a mount; the
+mount is passed with every call, as Vault's API and hvac do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeVar
+
+Latest = Literal["live", "deleted", "destroyed", "none"]
+WriteKind = Literal["create", "update", "metadata", "delete"]
+DEFAULT_WORKERS = 8  # store calls in flight at once (one kept-alive connection each)
+
+T = TypeVar("T")
+R = TypeVar("R")
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What Vault holds at one path: the latest version's data and the secret's metadata.
+
+    `version` is the current version number, the one a check-and-set write must name (0 for
+    metadata without any version). `latest` says whether that version can be read: it may
+    have been soft-deleted, destroyed, or expired through `delete_version_after`.
+    """
+
+    data: Mapping[str, str]
+    version: int
+    custom_metadata: Mapping[str, str] = field(default_factory=dict)
+    latest: Latest = "live"
+    deletion_time: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.latest == "live"
+
+    @property
+    def ever_written(self) -> bool:
+        """Whether the path has ever held data (a metadata-only entry has not)."""
+        return self.version > 0
+
+
+@dataclass(frozen=True)
+class WriteCheck:
+    """One write a plan will make, for the permission check that precedes every write."""
+
+    kind: WriteKind
+    mount: str
+    path: str
+
+    @property
+    def api_path(self) -> str:
+        area = "data" if self.kind in ("create", "update") else "metadata"
+        return f"{self.mount}/{area}/{self.path}"
+
+    @property
+    def capability(self) -> str:
+        return "patch" if self.kind == "metadata" else self.kind
+
+
+class SecretStore(Protocol):
+    """KV v2, as much of it as secret-contract needs. Errors are `errors.*` exceptions."""
+
+    def check_mount(self, mount: str) -> None:
+        """Raise unless `mount` is a KV version 2 mount."""
+
+    def read(self, mount: str, path: str) -> Entry | None:
+        """The entry at `path`, None if nothing (not even metadata) is there."""
+
+    def list(self, mount: str, folder: str) -> list[str] | None:
+        """Names directly in `folder` (sub-folders end in '/'); None if the token may not list."""
+
+    def write(self, mount: str, path: str, data: Mapping[str, str], cas: int) -> int:
+        """Write a new version with check-and-set; return its number (CasConflict on a race)."""
+
+    def update_metadata(self, mount: str, path: str, changes: Mapping[str, str | None]) -> None:
+        """Merge keys into the custom metadata (None removes a key); the path must exist."""
+
+    def delete(self, mount: str, path: str) -> None:
+        """Delete the metadata and every version (idempotent)."""
+
+    def denied(self, checks: list[WriteCheck]) -> list[WriteCheck]:
+        """The checks the token may not do, found without writing anything."""
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        """Requests sent so far, by HTTP method."""
+
+
+def parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    phase: str = "",
+) -> list[R]:
+    """`fn` over `items` on a thread pool, results in order; the first exception propagates."""
+    items = list(items)
+    if len(items) <= 1 or workers <= 1:
+        out = [fn(item) for item in items]
+        if progress and items:
+            progress(phase, len(items), len(items))
+        return out
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        out = []
+        for done, result in enumerate(pool.map(fn, items), 1):
+            out.append(result)
+            if progress:
+                progress(phase, done, len(items))
+        return out

@@ -1,0 +1,117 @@
+"""Builders the tests share: contracts, the ResourceLists orchestrators send, and running the
+function in-process the way an orchestrator runs it."""
+
+from __future__ import annotations
+
+import copy
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from secret_contract import cli, krm, yaml_codec
+
+Entry = dict[str, Any]
+
+
+def static(key: str, value: str) -> Entry:
+    return {"key": key, "value": value}
+
+
+def generated(key: str, generator: str = "password", length: int | None = None) -> Entry:
+    entry: Entry = {"key": key, "generate": generator}
+    if length is not None:
+        entry["length"] = length
+    return entry
+
+
+def secret(name: str, namespace: str, *data: Entry, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "data": list(data), **extra}
+
+
+def contract(
+    stack: str = "demo", *secrets: dict[str, Any], count: int = 0, namespace: str = "ns", **spec: Any
+) -> dict[str, Any]:
+    """A SecretContract: the given secrets, or `count` secrets s0..sN in `namespace`, each
+    with a static user (a sentinel value), a generated password and a generated token."""
+    listed = list(secrets) or [
+        secret(
+            f"s{i}",
+            namespace,
+            static("user", f"static-sentinel-{stack.replace('/', '-')}-{i}"),
+            generated("password"),
+            generated("token", "token"),
+        )
+        for i in range(count)
+    ]
+    return {
+        "apiVersion": "hostk8s.io/v1",
+        "kind": "SecretContract",
+        "metadata": {"name": stack},
+        "spec": {"secrets": listed, **spec},
+    }
+
+
+# The contract most tests start from: one secret, a static and a generated key.
+DEMO = contract("demo", secret("db", "demo", static("user", "admin"), generated("pass")))
+DEMO_PATH = "demo/db"
+
+
+def generator_input(obj: dict[str, Any]) -> str:
+    """What kustomize sends a `generators:` function: the config as functionConfig and only item."""
+    item = copy.deepcopy(obj)
+    item["metadata"]["annotations"] = {
+        "config.kubernetes.io/local-config": "true",
+        "config.kubernetes.io/index": "0",
+        "internal.config.kubernetes.io/index": "0",
+        "internal.config.kubernetes.io/id": "1",
+        "config.k8s.io/id": "1",
+    }
+    config = copy.deepcopy(obj)
+    config["metadata"]["annotations"] = {"config.kubernetes.io/local-config": "true"}
+    return yaml_codec.dump(
+        {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": [item], "functionConfig": config}
+    )
+
+
+def package_input(*items: dict[str, Any], config: dict[str, Any] | None = None) -> str:
+    doc: dict[str, Any] = {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": list(items)}
+    if config is not None:
+        doc["functionConfig"] = config
+    return yaml_codec.dump(doc)
+
+
+def with_path(item: dict[str, Any], path: str, index: int = 0) -> dict[str, Any]:
+    item = copy.deepcopy(item)
+    notes = item.setdefault("metadata", {}).setdefault("annotations", {})
+    for key in ("internal.config.kubernetes.io/path", "config.kubernetes.io/path"):
+        notes[key] = path
+    for key in ("internal.config.kubernetes.io/index", "config.kubernetes.io/index"):
+        notes[key] = str(index)
+    return item
+
+
+def resource_list(*objs: dict[str, Any]) -> krm.ResourceList:
+    """A generator call for one contract, or a package of several, parsed."""
+    text = generator_input(objs[0]) if len(objs) == 1 else package_input(*objs)
+    return krm.parse(text)
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+    def output(self) -> dict[str, Any]:
+        return yaml_codec.load(self.stdout)
+
+
+def run_krm(stdin: str, env: dict[str, str], capsys: Any) -> Ran:
+    """The KRM entry point in-process, with stdin and stdout as an orchestrator gives them."""
+    out = io.StringIO()
+    code = cli.run_krm(io.BytesIO(stdin.encode()), out, env)
+    return Ran(code, out.getvalue(), capsys.readouterr().err)
