@@ -3,11 +3,13 @@ and helpers to run the function the way users do (subprocesses, kubectl, kpt).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import hvac
 import pytest
 
 from kv_memory import MemoryKV
-from openbao_server import OpenBao, start_openbao
+from openbao_server import OpenBao, bao_binary, free_port, start_openbao
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "kustomize-examples"
@@ -51,6 +53,41 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
         pytest.fail(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, Path]]:
+    """An OpenBao dev server with TLS (its CA in vault-ca.pem): (port, root token, CA file)."""
+    certs = tmp_path_factory.mktemp("tls")
+    port, token = free_port(), "root-tls"
+    proc = subprocess.Popen(
+        [
+            bao_binary(),
+            "server",
+            "-dev",
+            "-dev-tls",
+            f"-dev-tls-cert-dir={certs}",
+            f"-dev-root-token-id={token}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        stdout=(certs / "log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    ca = certs / "vault-ca.pem"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ca.exists():
+            client = hvac.Client(url=f"https://127.0.0.1:{port}", token=token, verify=str(ca))
+            with contextlib.suppress(Exception):  # still starting
+                client.sys.read_health_status()
+                break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the TLS OpenBao server did not start")
+    yield port, token, ca
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Fault injection for tests: an HTTP proxy in front of the real OpenBao server that answers
-chosen requests itself (429, 5xx) before forwarding the rest, and a server that accepts
-connections and never answers. Only loopback, bounded, stopped by the tests."""
+"""Servers the tests put between the function and the real OpenBao server, or in its place:
+a fault proxy that answers chosen requests itself (429, 5xx, a redirect) before forwarding the
+rest, a server that never answers, one that answers like something other than Vault, one that
+drips or floods, and a forwarding proxy. Only loopback, bounded, stopped by the tests."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -100,3 +102,174 @@ def silent_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+Answer = tuple[int, dict[str, str], bytes]
+Responder = Callable[[str, str, bytes], Answer]  # (method, path, body) -> (status, headers, body)
+
+
+@contextmanager
+def answering_server(respond: Responder) -> Iterator[str]:
+    """An HTTP server on loopback that answers every request with what `respond` says: a web
+    page, a proxy's error, a redirect, JSON that is not Vault's."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def _handle(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, headers, payload = respond(self.command, self.path, body)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def raw_server(serve: Callable[[socket.socket], None], limit: float = 30.0) -> Iterator[str]:
+    """A TCP server that hands each connection to `serve` (for answers no HTTP library would
+    send: a body dripped a byte at a time, hundreds of megabytes). Bounded by `limit` seconds."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    stop = threading.Event()
+    deadline = time.monotonic() + limit
+
+    def accept() -> None:
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=_serve_one, args=(serve, conn), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sock.close()
+
+
+def _serve_one(serve: Callable[[socket.socket], None], conn: socket.socket) -> None:
+    with conn:
+        conn.settimeout(10)
+        try:
+            conn.recv(65536)  # the request (small: headers and a short body)
+            serve(conn)
+        except OSError:
+            pass
+
+
+def drip(conn: socket.socket, seconds: float = 20.0) -> None:
+    """A 200 whose body arrives one byte every half second, for `seconds`."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        conn.sendall(b" ")
+        time.sleep(0.5)
+
+
+def flood(conn: socket.socket, megabytes: int = 300) -> None:
+    """A 200 with a body of `megabytes`, streamed in chunks, without a Content-Length."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+    chunk = b" " * (1024 * 1024)
+    for _ in range(megabytes):
+        conn.sendall(chunk)
+
+
+@contextmanager
+def forwarding_proxy(names: dict[str, int]) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy on loopback, as corporate networks have: absolute-URI requests for plain
+    HTTP and CONNECT tunnels for HTTPS. `names` maps host names the client uses to loopback
+    ports (the client never resolves them itself). Yields its address and a log of requests."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def _target(self, host: str) -> tuple[str, int]:
+            name, _, port = host.partition(":")
+            return "127.0.0.1", names.get(name, int(port or 80))
+
+        def do_CONNECT(self) -> None:
+            seen.append(f"CONNECT {self.path}")
+            upstream = socket.create_connection(self._target(self.path), timeout=10)
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            self.close_connection = True
+            _pipe(self.connection, upstream)
+
+        def _forward(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            parts = urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            host, port = self._target(parts.netloc)
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "proxy-connection")}
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.request(self.command, target, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+            self.send_response(resp.status)
+            for key, value in resp.getheaders():
+                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways until either side closes."""
+
+    def one_way(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    other = threading.Thread(target=one_way, args=(b, a), daemon=True)
+    other.start()
+    one_way(a, b)
+    other.join(timeout=30)
+    b.close()

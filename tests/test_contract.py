@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from secret_contract import contract
+from secret_contract import contract, yaml_codec
 from secret_contract.results import ResourceRef
 
 VALID: dict[str, Any] = {
@@ -148,3 +148,42 @@ def test_not_a_mapping_is_a_schema_error() -> None:
 )
 def test_a_trailing_newline_is_not_a_valid_name(path: list[Any], value: Any, expected: tuple[str, str]) -> None:
     assert expected in problems(with_(path, value))
+
+
+def test_yaml_tags_and_dates_in_a_contract_are_refused_with_their_path() -> None:
+    text = (
+        "apiVersion: hostk8s.io/v1\nkind: SecretContract\nmetadata: {name: app}\nspec:\n  secrets:\n"
+        "  - name: s\n    namespace: ns\n    data:\n"
+        "    - {key: a, value: !Ref other}\n"
+        "    - {key: b, value: 2001-12-14}\n"
+        "    - {key: c, value: !!binary aGk=}\n"
+    )
+    found = problems(yaml_codec.load(text))
+    assert {
+        ("spec.secrets[0].data[0].value", "yaml-tag"),
+        ("spec.secrets[0].data[1].value", "yaml-tag"),
+        ("spec.secrets[0].data[2].value", "yaml-tag"),
+    } <= found
+    merged = "base: &b {key: a, value: x}\n" + text.split("    - {key: a")[0] + "    - {<<: *b}\n"
+    assert problems(yaml_codec.load(merged)) == set()  # a merge key is fine
+
+
+def test_template_labels_annotations_and_types_follow_kubernetes_rules() -> None:
+    def template(**fields: Any) -> dict[str, Any]:
+        return with_(["spec", "externalSecret"], {"target": {"template": fields}})
+
+    base = "spec.externalSecret.target.template"
+    assert problems(template(metadata={"labels": {"app.kubernetes.io/part-of": "search"}})) == set()
+    assert (f"{base}.metadata.labels['tier']", "kubernetes-metadata") in problems(
+        template(metadata={"labels": {"tier": "a b"}})
+    )
+    long_key = "k" * 400
+    assert (f"{base}.metadata.annotations[{long_key[:64]!r}]", "kubernetes-metadata") in problems(
+        template(metadata={"annotations": {long_key: "v"}})
+    )
+    assert (f"{base}.metadata.annotations", "kubernetes-metadata") in problems(
+        template(metadata={"annotations": {"big": "x" * (300 * 1024)}})
+    )
+    assert (f"{base}.type", "kubernetes-metadata") in problems(template(type="kubernetes.io/tls"))
+    assert (f"{base}.type", "kubernetes-metadata") in problems(template(type="has space"))
+    assert problems(template(type="kubernetes.io/basic-auth")) == set()  # the contract has username and password

@@ -102,3 +102,74 @@ def test_function_config_configmap_sets_defaults(kpt: str, tmp_path: Path) -> No
     assert ran.returncode == 0, ran.text
     es = yaml_codec.load_all((pkg / "external-secrets.generated.yaml").read_text())[0]
     assert es["spec"]["secretStoreRef"]["name"] == "corp-vault" and es["spec"]["refreshInterval"] == "10m"
+
+
+EVERYDAY_FILES = {
+    "deployment.yaml": """\
+# The application, as its authors wrote it.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app   # trailing comment
+  labels: {app: app, tier: "web"}
+spec:
+  replicas: 1_000
+  template:
+    spec:
+      volumes:
+        - name: config
+          secret:
+            secretName: app
+            defaultMode: 0644
+        - name: other
+          secret: {secretName: other, defaultMode: 0o600}
+      containers: [{name: app, image: 'example/app:1'}]
+""",
+    "anchors.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: anchors
+data:
+  base: &base "shared"
+  copy: *base
+---
+apiVersion: example.test/v1
+kind: Template
+metadata:
+  name: merged
+defaults: &defaults
+  size: small
+  region: eu
+spec:
+  !!merge <<: *defaults
+  size: large
+  ref: !Ref some-bucket
+  blob: !!binary aGVsbG8=
+  when: !!timestamp 2001-12-14
+""",
+}
+
+
+def test_items_it_does_not_own_come_out_as_cat_would_give_them(kpt: str, tmp_path: Path, vault: Vault) -> None:
+    """The control is kpt itself: the same package rendered through `exec: cat`."""
+    results = {}
+    for name, exec_path in (("cat", "cat"), ("function", FUNCTION)):
+        pkg = tmp_path / name / "pkg"
+        pkg.parent.mkdir()
+        pkg = make_package(pkg.parent)
+        kptfile = (pkg / "Kptfile").read_text().replace(f"exec: {FUNCTION}", f"exec: {exec_path}")
+        (pkg / "Kptfile").write_text(kptfile)
+        for file, text in EVERYDAY_FILES.items():
+            (pkg / file).write_text(text)
+        ran = run([kpt, "fn", "render", "--allow-exec", str(pkg)], env=vault.env)
+        assert ran.returncode == 0, ran.text
+        results[name] = {p.name: p.read_text() for p in pkg.iterdir()}
+    generated = results["function"].pop("external-secrets.generated.yaml")
+    assert "kind: ExternalSecret" in generated
+    kptfile = "Kptfile"
+    assert {k: v for k, v in results["function"].items() if k != kptfile} == {
+        k: v for k, v in results["cat"].items() if k != kptfile
+    }
+    assert results["function"][kptfile].replace(FUNCTION, "cat") == results["cat"][kptfile]
+    assert "defaultMode: 0644" in results["function"]["deployment.yaml"]

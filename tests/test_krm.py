@@ -1,132 +1,162 @@
-"""The KRM protocol, run as a subprocess exactly as orchestrators run it (no Vault here)."""
+"""The KRM protocol: what kustomize and kpt send and what they get back. The entry point runs
+in-process here; test_reliability.py runs it as a process with broken input."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+
+import pytest
 
 from conftest import secret_contract
+from fixtures import DEMO, contract, generated, generator_input, package_input, run_krm, secret, static, with_path
 from secret_contract import yaml_codec
 
-CONTRACT: dict[str, Any] = {
-    "apiVersion": "hostk8s.io/v1",
-    "kind": "SecretContract",
-    "metadata": {"name": "demo"},
-    "spec": {
-        "secrets": [
-            {
-                "name": "db",
-                "namespace": "demo",
-                "data": [{"key": "user", "value": "admin"}, {"key": "pass", "generate": "password"}],
-            }
-        ]
-    },
-}
+CONTRACT = DEMO
 
 
-def generator_input(contract: dict[str, Any]) -> str:
-    """What kustomize sends a `generators:` function: the config as functionConfig and only item."""
-    item = copy.deepcopy(contract)
-    item["metadata"]["annotations"] = {
-        "config.kubernetes.io/local-config": "true",
-        "config.kubernetes.io/index": "0",
-        "internal.config.kubernetes.io/index": "0",
-        "internal.config.kubernetes.io/id": "1",
-        "config.k8s.io/id": "1",
-    }
-    config = copy.deepcopy(contract)
-    config["metadata"]["annotations"] = {"config.kubernetes.io/local-config": "true"}
-    return yaml_codec.dump(
-        {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": [item], "functionConfig": config}
-    )
-
-
-def package_input(*items: dict[str, Any]) -> str:
-    return yaml_codec.dump({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": list(items)})
-
-
-def with_path(item: dict[str, Any], path: str, index: int = 0) -> dict[str, Any]:
-    item = copy.deepcopy(item)
-    notes = item.setdefault("metadata", {}).setdefault("annotations", {})
-    for key in ("internal.config.kubernetes.io/path", "config.kubernetes.io/path"):
-        notes[key] = path
-    for key in ("internal.config.kubernetes.io/index", "config.kubernetes.io/index"):
-        notes[key] = str(index)
-    return item
-
-
-def test_generator_mode_emits_only_externalsecrets_with_a_render_warning() -> None:
-    ran = secret_contract(stdin=generator_input(CONTRACT))
+def test_generator_mode_emits_only_externalsecrets_with_a_render_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    ran = run_krm(generator_input(CONTRACT), {}, capsys)
     assert ran.returncode == 0, ran.stderr
-    out = yaml_codec.load(ran.stdout)
+    out = ran.output()
     assert [(i["kind"], i["metadata"]["name"]) for i in out["items"]] == [("ExternalSecret", "db")]
     assert out["results"][0]["severity"] == "warning"
-    assert "VAULT_ADDR is not set" in out["results"][0]["message"]
-    assert "VAULT_ADDR is not set" in ran.stderr
+    assert "VAULT_ADDR is not set" in out["results"][0]["message"] and "VAULT_ADDR is not set" in ran.stderr
 
 
-def test_package_mode_passes_everything_through_and_places_output_beside_the_contract() -> None:
+def test_package_mode_passes_everything_through_and_places_output_beside_the_contract(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     config_map = with_path(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "yes"}}, "cm.yaml"
     )
-    ran = secret_contract(stdin=package_input(config_map, with_path(CONTRACT, "stack/hostk8s.secrets.yaml")))
+    ran = run_krm(package_input(config_map, with_path(CONTRACT, "stack/hostk8s.secrets.yaml")), {}, capsys)
     assert ran.returncode == 0, ran.stderr
-    items = yaml_codec.load(ran.stdout)["items"]
-    assert items[0] == config_map
-    assert items[1]["kind"] == "SecretContract"
-    es = items[2]
-    notes = es["metadata"]["annotations"]
+    items = ran.output()["items"]
+    assert items[0] == config_map and items[1]["kind"] == "SecretContract"
+    notes = items[2]["metadata"]["annotations"]
     assert notes["internal.config.kubernetes.io/path"] == "stack/external-secrets.generated.yaml"
     assert notes["config.kubernetes.io/path"] == notes["internal.config.kubernetes.io/path"]
 
 
-def test_package_mode_is_a_fixed_point() -> None:
-    first = secret_contract(stdin=package_input(with_path(CONTRACT, "hostk8s.secrets.yaml")))
-    again = secret_contract(stdin=package_input(*yaml_codec.load(first.stdout)["items"]))
-    assert yaml_codec.load(again.stdout)["items"] == yaml_codec.load(first.stdout)["items"]
+def test_package_mode_is_a_fixed_point(capsys: pytest.CaptureFixture[str]) -> None:
+    first = run_krm(package_input(with_path(CONTRACT, "hostk8s.secrets.yaml")), {}, capsys)
+    again = run_krm(package_input(*first.output()["items"]), {}, capsys)
+    assert again.output()["items"] == first.output()["items"]
 
 
-def test_package_mode_drops_externalsecrets_of_secrets_that_left_the_contract() -> None:
+def test_package_mode_drops_externalsecrets_of_secrets_that_left_the_contract(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     two = copy.deepcopy(CONTRACT)
-    two["spec"]["secrets"].append({"name": "cache", "namespace": "demo", "data": [{"key": "k", "generate": "token"}]})
-    first = yaml_codec.load(secret_contract(stdin=package_input(with_path(two, "c.yaml"))).stdout)["items"]
+    two["spec"]["secrets"].append(secret("cache", "demo", generated("k", "token")))
+    first = run_krm(package_input(with_path(two, "c.yaml")), {}, capsys).output()["items"]
     assert sorted(i["metadata"]["name"] for i in first if i["kind"] == "ExternalSecret") == ["cache", "db"]
     rerun = [with_path(CONTRACT, "c.yaml"), *first[1:]]
-    items = yaml_codec.load(secret_contract(stdin=package_input(*rerun)).stdout)["items"]
+    items = run_krm(package_input(*rerun), {}, capsys).output()["items"]
     assert [i["metadata"]["name"] for i in items if i["kind"] == "ExternalSecret"] == ["db"]
 
 
-def test_invalid_contract_fails_with_structured_results_and_stderr() -> None:
+def test_two_contracts_declaring_one_externalsecret_differently_fail_before_vault(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    one = contract("one", secret("db", "demo", static("user", "a"), generated("pass")))
+    two = contract(
+        "two", secret("db", "demo", static("user", "a"), generated("pass")), externalSecret={"refreshInterval": "5m"}
+    )
+    env = {"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "t"}
+    ran = run_krm(package_input(with_path(one, "a/c.yaml"), with_path(two, "b/c.yaml")), env, capsys)
+    assert ran.returncode == 1
+    assert "ExternalSecret demo/db is also declared by contract 'one' (a/c.yaml)" in ran.stderr
+    assert "differ at spec.refreshInterval" in ran.stderr and "cannot connect" not in ran.stderr
+    same = run_krm(package_input(with_path(one, "a/c.yaml"), with_path(one, "b/c.yaml")), {}, capsys)
+    assert same.returncode == 0 and [i["kind"] for i in same.output()["items"]].count("ExternalSecret") == 1
+
+
+def test_a_hand_written_externalsecret_of_the_same_identity_is_a_conflict(capsys: pytest.CaptureFixture[str]) -> None:
+    hand = with_path(
+        {
+            "apiVersion": "external-secrets.io/v1",
+            "kind": "ExternalSecret",
+            "metadata": {"name": "db", "namespace": "demo"},
+        },
+        "manual/es.yaml",
+    )
+    ran = run_krm(package_input(hand, with_path(CONTRACT, "stack/hostk8s.secrets.yaml")), {}, capsys)
+    assert ran.returncode == 1
+    assert "manual/es.yaml" in ran.stderr and "stack/hostk8s.secrets.yaml" in ran.stderr
+    assert "written by hand here and generated from a SecretContract" in ran.stderr
+
+
+def test_strict_with_nothing_to_write_is_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    config_map = with_path({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}, "cm.yaml")
+    ran = run_krm(package_input(config_map), {"SECRET_CONTRACT_STRICT": "true"}, capsys)
+    assert ran.returncode == 0 and ran.stderr == "" and "results" not in ran.output()
+
+
+def test_unknown_configmap_settings_are_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "function-input"},
+        "data": {"storeKnd": "x"},
+    }
+    ran = run_krm(package_input(with_path(CONTRACT, "c.yaml"), config=config), {}, capsys)
+    assert ran.returncode == 1 and "unknown setting 'storeKnd'" in ran.stderr
+
+
+def test_invalid_contract_fails_with_structured_results_and_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     bad = copy.deepcopy(CONTRACT)
     bad["spec"]["secrets"][0]["data"][1]["generate"] = "pasword"
-    ran = secret_contract(stdin=package_input(with_path(bad, "hostk8s.secrets.yaml")))
+    ran = run_krm(package_input(with_path(bad, "hostk8s.secrets.yaml")), {}, capsys)
     assert ran.returncode == 1
-    result = next(r for r in yaml_codec.load(ran.stdout)["results"] if r["severity"] == "error")
+    result = next(r for r in ran.output()["results"] if r["severity"] == "error")
     assert result["field"] == {"path": "spec.secrets[0].data[1].generate"}
     assert result["file"] == {"path": "hostk8s.secrets.yaml", "index": 0}
     assert result["resourceRef"]["name"] == "demo"
     assert "hostk8s.secrets.yaml: SecretContract/demo: spec.secrets[0].data[1].generate: [error]" in ran.stderr
 
 
-def test_not_a_resource_list_still_writes_one_and_fails() -> None:
+def test_not_a_resource_list_still_writes_one_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     for stdin in ("", "kind: Deployment\n", "items: [\n", '{"kind": "ResourceList", "items": [1]}'):
-        ran = secret_contract(stdin=stdin)
+        ran = run_krm(stdin, {}, capsys)
         assert ran.returncode == 1, stdin
-        out = yaml_codec.load(ran.stdout)
+        out = ran.output()
         assert out["kind"] == "ResourceList" and out["results"][0]["severity"] == "error"
 
 
-def test_prior_results_are_kept() -> None:
+def test_prior_results_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
     doc = yaml_codec.load(generator_input(CONTRACT))
     doc["results"] = [{"message": "from an earlier function", "severity": "info"}]
-    out = yaml_codec.load(secret_contract(stdin=yaml_codec.dump(doc)).stdout)
+    out = run_krm(yaml_codec.dump(doc), {}, capsys).output()
     assert out["results"][0]["message"] == "from an earlier function"
 
 
+def test_unchanged_items_are_written_back_as_their_own_text(capsys: pytest.CaptureFixture[str]) -> None:
+    item = (
+        "- apiVersion: v1 # why\n"
+        "    kind: ConfigMap\n"
+        "    metadata: {name: cm, annotations: {internal.config.kubernetes.io/path: cm.yaml}}\n"
+        "    data:\n"
+        "      mode: 0644\n"
+        "      quoted: 'single'\n"
+        "      ref: !Ref thing\n"
+    )
+    stdin = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n  " + item
+    ran = run_krm(stdin, {}, capsys)
+    assert ran.returncode == 0, ran.stderr
+    assert "  " + item in ran.stdout
+
+
+def test_an_item_nested_as_deep_as_the_parser_allows_passes_through(capsys: pytest.CaptureFixture[str]) -> None:
+    depth = 990  # libyaml refuses more than 1,000 levels
+    deep = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n  x: " + "[" * depth + "]" * depth
+    stdin = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- " + deep.replace("\n", "\n  ") + "\n"
+    ran = run_krm(stdin, {}, capsys)
+    assert ran.returncode == 0, ran.stderr[-500:]
+    assert ("[" * depth) in ran.stdout
+
+
 def test_help_on_a_terminal_and_for_every_command() -> None:
-    for args in (
-        ["--help"],
-        *[[cmd, "--help"] for cmd in ("add", "remove", "list", "render", "verify", "install-plugin")],
-    ):
+    for args in (["--help"], *[[cmd, "--help"] for cmd in ("add", "remove", "list", "render", "verify")]):
         ran = secret_contract(*args)
         assert ran.returncode == 0 and "usage: secret-contract" in ran.stdout, args

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from conftest import Vault, assert_no_leak, secret_contract
 from faults import DROP, fault_proxy
-from fixtures import DEMO, DEMO_PATH, contract, generator_input
+from fixtures import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
 from openbao_server import start_openbao
 from secret_contract import krm, pipeline, yaml_codec
 from secret_contract.errors import InvalidResourceList
@@ -70,6 +70,47 @@ def test_neighbouring_contracts_race_without_touching_each_other(vault: Vault) -
         **{f"foundation/airflow/s{i}": "foundation" for i in range(5)},
         **{f"foundation/airflow/ns/s{i}": "foundation/airflow" for i in range(5)},
     }
+
+
+def test_incompatible_contracts_racing_from_two_processes_never_both_succeed(vault: Vault) -> None:
+    """Two contracts claim one Vault path with different static values, from separate
+    processes, twenty times. Every write is held back 0.3 s by a proxy, so both processes
+    have read the empty path before either writes: the check-and-set decides. Exactly one
+    wins, and the recorded owner is always the contract whose values are stored."""
+    with fault_proxy(vault.server.addr, lambda _n, m, p: 0.3 if m == "POST" and "/data/" in p else None) as proxy:
+        env = {**os.environ, **vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "true"}
+        for round_ in range(20):
+            namespace = f"race-{round_}"
+            rivals = {
+                stack: contract(stack, secret("db", namespace, static("user", stack), generated("pass")))
+                for stack in ("alpha", "beta")
+            }
+            procs = {
+                stack: subprocess.Popen(
+                    [sys.executable, "-m", "secret_contract"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+                for stack in rivals
+            }
+            with ThreadPoolExecutor(2) as pool:
+                talks = {s: pool.submit(procs[s].communicate, generator_input(rivals[s]), 120) for s in procs}
+                outs = {s: talk.result() for s, talk in talks.items()}
+            winners = [stack for stack, proc in procs.items() if proc.returncode == 0]
+            assert len(winners) == 1, (round_, {s: outs[s][1][-300:] for s in procs})
+            loser = next(s for s in procs if s not in winners)
+            assert "refusing to write" in outs[loser][1] or "another writer" in outs[loser][1]
+            path = f"{namespace}/db"
+            assert (vault.read(path) or {})["user"] == winners[0]
+            custom = vault.metadata(path)["custom_metadata"]
+            assert custom["secret-contract-owner"] == winners[0]
+            assert [
+                v.split(" ", 1)[1] for k, v in custom.items() if k.startswith("secret-contract-declared-by.")
+            ] == winners
+            assert len(vault.metadata(path)["versions"]) == 1
 
 
 # --- Vault going away ------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from conftest import Vault, assert_no_leak, secret_contract
 from faults import fault_proxy, silent_server
 from fixtures import DEMO, DEMO_PATH, generator_input
-from openbao_server import bao_binary, free_port
+from openbao_server import free_port
 from secret_contract import vault_auth
 from secret_contract.vault import VaultConfig, VaultStore
 
@@ -229,40 +228,6 @@ def test_token_precedence_env_then_named_file_then_home(vault: Vault, tmp_path: 
     assert build(env)[0] == 1  # ~/.vault-token holds a bad token
     assert build({**env, "SECRET_CONTRACT_TOKEN_FILE": str(named)})[0] == 0
     assert build({**env, "SECRET_CONTRACT_TOKEN_FILE": str(named), "VAULT_TOKEN": "bad-env-token"})[0] == 1
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    certs = tmp_path_factory.mktemp("tls")
-    port, token = free_port(), "root-tls"
-    proc = subprocess.Popen(
-        [
-            bao_binary(),
-            "server",
-            "-dev",
-            "-dev-tls",
-            f"-dev-tls-cert-dir={certs}",
-            f"-dev-root-token-id={token}",
-            f"-dev-listen-address=127.0.0.1:{port}",
-        ],
-        stdout=(certs / "log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    ca = certs / "vault-ca.pem"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if ca.exists():
-            client = hvac.Client(url=f"https://127.0.0.1:{port}", token=token, verify=str(ca))
-            with contextlib.suppress(Exception):  # still starting
-                client.sys.read_health_status()
-                break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the TLS OpenBao server did not start")
-    yield port, token, ca
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_tls_verification_with_the_ca_and_without_it(tls_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -59,8 +59,14 @@ SETTINGS_ENV = (
 )
 
 
+# libyaml accepts nesting up to 1,000 levels; the steps that walk a document recursively
+# (the JSON schema, the emitter) need more frames than Python's default for that.
+RECURSION_LIMIT = 10_000
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

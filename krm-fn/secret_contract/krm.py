@@ -5,6 +5,7 @@ https://github.com/kubernetes-sigs/kustomize/blob/master/cmd/config/docs/api-con
 
 from __future__ import annotations
 
+import io
 import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,13 @@ class ResourceList:
     function_config: Item | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     api_version: str = RESOURCE_LIST_API_VERSIONS[0]
+    # The text each input item had (by the item's identity): an item that comes out unchanged
+    # is written back as that text, so its comments, quoting, styles and tags stay as they were.
+    sources: dict[int, str] = field(default_factory=dict, repr=False)
+    indent: int = 0  # the column of the items' `-` in the input, kept in the output
+
+    def with_items(self, items: list[Item]) -> ResourceList:
+        return ResourceList(items, self.function_config, self.results, self.api_version, self.sources, self.indent)
 
 
 def decode(data: bytes) -> str:
@@ -49,7 +57,7 @@ def parse(text: str) -> ResourceList:
     if not text.strip():
         raise InvalidResourceList("stdin is empty: expected a ResourceList (kind: ResourceList)")
     try:
-        doc = yaml_codec.load(text)
+        doc, spans = yaml_codec.load_with_spans(text)
     except yaml.YAMLError as exc:
         raise InvalidResourceList(f"stdin is not valid YAML: {yaml_codec.describe_error(exc)}") from None
     if not isinstance(doc, dict) or doc.get("kind") != RESOURCE_LIST_KIND:
@@ -64,30 +72,46 @@ def parse(text: str) -> ResourceList:
     if config is not None and not isinstance(config, dict):
         raise InvalidResourceList("ResourceList.functionConfig must be an object")
     prior = doc.get("results") or []
+    sources: dict[int, str] = {}
+    if spans is not None and len(spans.items) == len(items):
+        sources = {id(item): text[start:end] for item, (start, end) in zip(items, spans.items, strict=True)}
     return ResourceList(
         items=items,
         function_config=config,
         results=prior if isinstance(prior, list) else [],
         api_version=str(doc.get("apiVersion") or RESOURCE_LIST_API_VERSIONS[0]),
+        sources=sources,
+        indent=spans.indent if spans else 0,
     )
 
 
 def emit(rl: ResourceList, findings: Iterable[Result]) -> str:
     """Serialize the output ResourceList: prior results kept, ours appended and sorted."""
-    return yaml_codec.dump(_output_document(rl, findings))
+    out = io.StringIO()
+    write(rl, findings, out)
+    return out.getvalue()
 
 
 def write(rl: ResourceList, findings: Iterable[Result], stream: TextIO) -> None:
-    """`emit()` straight into a stream (a large ResourceList is never held as one string)."""
-    yaml_codec.write(_output_document(rl, findings), stream)
-
-
-def _output_document(rl: ResourceList, findings: Iterable[Result]) -> dict[str, Any]:
-    doc: dict[str, Any] = {"apiVersion": rl.api_version, "kind": RESOURCE_LIST_KIND, "items": rl.items}
+    """The output ResourceList, streamed: items that came in unchanged are written as the
+    text they came in as; new items in block style at the input's indentation. The
+    functionConfig is input only, and is not written back."""
+    yaml_codec.write({"apiVersion": rl.api_version, "kind": RESOURCE_LIST_KIND}, stream)
+    if not rl.items:
+        stream.write("items: []\n")
+    else:
+        stream.write("items:\n")
+        pad = " " * rl.indent
+        for item in rl.items:
+            source = rl.sources.get(id(item))
+            if source is not None:
+                stream.write(source if source.endswith("\n") else source + "\n")
+            else:
+                text = yaml_codec.dump([item])
+                stream.write("".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True)))
     out_results = list(rl.results) + [results.to_krm(r) for r in results.sort(findings)]
     if out_results:
-        doc["results"] = out_results
-    return doc
+        yaml_codec.write({"results": out_results}, stream)
 
 
 def annotations(item: Item) -> dict[str, Any]:

@@ -77,8 +77,7 @@ def build(
         report, vault_findings = _write_vault(collected.targets, env, defaults, options)
         findings += vault_findings
         findings = _scrubbed(findings, report.values if report else [])
-    output = ResourceList(items, rl.function_config, rl.results, rl.api_version)
-    return Outcome(output, findings, resolved, generated, collected.targets, report)
+    return Outcome(rl.with_items(items), findings, resolved, generated, collected.targets, report)
 
 
 def load_contracts(rl: ResourceList) -> tuple[list[Contract], list[Result]]:
@@ -165,5 +164,4 @@ def _configmap_data(config: Item | None) -> dict[str, Any]:
 
 
 def _unchanged(rl: ResourceList) -> ResourceList:
-    items = [] if krm.is_generator_call(rl) else rl.items
-    return ResourceList(items, rl.function_config, rl.results, rl.api_version)
+    return rl.with_items([] if krm.is_generator_call(rl) else rl.items)

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from secret_contract import generators
-from secret_contract.results import Result, error, warning
+from secret_contract.results import Result, error, field_path, warning
+from secret_contract.yaml_codec import Tagged
 
 Rule = Callable[[dict[str, Any]], Iterable[Result]]
 RULES: dict[str, Rule] = {}
@@ -21,6 +22,18 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 MOUNT_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+QUALIFIED_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+SECRET_TYPE = re.compile(r"^[\x21-\x7e]{1,253}$")
+MAX_ANNOTATIONS_SIZE = 256 * 1024  # Kubernetes' limit on all annotations of an object, in bytes
+# Keys a Secret of a built-in type must carry, or the API server refuses it (ValidateSecret).
+SECRET_TYPE_KEYS = {
+    "kubernetes.io/basic-auth": ({"username", "password"}, "any"),
+    "kubernetes.io/ssh-auth": ({"ssh-privatekey"}, "all"),
+    "kubernetes.io/tls": ({"tls.crt", "tls.key"}, "all"),
+    "kubernetes.io/dockercfg": ({".dockercfg"}, "all"),
+    "kubernetes.io/dockerconfigjson": ({".dockerconfigjson"}, "all"),
+}
 
 
 def rule(rule_id: str) -> Callable[[Rule], Rule]:
@@ -71,6 +84,16 @@ def is_mount(mount: Any) -> bool:
     return isinstance(mount, str) and all(
         MOUNT_SEGMENT.fullmatch(part) and part not in (".", "..") for part in mount.split("/")
     )
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """Why `key` is not a Kubernetes qualified name (label and annotation keys), or None."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and DNS_SUBDOMAIN.fullmatch(prefix)):
+        return "its prefix must be a DNS subdomain of at most 253 characters"
+    if not name or len(name) > 63 or not QUALIFIED_NAME_PART.fullmatch(name):
+        return "its name must be 1-63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+    return None
 
 
 def secret_key_problem(key: str) -> str | None:
@@ -241,3 +264,103 @@ def vault_mount(obj: dict[str, Any]) -> Iterator[Result]:
         value = vault.get(field)
         if isinstance(value, str) and not is_mount(value):
             yield error(f"'{value}' is not a safe Vault path", f"spec.vault.{field}")
+
+
+@rule("yaml-tag")
+def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
+    """YAML tags (`!Ref`, `!!binary`) and dates have no meaning in a contract, whose values are
+    strings: merge keys are fine, other tags are refused where they appear.
+
+    PASS: `value: "2001-12-14"`    FAIL: `value: !Ref db-password`, `value: 2001-12-14`
+    """
+    pending: list[tuple[list[str | int], Any]] = [([], obj)]
+    while pending:
+        path, node = pending.pop()
+        if isinstance(node, Tagged):
+            what = "a date" if node.tag.endswith(":timestamp") else f"the YAML tag {node.tag}"
+            yield error(
+                f"YAML reads {what} here, which has no meaning in a SecretContract: quote the value", field_path(path)
+            )
+        if isinstance(node, dict):
+            pending.extend(([*path, str(k)], v) for k, v in node.items())
+        elif isinstance(node, list):
+            pending.extend(([*path, i], v) for i, v in enumerate(node))
+
+
+def _template_metadata(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every `externalSecret.target.template` of the contract, with its field path."""
+    spec = obj.get("spec")
+    places: list[tuple[str, Any]] = []
+    if isinstance(spec, dict):
+        places.append(("spec.externalSecret", spec.get("externalSecret")))
+    places.extend((f"{at}.externalSecret", secret.get("externalSecret")) for at, secret in _secrets(obj))
+    for at, settings in places:
+        target = settings.get("target") if isinstance(settings, dict) else None
+        template = target.get("template") if isinstance(target, dict) else None
+        if isinstance(template, dict):
+            yield f"{at}.target.template", template
+
+
+@rule("kubernetes-metadata")
+def kubernetes_metadata(obj: dict[str, Any]) -> Iterator[Result]:
+    """Template labels and annotations follow Kubernetes' rules (qualified-name keys, label
+    values of at most 63 characters, at most 256 KiB of annotations), and a template type is
+    a Secret type: a built-in one needs the keys the API server requires.
+
+    PASS: `labels: {app.kubernetes.io/part-of: search}`    FAIL: `labels: {tier: "a b"}`, a 400-character key
+    """
+    for at, template in _template_metadata(obj):
+        meta = template.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        for kind in ("labels", "annotations"):
+            entries = meta.get(kind)
+            if not isinstance(entries, dict):
+                continue
+            for key, value in entries.items():
+                where = f"{at}.metadata.{kind}[{key[:64]!r}]" if isinstance(key, str) else f"{at}.metadata.{kind}"
+                problem = qualified_name_problem(key) if isinstance(key, str) else "keys must be strings"
+                if problem:
+                    yield error(f"not a valid {kind[:-1]} key: {problem}", where)
+                if (
+                    kind == "labels"
+                    and isinstance(value, str)
+                    and not (len(value) <= 63 and LABEL_VALUE.fullmatch(value))
+                ):
+                    yield error("not a valid label value: at most 63 letters, digits, '-', '_' or '.'", where)
+            size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in entries.items())
+            if kind == "annotations" and size > MAX_ANNOTATIONS_SIZE:
+                yield error(
+                    f"annotations total {size:,} bytes; Kubernetes allows {MAX_ANNOTATIONS_SIZE:,}",
+                    f"{at}.metadata.annotations",
+                )
+    yield from _secret_types(obj)
+
+
+def _secret_types(obj: dict[str, Any]) -> Iterator[Result]:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    contract_type = _template_type(spec.get("externalSecret"))
+    for at, secret in _secrets(obj):
+        own = _template_type(secret.get("externalSecret"))
+        secret_type = own or contract_type
+        if not isinstance(secret_type, str):
+            continue
+        where = f"{at}.externalSecret.target.template.type" if own else "spec.externalSecret.target.template.type"
+        if not SECRET_TYPE.fullmatch(secret_type):
+            yield error("a Secret type is 1-253 visible characters, e.g. kubernetes.io/basic-auth", where)
+            continue
+        required = SECRET_TYPE_KEYS.get(secret_type)
+        if required is None:
+            continue
+        keys = {e.get("key") for _, e in _entries(secret)}
+        names, how = required
+        if (how == "all" and not names <= keys) or (how == "any" and not names & keys):
+            need = " and ".join(sorted(names)) if how == "all" else " or ".join(sorted(names))
+            yield error(
+                f"a Secret of type {secret_type} needs the key {need}; the API server refuses it otherwise", where
+            )
+
+
+def _template_type(settings: Any) -> Any:
+    target = settings.get("target") if isinstance(settings, dict) else None
+    template = target.get("template") if isinstance(target, dict) else None
+    return template.get("type") if isinstance(template, dict) else None

@@ -231,7 +231,9 @@ class Transport:
         url = self._base + self._base_path + path
         response = self._send(method, url, body, sent)
         if follow_redirects and response.status in REDIRECTS:
-            location = response.headers.get("location", "")
+            location = response.headers.get("location", "").strip()
+            if not location:
+                raise TransportError("protocol", f"{self.addr}: HTTP {response.status} without a usable Location")
             target = urlsplit(location if "://" in location else self._base + location)
             if urlsplit(url).scheme == "https" and target.scheme != "https":
                 raise TransportError("protocol", f"{self.addr}: refusing a redirect from https to {target.scheme}")

@@ -1,110 +1,216 @@
 """YAML in and out, the way Kubernetes tools read it.
 
-Loading follows the YAML 1.2 core schema (as kustomize and kpt do), so `yes`, `on` and
-`0755` stay strings, and a mapping with a repeated key is an error instead of silently
-keeping the last value. Dumping is block style, in the order the dicts were built.
+Plain scalars are typed as kyaml and go-yaml v3 type them (what kustomize and kpt run on):
+`yes` and `on` stay strings, `0644` is the octal 420, `1_000` is 1000, a date is a timestamp.
+Merge keys (`<<`, also as `!!merge`) are merged. Other tags (`!!binary`, `!!timestamp`,
+`!Ref`) are kept as `Tagged` values, so that a step that cares (a SecretContract) can refuse
+them with a field path while every other item passes through. A mapping with a repeated key
+is an error instead of silently keeping the last value.
+
+Dumping is block style, in the order the dicts were built, quoting every string that any
+YAML 1.1 or 1.2 reader (PyYAML, go-yaml v2 in kubectl, go-yaml v3 in kyaml) would read as
+something else.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TextIO
 
 import yaml
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG = "tag:yaml.org,2002:"
 
 
 class DuplicateKeyError(yaml.constructor.ConstructorError):
     pass
 
 
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)\Z")
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)\Z")
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
-_FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"
-)
-_CORE_PATTERNS = (_NULL, _BOOL, _INT, _FLOAT)
-_TAG = "tag:yaml.org,2002:"
+class Tagged:
+    """A value that carried a YAML tag this codec does not turn into a Python type."""
+
+    tag: str
 
 
-def _int(text: str) -> int:
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text, 10)  # YAML 1.2: a leading zero is still decimal
+class TaggedStr(str, Tagged):
+    def __new__(cls, value: str, tag: str) -> TaggedStr:
+        made = super().__new__(cls, value)
+        made.tag = tag
+        return made
 
 
-def _float(text: str) -> float:
-    lowered = text.lower()
-    if lowered.endswith(".inf"):
-        return float("-inf") if lowered.startswith("-") else float("inf")
-    if lowered == ".nan":
-        return float("nan")
-    return float(text)
+class TaggedMap(dict[Any, Any], Tagged):
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
 
 
-_BY_TAG = {
-    "str": str,
-    "null": lambda _text: None,
-    "bool": lambda text: text.lower() == "true",
-    "int": _int,
-    "float": _float,
+class TaggedSeq(list[Any], Tagged):
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
+
+
+class _Merge:
+    """The merge key `<<`."""
+
+    def __repr__(self) -> str:
+        return "<<"
+
+
+MERGE = _Merge()
+
+# go-yaml v3's resolver (resolve.go), which kyaml uses.
+_RESOLVE_MAP: dict[str, Any] = {
+    **dict.fromkeys(("", "~", "null", "Null", "NULL"), None),
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), float("nan")),
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), float("inf")),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
+    "<<": MERGE,
 }
+_GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+    r"(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[-+][0-9]{2}:[0-9]{2})"
+    r"| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?)?"
+)
+_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
+# Read as booleans by YAML 1.1 readers (go-yaml v2 in kubectl, PyYAML): always quoted on output.
+_OLD_BOOLS = frozenset(
+    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"]
+)
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain (unquoted, untagged) scalar typed as go-yaml v3 types it."""
+    if text in _RESOLVE_MAP:
+        return _RESOLVE_MAP[text]
+    first = text[:1]
+    if first == ".":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if not first or first not in "0123456789+-":
+        return text
+    if _TIMESTAMP.fullmatch(text):
+        return TaggedStr(text, _TAG + "timestamp")
+    plain = text.replace("_", "")
+    number = _GO_INT.fullmatch(plain)
+    if number:
+        sign, digits = number.groups()
+        value = _go_int(digits)
+        value = -value if sign == "-" else value
+        if -(2**63) <= value < 2**64:
+            return value
+    if _GO_FLOAT.fullmatch(plain):
+        return float(plain)
+    return text
+
+
+def _go_int(digits: str) -> int:
+    """strconv.ParseInt with base 0: a leading 0 means octal, as in Go."""
+    prefix = digits[:2].lower()
+    if prefix in ("0x", "0o", "0b"):
+        return int(digits[2:], {"0x": 16, "0o": 8, "0b": 2}[prefix])
+    if len(digits) > 1 and digits[0] == "0":
+        return int(digits, 8)
+    return int(digits, 10)
+
+
+def _typed(tag: str, text: str, mark: Any) -> Any:
+    short = tag[len(_TAG) :] if tag.startswith(_TAG) else None
+    try:
+        if short == "str":
+            return text
+        if short == "null":
+            return None
+        if short == "bool":
+            return {"true": True, "false": False}[text.lower()]
+        if short in ("int", "float"):
+            value = resolve_plain(text)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(text)
+            return float(value) if short == "float" else int(value)
+        if short == "merge":
+            return MERGE
+    except (KeyError, ValueError):
+        raise yaml.constructor.ConstructorError(None, None, f"invalid value for tag {tag}", mark) from None
+    return TaggedStr(text, tag)
 
 
 def _scalar_value(event: yaml.ScalarEvent) -> Any:
-    text = event.value
     tag = event.tag
     if tag is None or tag == "!":
         if event.style or tag == "!" or not event.implicit[0]:
-            return text  # quoted, block or non-specific: a string
-        first = text[:1]
-        if first in "~nN" and _NULL.match(text):
-            return None
-        if first in "tTfF" and _BOOL.match(text):
-            return text.lower() == "true"
-        if first in "-+0123456789" and _INT.match(text):
-            return _int(text)
-        if first in "-+.0123456789" and _FLOAT.match(text):
-            return _float(text)
-        return text
-    if tag.startswith(_TAG) and tag[len(_TAG) :] in _BY_TAG:
-        try:
-            return _BY_TAG[tag[len(_TAG) :]](text)
-        except ValueError:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"invalid value for tag {tag}", event.start_mark
-            ) from None
-    raise yaml.constructor.ConstructorError(None, None, f"unsupported tag {tag}", event.start_mark)
+            return event.value  # quoted, block or non-specific: a string
+        return resolve_plain(event.value)
+    return _typed(tag, event.value, event.start_mark)
 
 
 class _Mapping:
-    """A mapping being built, and the key waiting for its value."""
+    """A mapping being built, the key waiting for its value, and what `<<` merges into it."""
 
-    __slots__ = ("has_key", "key", "mark", "value")
+    __slots__ = ("has_key", "key", "mark", "merges", "value")
 
-    def __init__(self, mark: Any) -> None:
-        self.value: dict[Any, Any] = {}
+    def __init__(self, mark: Any, value: dict[Any, Any]) -> None:
+        self.value = value
         self.key: Any = None
         self.has_key = False
         self.mark = mark
+        self.merges: list[Any] = []
+
+    def close(self) -> dict[Any, Any]:
+        """Merge keys: explicit keys win, then earlier merged mappings over later ones."""
+        for source in self.merges:
+            for merged in source if isinstance(source, list) else [source]:
+                if not isinstance(merged, dict):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", self.mark, "a merge key needs a mapping", None
+                    )
+                for key, value in merged.items():
+                    self.value.setdefault(key, value)
+        return self.value
 
 
-def _documents(text: str) -> list[Any]:
+@dataclass(frozen=True)
+class Spans:
+    """Where each entry of a top-level `items:` block sequence sits in the text."""
+
+    items: list[tuple[int, int]]  # [start, end) character offsets, comments after an item included
+    indent: int  # the column of the entries' `-`
+
+
+def _collection_start(event: Any) -> tuple[_Mapping | list[Any], Any]:
+    tag = event.tag
+    is_map = type(event) is yaml.MappingStartEvent
+    if tag in (None, "!", _TAG + "map", _TAG + "seq"):
+        value: Any = {} if is_map else []
+    else:
+        value = TaggedMap(tag) if is_map else TaggedSeq(tag)
+    return (_Mapping(event.start_mark, value) if is_map else value), value
+
+
+def _documents(text: str, want_spans: bool = False) -> tuple[list[Any], Spans | None]:
     """Build Python objects straight from libyaml's events.
 
     Composing PyYAML's node graph first cost ~5x the parse and held every node in memory at
     once; building from events keeps only the objects. An alias refers to the anchored object.
+    With `want_spans`, also find where each item of a top-level `items:` block sequence is.
     """
     docs: list[Any] = []
     stack: list[_Mapping | list[Any]] = []
     anchors: dict[str, Any] = {}
     aliased = False
+    items_seq: list[Any] | None = None
+    item_lines: list[int] = []
+    seq_line = seq_col = end_line = -1
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
         if kind is yaml.ScalarEvent:
@@ -117,16 +223,28 @@ def _documents(text: str) -> list[Any]:
             value = anchors[event.anchor]
             aliased = True
         elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-            if event.tag not in (None, "!", _TAG + "map", _TAG + "seq"):
-                raise yaml.constructor.ConstructorError(None, None, f"unsupported tag {event.tag}", event.start_mark)
-            frame: _Mapping | list[Any] = _Mapping(event.start_mark) if kind is yaml.MappingStartEvent else []
+            frame, value = _collection_start(event)
             if event.anchor is not None:
-                anchors[event.anchor] = frame.value if isinstance(frame, _Mapping) else frame
+                anchors[event.anchor] = value
+            if want_spans:
+                if (
+                    kind is yaml.SequenceStartEvent
+                    and len(stack) == 1
+                    and isinstance(stack[0], _Mapping)
+                    and stack[0].has_key
+                    and stack[0].key == "items"
+                    and not event.flow_style
+                ):
+                    items_seq, seq_line, seq_col = value, event.start_mark.line, event.start_mark.column
+                elif kind is yaml.MappingStartEvent and stack and stack[-1] is items_seq:
+                    item_lines.append(event.start_mark.line)
             stack.append(frame)
             continue
         elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             done = stack.pop()
-            value = done.value if isinstance(done, _Mapping) else done
+            value = done.close() if isinstance(done, _Mapping) else done
+            if done is items_seq and items_seq is not None:
+                end_line = event.start_mark.line
         elif kind is yaml.DocumentStartEvent:
             anchors = {}
             continue
@@ -136,24 +254,58 @@ def _documents(text: str) -> list[Any]:
             docs.append(value)
             continue
         parent = stack[-1]
-        if type(parent) is list:
+        if type(parent) is list or isinstance(parent, TaggedSeq):
             parent.append(value)
         elif parent.has_key:
-            parent.value[parent.key] = value
+            if parent.key is MERGE:
+                parent.merges.append(value)
+            else:
+                parent.value[parent.key] = value
             parent.has_key = False
         else:
             if isinstance(value, (dict, list)):
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", parent.mark, "found unhashable key", event.start_mark
                 )
-            if value in parent.value:
+            if value is not MERGE and value in parent.value:
                 raise DuplicateKeyError(
                     "while constructing a mapping", parent.mark, f"found duplicate key {value!r}", event.start_mark
                 )
             parent.key, parent.has_key = value, True
     if aliased:
         _check_expansion(docs)
-    return docs
+    spans = _item_spans(text, item_lines, seq_line, seq_col, end_line) if items_seq is not None else None
+    return docs, spans
+
+
+def _item_spans(text: str, item_lines: list[int], seq_line: int, column: int, end_line: int) -> Spans | None:
+    """Each item's text from its `-` line to the next item's (the last one's to where the
+    sequence ends), found from the lines the parser reported."""
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+
+    def is_entry(number: int) -> bool:
+        line = lines[number] if number < len(lines) else ""
+        return (
+            len(line) > column
+            and line[column] == "-"
+            and not line[:column].strip()
+            and (len(line) == column + 1 or line[column + 1] in " \t\r")
+        )
+
+    entry_lines: list[int] = []
+    floor = seq_line
+    for line in item_lines:
+        found = next((n for n in range(line, floor - 1, -1) if is_entry(n)), None)
+        if found is None or (entry_lines and found <= entry_lines[-1]):
+            return None  # not laid out as this reader expects: no verbatim pass-through
+        entry_lines.append(found)
+        floor = found + 1
+    end = starts[end_line] if 0 <= end_line < len(starts) else len(text)
+    offsets = [starts[n] for n in entry_lines] + [end]
+    return Spans([(offsets[i], offsets[i + 1]) for i in range(len(entry_lines))], column)
 
 
 MAX_EXPANDED_NODES = 1_000_000
@@ -161,46 +313,59 @@ MAX_EXPANDED_NODES = 1_000_000
 
 def _check_expansion(docs: list[Any]) -> None:
     """Refuse documents whose aliases expand past MAX_EXPANDED_NODES ("billion laughs"):
-    every later step walks the expanded tree."""
+    every later step walks the expanded tree. Iterative, so any nesting depth is fine."""
     sizes: dict[int, int] = {}
+    total = 0
+    for doc in docs:
+        total += _expanded_size(doc, sizes)
+        if total > MAX_EXPANDED_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases expand the document past {MAX_EXPANDED_NODES:,} nodes", None
+            )
+
+
+def _expanded_size(root: Any, sizes: dict[int, int]) -> int:
+    """Nodes in `root` with every alias expanded (shared subtrees counted each time)."""
+    if not isinstance(root, (dict, list)):
+        return 1
     open_nodes: set[int] = set()
-
-    def size(node: Any) -> int:
-        if not isinstance(node, (dict, list)):
-            return 1
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        if id(node) in open_nodes:
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            children = node.values() if isinstance(node, dict) else node
+            total = 1 + sum(sizes[id(c)] if isinstance(c, (dict, list)) else 1 for c in children)
+            sizes[key] = min(total, MAX_EXPANDED_NODES + 1)
+            open_nodes.discard(key)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
             raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it", None)
-        open_nodes.add(id(node))
+        open_nodes.add(key)
+        stack.append((node, True))
         children = node.values() if isinstance(node, dict) else node
-        total = 1
-        for child in children:
-            total += size(child)
-            if total > MAX_EXPANDED_NODES:
-                break
-        open_nodes.discard(id(node))
-        sizes[id(node)] = total
-        return total
-
-    if sum(size(doc) for doc in docs) > MAX_EXPANDED_NODES:
-        raise yaml.composer.ComposerError(
-            None, None, f"aliases expand the document past {MAX_EXPANDED_NODES:,} nodes", None
-        )
+        stack.extend((child, False) for child in children if isinstance(child, (dict, list)) and id(child) not in sizes)
+    return sizes[id(root)]
 
 
 def load(text: str) -> Any:
     """Load one YAML document (raises yaml.YAMLError on malformed input or several documents)."""
-    docs = _documents(text)
+    return load_with_spans(text)[0]
+
+
+def load_with_spans(text: str) -> tuple[Any, Spans | None]:
+    """One document, and where the entries of its top-level `items:` sequence are."""
+    docs, spans = _documents(text, want_spans=True)
     if len(docs) > 1:
         raise yaml.composer.ComposerError(None, None, "expected a single document, but found another", None)
-    return docs[0] if docs else None
+    return (docs[0] if docs else None), spans
 
 
 def load_all(text: str) -> list[Any]:
     """Load every document of a stream, dropping empty ones."""
-    return [doc for doc in _documents(text) if doc is not None]
+    return [doc for doc in _documents(text)[0] if doc is not None]
 
 
 def dump(obj: Any) -> str:
@@ -256,11 +421,21 @@ def _scalar(text: str) -> str:
         and ": " not in text
         and " #" not in text
         and not text.startswith("...")
-        and not any(regex.match(text) for regex in _CORE_PATTERNS)
-        and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+        and not _read_as_other(text)
     ):
         return text
     return _quoted(text)
+
+
+def _read_as_other(text: str) -> bool:
+    """Whether some reader takes plain `text` for a non-string: go-yaml v3 (kyaml), go-yaml
+    v2 (kubectl, YAML 1.1 booleans such as `y`) or PyYAML (YAML 1.1 numbers, dates)."""
+    if text in _OLD_BOOLS:
+        return True
+    value = resolve_plain(text)
+    if not isinstance(value, str) or isinstance(value, Tagged):
+        return True
+    return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) != _TAG + "str"
 
 
 def _quoted(text: str) -> str:
@@ -334,12 +509,15 @@ def _node(value: Any, indent: int, out: list[str], first_prefix: str = "") -> No
     prefix = first_prefix or pad
     if isinstance(value, dict) and value:
         for key, item in value.items():
-            head = f"{prefix}{_key(key)}:"
+            rendered = _key(key)
+            explicit = len(rendered) > MAX_IMPLICIT_KEY
+            # YAML limits an implicit key to 1024 characters; a longer one needs `? key`.
+            head = f"{prefix}? {rendered}\n{pad}:" if explicit else f"{prefix}{rendered}:"
             prefix = pad
             text = _inline(item, indent + 2)
             if text is not None:
                 out.append(f"{head} {text}")
-            elif isinstance(item, dict):
+            elif isinstance(item, dict) or explicit:
                 out.append(head + "\n")
                 _node(item, indent + 2, out)
             else:
@@ -356,6 +534,9 @@ def _node(value: Any, indent: int, out: list[str], first_prefix: str = "") -> No
     else:
         text = _inline(value, indent)
         out.append(f"{prefix}{text}" if text is not None else "")
+
+
+MAX_IMPLICIT_KEY = 1000
 
 
 def _key(key: Any) -> str:

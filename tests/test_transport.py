@@ -1,0 +1,252 @@
+"""How the function talks to Vault when the network is not simple: an HA standby's redirect,
+corporate proxies, answers that are not Vault's, servers that drip or flood, and anything
+that could carry a credential or a value into a message. Real servers on loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import Ran, Vault, assert_no_leak, secret_contract
+from faults import Answer, answering_server, drip, flood, forwarding_proxy, raw_server
+from fixtures import DEMO, DEMO_PATH, generator_input
+from secret_contract import yaml_codec
+
+pytestmark = pytest.mark.vault
+
+
+def build(env: dict[str, str], strict: bool = False) -> Ran:
+    return secret_contract(stdin=generator_input(DEMO), env={**env, "SECRET_CONTRACT_STRICT": str(strict).lower()})
+
+
+def clean(ran: Ran) -> None:
+    """A handled failure: a message, a ResourceList, no traceback."""
+    assert "Traceback" not in ran.stderr and "unexpected error" not in ran.stderr
+    assert yaml_codec.load(ran.stdout)["kind"] == "ResourceList"
+
+
+# --- HA standby redirects -----------------------------------------------------------------------
+
+
+def test_a_standby_redirect_is_followed_to_the_active_node(vault: Vault) -> None:
+    seen: list[str] = []
+
+    def standby(method: str, path: str, _body: bytes) -> Answer:
+        seen.append(f"{method} {path}")
+        return 307, {"Location": f"{vault.server.addr}{path}"}, b""
+
+    with answering_server(standby) as front:
+        ran = build({**vault.env, "VAULT_ADDR": front}, strict=True)
+    assert ran.returncode == 0, ran.stderr
+    assert vault.read(DEMO_PATH) is not None and any("/data/" in s for s in seen)
+
+
+def test_a_redirect_loop_or_a_redirect_without_location_is_a_clear_error(vault: Vault) -> None:
+    with answering_server(lambda _m, p, _b: (307, {"Location": p}, b"")) as loop:
+        ran = build({**vault.env, "VAULT_ADDR": loop}, strict=True)
+        assert ran.returncode == 1 and f"{loop}: HTTP 307 redirect" in ran.stderr
+        clean(ran)
+    with answering_server(lambda *_: (302, {}, b"")) as nowhere:
+        ran = build({**vault.env, "VAULT_ADDR": nowhere}, strict=True)
+        assert ran.returncode == 1 and "without a usable Location" in ran.stderr
+        clean(ran)
+
+
+def test_a_redirect_from_https_to_http_is_refused(vault: Vault, tmp_path: Path) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert, key = tmp_path / "front.pem", tmp_path / "front.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context.load_cert_chain(cert, key)
+    with answering_server(lambda _m, p, _b: (307, {"Location": f"{vault.server.addr}{p}"}, b"")) as plain:
+        server = _find_server(plain)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        front = plain.replace("http://", "https://")
+        ran = build({**vault.env, "VAULT_ADDR": front, "VAULT_CACERT": str(cert)}, strict=True)
+    assert ran.returncode == 1 and "refusing a redirect from https to http" in ran.stderr
+    assert vault.paths() == []
+    clean(ran)
+
+
+def _find_server(addr: str) -> ThreadingHTTPServer:
+    port = int(addr.rsplit(":", 1)[1])
+    for thread in threading.enumerate():
+        target = getattr(thread, "_target", None)
+        server = getattr(target, "__self__", None)
+        if isinstance(server, ThreadingHTTPServer) and server.server_address[1] == port:
+            return server
+    raise AssertionError("no such server")
+
+
+# --- proxies -------------------------------------------------------------------------------------
+
+
+def test_http_proxy_and_no_proxy_are_honoured(vault: Vault) -> None:
+    port = int(vault.server.addr.rsplit(":", 1)[1])
+    addr = f"http://vault.test:{port}"
+    with forwarding_proxy({"vault.test": port}) as (proxy, seen):
+        env = {**vault.env, "VAULT_ADDR": addr, "HTTP_PROXY": proxy}
+        ran = build(env, strict=True)
+        assert ran.returncode == 0, ran.stderr
+        assert any(line.startswith("POST http://vault.test") for line in seen)
+        assert vault.read(DEMO_PATH) is not None
+        direct = build({**env, "NO_PROXY": "vault.test"}, strict=True)
+        assert direct.returncode == 1 and f"{addr}: cannot connect to Vault" in direct.stderr
+        count = len(seen)
+        explicit = build({**vault.env, "VAULT_ADDR": addr, "VAULT_PROXY_ADDR": proxy}, strict=True)
+        assert explicit.returncode == 0 and len(seen) > count
+
+
+def test_https_goes_through_a_connect_tunnel(tls_server: tuple[int, str, Path]) -> None:
+    port, token, ca = tls_server
+    with forwarding_proxy({"vault.test": port}) as (proxy, seen):
+        env = {
+            "VAULT_ADDR": f"https://vault.test:{port}",
+            "VAULT_TOKEN": token,
+            "VAULT_CACERT": str(ca),
+            "VAULT_TLS_SERVER_NAME": "localhost",
+            "HTTPS_PROXY": proxy,
+            "SECRET_CONTRACT_VAULT_MOUNT": "secret",
+        }
+        ran = build(env, strict=True)
+    assert ran.returncode == 0, ran.stderr
+    assert seen and all(line.startswith(f"CONNECT vault.test:{port}") for line in seen)
+
+
+# --- answers that are not Vault's ----------------------------------------------------------------
+
+NOT_VAULT = {
+    "web page": (200, {"Content-Type": "text/html"}, b"<html><body>Welcome to nginx!</body></html>"),
+    "empty object": (200, {"Content-Type": "application/json"}, b"{}"),
+    "json list": (200, {"Content-Type": "application/json"}, b"[1, 2]"),
+    "proxy error page": (502, {"Content-Type": "text/html"}, b"<h1>Bad Gateway</h1>"),
+    "not found page": (404, {"Content-Type": "text/html"}, b"<h1>Not Found</h1>"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_VAULT))
+def test_answers_that_are_not_vaults_are_named_not_crashed_on(case: str) -> None:
+    with answering_server(lambda *_: NOT_VAULT[case]) as addr:
+        env = {"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "VAULT_MAX_RETRIES": "0"}
+        relaxed = build(env)
+        strict = build(env, strict=True)
+    assert relaxed.returncode == 0 and "[warning] Vault was not written" in relaxed.stderr and addr in relaxed.stderr
+    assert strict.returncode == 1 and "[error] Vault was not written" in strict.stderr and addr in strict.stderr
+    clean(relaxed)
+    clean(strict)
+
+
+def test_a_missing_or_unusable_ca_file_names_the_file(tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate")
+    env = {"VAULT_ADDR": "https://127.0.0.1:9", "VAULT_TOKEN": "t"}
+    missing = build({**env, "VAULT_CACERT": str(tmp_path / "absent.pem")})
+    assert missing.returncode == 1 and f"VAULT_CACERT: {tmp_path / 'absent.pem'} does not exist" in missing.stderr
+    unusable = build({**env, "VAULT_CACERT": str(garbage)})
+    assert unusable.returncode == 1 and f"VAULT_CACERT: cannot use {garbage}" in unusable.stderr
+    clean(missing)
+    clean(unusable)
+
+
+# --- time and memory bounds ----------------------------------------------------------------------
+
+
+def test_a_dripping_answer_is_cut_at_the_whole_request_deadline() -> None:
+    with raw_server(drip) as addr:
+        start = time.monotonic()
+        ran = build({"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "VAULT_CLIENT_TIMEOUT": "2"}, strict=True)
+        elapsed = time.monotonic() - start
+    assert ran.returncode == 1 and "no complete answer within 2s (VAULT_CLIENT_TIMEOUT)" in ran.stderr
+    assert elapsed < 8
+    clean(ran)
+
+
+def test_a_huge_answer_is_refused_within_bounded_memory() -> None:
+    with raw_server(lambda conn: flood(conn, 300)) as addr:
+        env = {"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "SECRET_CONTRACT_STRICT": "true"}
+        code, err, peak_mb = measured([sys.executable, "-m", "secret_contract"], generator_input(DEMO), env)
+    assert code == 1 and "byte limit" in err, err
+    assert peak_mb < 150, f"peak memory {peak_mb:.0f} MB"
+
+
+def measured(cmd: list[str], stdin: str, env: dict[str, str]) -> tuple[int, str, float]:
+    """Exit code, stderr and peak resident memory (MB) of one process, from the kernel (wait4)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "SECRET_CONTRACT_")) and k != "CI"}
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**base, **env}
+    )
+    streams: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda n=n, s=s: streams.__setitem__(n, s.read()))
+        for n, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    assert proc.stdin is not None
+    proc.stdin.write(stdin.encode())
+    proc.stdin.close()
+    for reader in readers:
+        reader.join(timeout=120)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, streams.get("err", b"").decode(errors="replace"), usage.ru_maxrss / 1024
+
+
+# --- never a credential or a value in a message ----------------------------------------------------
+
+
+def test_a_token_file_with_a_second_line_is_refused_without_printing_it(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s.tokensentinel123\n# rotated on Monday\n")
+    env = {"VAULT_ADDR": "http://127.0.0.1:9", "SECRET_CONTRACT_TOKEN_FILE": str(token_file)}
+    ran = build(env)
+    assert ran.returncode == 1 and "cannot be used: it has more than one line" in ran.stderr
+    inline = build({"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "s.token\r\nX-Injected: sentinel456"})
+    assert inline.returncode == 1 and "cannot be used" in inline.stderr
+    assert_no_leak([ran.text, inline.text], ["tokensentinel123", "rotated on Monday", "sentinel456"])
+    clean(ran)
+
+
+def test_a_server_that_echoes_the_request_never_puts_a_value_in_a_message() -> None:
+    sent: list[bytes] = []
+
+    def echo(method: str, path: str, body: bytes) -> Answer:
+        if path.startswith("/v1/sys/internal/ui/mounts/"):
+            info = {"data": {"type": "kv", "path": "secret/", "options": {"version": "2"}}}
+            return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
+        if method == "GET":
+            return 404, {"Content-Type": "application/json"}, b'{"errors": []}'
+        if path == "/v1/sys/capabilities-self":
+            return 200, {"Content-Type": "application/json"}, json.dumps({"data": _all(body)}).encode()
+        sent.append(body)
+        errors = [f"invalid request: {body.decode()}"]
+        return 400, {"Content-Type": "application/json"}, json.dumps({"errors": errors}).encode()
+
+    with answering_server(echo) as addr:
+        ran = build({"VAULT_ADDR": addr, "VAULT_TOKEN": "s.echotokensentinel"}, strict=True)
+    assert ran.returncode == 1 and "invalid request" in ran.stderr
+    values = [v for body in sent for v in json.loads(body).get("data", {}).values()]
+    assert values and all(len(v) >= 8 for v in values if v != "admin")
+    assert_no_leak([ran.text], [*values, "s.echotokensentinel"])
+
+
+def _all(body: bytes) -> dict[str, list[str]]:
+    return {p: ["create", "update", "patch"] for p in json.loads(body)["paths"]}
+
+
+def test_user_info_in_vault_addr_is_never_printed() -> None:
+    ran = build({"VAULT_ADDR": "http://operator:pw-sentinel-789@127.0.0.1:9", "VAULT_TOKEN": "t"})
+    assert ran.returncode == 0 and "http://***@127.0.0.1:9: cannot connect to Vault" in ran.stderr
+    assert "pw-sentinel-789" not in ran.text and "operator" not in ran.text
