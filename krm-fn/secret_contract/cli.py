@@ -7,34 +7,25 @@ error, 130 interrupted. Every command is argv -> one core call -> print.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
 import sys
-import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from secret_contract import (
-    __version__,
-    inputs,
-    krm,
-    operations,
-    pipeline,
-    plugin,
-    project,
-    settings,
-    yaml_codec,
-)
+# Only what a KRM build needs is imported here: every build pays for each import, while the
+# commands' own modules load when a command runs.
+from secret_contract import __version__, krm, pipeline, project, yaml_codec
 from secret_contract.errors import InvalidInput, SecretContractError
 from secret_contract.krm import ResourceList
 from secret_contract.results import Result, error, format_line, has_errors, info
 from secret_contract.results import sort as sort_results
-from secret_contract.store import Progress, SecretStore
-from secret_contract.vault import VaultConfig, VaultStore
+
+if TYPE_CHECKING:
+    import argparse
+
+    from secret_contract import operations
+    from secret_contract.store import Progress, SecretStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_PENDING = 2
@@ -80,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"secret-contract: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except Exception:
+        import traceback
+
         print("secret-contract: unexpected error (please report it):", file=sys.stderr)
         traceback.print_exc()
         return EXIT_UNEXPECTED
@@ -172,6 +165,8 @@ def _progress() -> Progress | None:
     """A progress line on stderr for long runs, only when a person is watching a terminal."""
     if not sys.stderr.isatty():
         return None
+    import time
+
     shown = {"last": 0.0}
 
     def show(phase: str, done: int, total: int) -> None:
@@ -203,6 +198,8 @@ class Given:
 def _given(paths: list[str]) -> Given | int:
     """The contracts at `paths`; an exit code instead when there is nothing to do (stacks
     without a contract: a note, exit 0) or the project file is invalid."""
+    from secret_contract import inputs
+
     here = project.find(os.getcwd(), os.environ)
     found = inputs.resolve(paths, here)
     _report([info(note) for note in found.skipped] + _project_problems(here))
@@ -214,6 +211,8 @@ def _given(paths: list[str]) -> Given | int:
 
 
 def _store(env: Mapping[str, str]) -> SecretStore:
+    from secret_contract.vault import VaultConfig, VaultStore
+
     config = VaultConfig.from_env(env)
     if config is None:
         raise InvalidInput("VAULT_ADDR is not set (this command needs Vault)")
@@ -227,6 +226,8 @@ def _print_externalsecrets(items: list[krm.Item]) -> None:
 
 def _declared_elsewhere(given: Given) -> dict[str, set[str]]:
     """Vault path -> stacks of every contract under the stacks root that declares it."""
+    from secret_contract import inputs
+
     files = inputs.stack_contracts(given.here)
     if not files:
         return {}
@@ -259,6 +260,8 @@ def _confirm(planned: operations.Planned, args: argparse.Namespace, verb: str, a
 
 
 def _carry_out(store: SecretStore, planned: operations.Planned) -> int:
+    from secret_contract import operations
+
     refused = operations.denied(store, planned.actions)
     if refused:
         _report([*refused, error("nothing was changed")])
@@ -332,6 +335,8 @@ def _validated(args: argparse.Namespace) -> tuple[Given, pipeline.Outcome] | int
 def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 1, naming each gap, unless Vault holds every key the contracts declare, with the
     contract's static values and generated values their generator could have made."""
+    from secret_contract import operations
+
     loaded = _validated(args)
     if isinstance(loaded, int):
         return loaded
@@ -345,12 +350,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
     """Delete every Vault secret the stack owns, with all its versions. A secret another stack
     still declares is kept (only this stack's record goes); a secret secret-contract adopted
     is released, never destroyed."""
+    from secret_contract import operations
+
     return _removal(args, operations.plan_remove, "remove")
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Delete only what left the contract: secrets the stack owns and no longer declares, and
     keys it no longer names (as a new version; older versions keep them)."""
+    from secret_contract import operations
+
     return _removal(args, operations.plan_prune, "prune")
 
 
@@ -375,6 +384,8 @@ def _removal(args: argparse.Namespace, decide: Callable[..., operations.Planned]
 def cmd_rotate(args: argparse.Namespace) -> int:
     """Replace generated values on purpose: a new KV version (the previous one stays readable
     for rollback). Refuses keys with static values and secrets the stack does not own."""
+    from secret_contract import operations
+
     loaded = _validated(args)
     if isinstance(loaded, int):
         return loaded
@@ -398,6 +409,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring values written by manage-secrets.py (or under another layout) to where the
     contracts resolve, keeping every value: copy, then mark the source as migrated; with
     --delete-source delete it after the copy (asks, like remove)."""
+    from secret_contract import operations
+
     loaded = _validated(args)
     if isinstance(loaded, int):
         return loaded
@@ -412,6 +425,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """Stored secrets with version, owners and key names (never values): everything under the
     mount, or the secrets of the given contracts (declared ones, and what they left behind)."""
+    from secret_contract import operations, settings
+
     if args.paths:
         loaded = _validated(args)
         if isinstance(loaded, int):
@@ -434,6 +449,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _contract_rows(store: SecretStore, outcome: pipeline.Outcome) -> list[operations.Row]:
+    from secret_contract import operations
+
     found: dict[str, operations.Row] = {}
     for contract in outcome.contracts:
         stack = contract.contract.stack
@@ -457,6 +474,8 @@ def _print_rows(rows: list[operations.Row], output: str) -> None:
         for r in rows
     ]
     if output == "json":
+        import json
+
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return
     if output == "yaml":
@@ -476,6 +495,8 @@ def _print_rows(rows: list[operations.Row], output: str) -> None:
     ]
     header = ("PATH", "VERSION", "OWNERS", "KEYS")
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(3)]
+    import shutil
+
     room = shutil.get_terminal_size((0, 0)).columns if sys.stdout.isatty() else 0
     for row in [header, *table]:
         line = "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  "
@@ -488,6 +509,8 @@ def _print_rows(rows: list[operations.Row], output: str) -> None:
 
 def cmd_install_plugin(args: argparse.Namespace) -> int:
     """Install the kustomize legacy exec plugin for hostk8s.io/v1 SecretContract."""
+    from secret_contract import plugin
+
     root = args.dir or plugin.plugin_root(os.environ)
     target = plugin.plugin_path(root)
     os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
@@ -623,6 +646,8 @@ PATH_HELP = "contract files, stack directories, or stack names under the stacks 
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="secret-contract", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )

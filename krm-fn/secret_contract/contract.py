@@ -10,11 +10,16 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from secret_contract import results, rules
 from secret_contract.results import FileRef, ResourceRef, Result, error, has_errors
+
+if TYPE_CHECKING:
+    from secret_contract.validation_cache import ValidationCache
+
+SCHEMA_FILE = Path(__file__).with_name("schemas") / "secretcontract.v1.json"
 
 API_VERSION = "hostk8s.io/v1"
 KIND = "SecretContract"
@@ -77,25 +82,35 @@ def is_contract(obj: Any) -> bool:
     )
 
 
-def load(obj: dict[str, Any], resource: ResourceRef, file: FileRef | None) -> tuple[Contract | None, list[Result]]:
+def load(
+    obj: dict[str, Any], resource: ResourceRef, file: FileRef | None, known: ValidationCache | None = None
+) -> tuple[Contract | None, list[Result]]:
     """Validate a raw SecretContract object; return it as a Contract if it has no errors."""
-    findings = [r.at(resource, file) for r in validate(obj)]
+    findings = [r.at(resource, file) for r in validate(obj, known)]
     if has_errors(findings):
         return None, findings
     return _build(obj, resource, file), findings
 
 
-def validate(obj: Any) -> list[Result]:
-    """Every problem of a raw contract: schema violations, then semantic rules."""
-    found = list(_schema_errors(obj))
+def validate(obj: Any, known: ValidationCache | None = None) -> list[Result]:
+    """Every problem of a raw contract: schema violations, then semantic rules. `known`
+    remembers contracts that passed the schema, which then need not be checked again."""
+    key = known.key(obj) if known else None
+    found = [] if known and known.known(key) else list(_schema_errors(obj))
+    if known and not found:
+        known.remember(key)
     found.extend(rules.check(obj))
     return found
 
 
 @cache
+def schema_text() -> str:
+    return SCHEMA_FILE.read_text("utf-8")
+
+
+@cache
 def schema() -> dict[str, Any]:
-    text = resources.files("secret_contract").joinpath("schemas/secretcontract.v1.json").read_text("utf-8")
-    return json.loads(text)
+    return json.loads(schema_text())
 
 
 @cache

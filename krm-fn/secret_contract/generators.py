@@ -12,7 +12,6 @@ import binascii
 import re
 import secrets
 import string
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -141,6 +140,8 @@ def hex_string(length: int) -> str:
 )
 def uuid4(_length: int) -> str:
     """An RFC 4122 version 4 UUID."""
+    import uuid  # only when one is generated: importing it costs more than a small build's work
+
     return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secret_contract import contract as contract_model
 from secret_contract import declarations, externalsecret, krm, settings, sync
@@ -21,11 +21,14 @@ from secret_contract.krm import Item, ResourceList
 from secret_contract.results import Result, error, has_errors, info, warning
 from secret_contract.settings import Defaults, ResolvedContract
 from secret_contract.store import Progress, SecretStore
-from secret_contract.vault import VaultConfig, VaultStore
+from secret_contract.validation_cache import ValidationCache
+
+if TYPE_CHECKING:
+    from secret_contract.vault import VaultConfig
 
 STATS_ENV = "SECRET_CONTRACT_STATS"
 
-StoreFactory = Callable[[VaultConfig], SecretStore]
+StoreFactory = Callable[["VaultConfig"], SecretStore]
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Options:
     strict: bool | None = None  # None: the setting (SECRET_CONTRACT_STRICT, or CI)
     dry_run: bool | None = None  # None: the setting (SECRET_CONTRACT_DRY_RUN)
     verbose: bool = False  # every change listed, even past a few dozen
-    store_factory: StoreFactory = VaultStore
+    store_factory: StoreFactory | None = None  # None: Vault itself (vault.VaultStore)
     progress: Progress | None = None
 
 
@@ -62,7 +65,7 @@ def build(
 ) -> Outcome:
     """Process every SecretContract in `rl`: the output ResourceList and the findings."""
     defaults, findings = settings.load(env, _configmap_data(rl.function_config), project)
-    contracts, contract_findings = load_contracts(rl)
+    contracts, contract_findings = load_contracts(rl, ValidationCache.from_env(env, contract_model.schema_text()))
     findings += contract_findings
     resolved = settings.resolve_all(contracts, defaults)
     collected = declarations.collect(resolved)
@@ -80,7 +83,7 @@ def build(
     return Outcome(rl.with_items(items), findings, resolved, generated, collected.targets, report)
 
 
-def load_contracts(rl: ResourceList) -> tuple[list[Contract], list[Result]]:
+def load_contracts(rl: ResourceList, known: ValidationCache | None = None) -> tuple[list[Contract], list[Result]]:
     """Every SecretContract in the items (and a transformer's functionConfig), validated."""
     candidates = [item for item in rl.items if contract_model.is_contract(item)]
     config = rl.function_config
@@ -91,7 +94,7 @@ def load_contracts(rl: ResourceList) -> tuple[list[Contract], list[Result]]:
     contracts: list[Contract] = []
     findings: list[Result] = []
     for item in candidates:
-        loaded, found = contract_model.load(item, krm.resource_ref(item), krm.file_ref(item))
+        loaded, found = contract_model.load(item, krm.resource_ref(item), krm.file_ref(item), known)
         findings += found
         if loaded:
             contracts.append(loaded)
@@ -106,14 +109,14 @@ def _write_vault(
     severity = error if strict else warning
     why = f" (strict: {defaults.strict_reason})" if strict and defaults.strict_reason and options.strict is None else ""
     hint = "" if strict else " (ExternalSecrets were emitted anyway; set SECRET_CONTRACT_STRICT=true to fail)"
-    config = VaultConfig.from_env(env)
+    config = _vault_config(env)
     if config is None:
         return None, [
             severity(f"VAULT_ADDR is not set: rendered ExternalSecrets without writing Vault{why}", rule="vault")
         ]
     notes = [warning(message, rule="vault") for message in config.warnings()]
     try:
-        store = options.store_factory(config)
+        store = (options.store_factory or _vault_store)(config)
         report = sync.sync(targets, store, dry_run=dry_run, verbose=options.verbose, progress=options.progress)
     except VaultConfigError as exc:
         return None, [*notes, error(f"Vault configuration: {exc}; Vault was not written", rule="vault")]
@@ -128,6 +131,20 @@ def _write_vault(
         counts = ", ".join(f"{method} {n}" for method, n in sorted(store.request_counts.items()))
         findings.append(info(f"Vault requests: {counts or 'none'}", rule="stats"))
     return report, findings
+
+
+def _vault_config(env: Mapping[str, str]) -> VaultConfig | None:
+    if not env.get("VAULT_ADDR", "").strip():
+        return None
+    from secret_contract.vault import VaultConfig  # only a build that writes Vault needs HTTP and TLS
+
+    return VaultConfig.from_env(env)
+
+
+def _vault_store(config: VaultConfig) -> SecretStore:
+    from secret_contract.vault import VaultStore
+
+    return VaultStore(config)
 
 
 def _partly_written(report: sync.Report) -> str:

@@ -9,7 +9,6 @@ credential is read from a project file: a key that looks like one is an error.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +64,8 @@ def find(start: str, env: Mapping[str, str]) -> Project:
 
 def _load(path: str) -> dict[str, Any] | None:
     """The settings a file holds; None for a pyproject.toml without a [tool.secret-contract]."""
+    import tomllib
+
     try:
         if path.endswith(".toml"):
             with open(path, "rb") as handle:

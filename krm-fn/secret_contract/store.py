@@ -8,13 +8,13 @@ mount is passed with every call, as Vault's API and hvac do.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
 Latest = Literal["live", "deleted", "destroyed", "none"]
 WriteKind = Literal["create", "update", "metadata", "delete"]
 DEFAULT_WORKERS = 8  # store calls in flight at once (one kept-alive connection each)
+SEQUENTIAL_BELOW = 5  # fewer calls than this run one after another: threads would cost more
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -102,11 +102,13 @@ def parallel(
 ) -> list[R]:
     """`fn` over `items` on a thread pool, results in order; the first exception propagates."""
     items = list(items)
-    if len(items) <= 1 or workers <= 1:
+    if len(items) < SEQUENTIAL_BELOW or workers <= 1:
         out = [fn(item) for item in items]
         if progress and items:
             progress(phase, len(items), len(items))
         return out
+    from concurrent.futures import ThreadPoolExecutor  # a small build never needs threads
+
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         out = []
         for done, result in enumerate(pool.map(fn, items), 1):

@@ -137,6 +137,8 @@ class VaultStore:
         self._login_generation = 0
         self._checked_mounts: set[str] = set()
         self._valid: bool | None = None
+        self._cached_headers: dict[str, str] | None = None
+        self._sent_token: str | None = None
         if credentials.login:
             self._login()
 
@@ -303,7 +305,8 @@ class VaultStore:
         for attempt in range(self.config.max_retries + 1):
             generation = self._login_generation
             try:
-                resp = self._transport.request(method, path, json=json, headers={**self._headers(), **(headers or {})})
+                sent = self._headers() if headers is None else {**self._headers(), **headers}
+                resp = self._transport.request(method, path, json=json, headers=sent)
             except TransportError as exc:
                 error = self._transport_error(exc, op, where)
                 if exc.kind != "connect" or attempt == self.config.max_retries:
@@ -324,12 +327,15 @@ class VaultStore:
         raise AssertionError("unreachable")
 
     def _headers(self) -> dict[str, str]:
-        headers = {"X-Vault-Request": "true"}
-        if self._token:
-            headers["X-Vault-Token"] = self._token
-        if self.config.namespace:
-            headers["X-Vault-Namespace"] = self.config.namespace
-        return headers
+        """The headers every request carries (made again only when the token changes)."""
+        if self._sent_token != self._token or self._cached_headers is None:
+            headers = {"X-Vault-Request": "true"}
+            if self._token:
+                headers["X-Vault-Token"] = self._token
+            if self.config.namespace:
+                headers["X-Vault-Namespace"] = self.config.namespace
+            self._cached_headers, self._sent_token = headers, self._token
+        return self._cached_headers
 
     def _backoff(self, attempt: int) -> None:
         time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
@@ -496,7 +502,7 @@ class _HvacResponse:
         self.content = resp.body
         self.url = resp.url
         self.reason = ""
-        self.headers = _Headers(resp.headers)
+        self.headers = resp.headers
 
     @property
     def ok(self) -> bool:
@@ -511,13 +517,6 @@ class _HvacResponse:
             return self._resp.json()
         except TransportError:
             raise ValueError("not JSON") from None
-
-
-class _Headers(dict[str, str]):
-    """Case-insensitive lookups, as `requests` offers."""
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(key.lower(), default)
 
 
 def _quote(path: str) -> str:

@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
-from urllib.request import proxy_bypass_environment
 
 from secret_contract.errors import VaultConfigError
 
@@ -51,7 +50,7 @@ class TransportError(Exception):
 @dataclass(frozen=True)
 class Response:
     status: int
-    headers: Mapping[str, str]  # lower-case names
+    headers: Mapping[str, str]  # case-insensitive lookups (http.client's message; parsed on demand)
     body: bytes
     url: str
 
@@ -122,9 +121,11 @@ class Proxies:
         if self.explicit:
             return self.explicit
         proxy = self.by_scheme.get(scheme)
-        if not proxy or _is_loopback(host) or proxy_bypass_environment(host, dict(self.by_scheme)):
+        if not proxy or _is_loopback(host):
             return None
-        return proxy
+        from urllib.request import proxy_bypass_environment  # costs more to import than most builds take
+
+        return None if proxy_bypass_environment(host, dict(self.by_scheme)) else proxy
 
 
 def _is_loopback(host: str) -> bool:
@@ -193,6 +194,23 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Where requests to one origin go: straight there, or through a proxy."""
+
+    scheme: str
+    host: str
+    port: int
+    netloc: str
+    proxy: str | None
+    proxy_auth: str | None
+    where: str  # the origin as messages name it
+
+    @property
+    def key(self) -> tuple[str, str, int, str | None]:
+        return (self.scheme, self.host, self.port, self.proxy)
+
+
 class Transport:
     """Requests to one Vault address; thread-safe, counts requests by method."""
 
@@ -210,6 +228,8 @@ class Transport:
         self._proxies = proxies or Proxies()
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._routes: dict[str, _Route] = {}
+        self._home = self._route(parts.scheme, parts.netloc)
         self.counts: Counter[str] = Counter()
 
     def request(
@@ -222,45 +242,58 @@ class Transport:
         follow_redirects: bool = True,
     ) -> Response:
         """Send `method` to `path` (e.g. `/v1/secret/data/x`); return the final answer."""
+        method = method.upper()
         body = jsonlib.dumps(json).encode() if json is not None else None
         sent = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             sent.setdefault("Content-Type", "application/json")
         if self._auth:
             sent.setdefault("Authorization", self._auth)
-        url = self._base + self._base_path + path
-        response = self._send(method, url, body, sent)
+        response = self._send(method, self._home, self._base_path + path, body, sent)
         if follow_redirects and response.status in REDIRECTS:
             location = response.headers.get("location", "").strip()
             if not location:
                 raise TransportError("protocol", f"{self.addr}: HTTP {response.status} without a usable Location")
             target = urlsplit(location if "://" in location else self._base + location)
-            if urlsplit(url).scheme == "https" and target.scheme != "https":
+            if self._home.scheme == "https" and target.scheme != "https":
                 raise TransportError("protocol", f"{self.addr}: refusing a redirect from https to {target.scheme}")
             if target.scheme not in ("http", "https") or not target.hostname:
                 raise TransportError("protocol", f"{self.addr}: HTTP {response.status} without a usable Location")
-            response = self._send(method, target.geturl(), body, sent)
+            path = target.path + (f"?{target.query}" if target.query else "")
+            response = self._send(method, self._route(target.scheme, target.netloc), path, body, sent)
         with self._lock:
-            self.counts[method.upper()] += 1
+            self.counts[method] += 1
         return response
 
-    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Response:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        proxy = self._proxies.for_url(parts.scheme, host)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        if proxy and parts.scheme == "http":
-            target = url  # a plain-HTTP proxy takes the absolute URL, and its credentials per request
-            auth = _basic(*_userinfo(proxy))
-            headers = {**headers, "Proxy-Authorization": auth} if auth else headers
-        key = (parts.scheme, host, port, proxy)
-        where = display_address(f"{parts.scheme}://{parts.netloc}")
+    def _route(self, scheme: str, netloc: str) -> _Route:
+        found = self._routes.get(f"{scheme}://{netloc}")
+        if found is None:
+            parts = urlsplit(f"{scheme}://{netloc}")
+            host = parts.hostname or ""
+            proxy = self._proxies.for_url(scheme, host)
+            found = _Route(
+                scheme=scheme,
+                host=host,
+                port=parts.port or (443 if scheme == "https" else 80),
+                netloc=netloc,
+                proxy=proxy,
+                proxy_auth=_basic(*_userinfo(proxy)) if proxy else None,
+                where=display_address(f"{scheme}://{netloc}"),
+            )
+            self._routes[f"{scheme}://{netloc}"] = found
+        return found
+
+    def _send(self, method: str, route: _Route, target: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        if route.proxy and route.scheme == "http":
+            target = f"http://{route.netloc}{target}"  # a plain-HTTP proxy takes the absolute URL
+            if route.proxy_auth:
+                headers = {**headers, "Proxy-Authorization": route.proxy_auth}
+        key, where = route.key, route.where
         for attempt in (1, 2):
             conn = self._connection(key)
             seq = _WATCHDOG.arm(time.monotonic() + self._timeout, conn)
             try:
-                conn.request(method.upper(), target, body=body, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 resp = conn.getresponse()
                 content = _read_bounded(resp, where)
             except _STALE as exc:
@@ -297,7 +330,7 @@ class Transport:
                 if fired:
                     raise self._timed_out(where) from None
                 reason = getattr(exc, "strerror", None) or type(exc).__name__
-                via = f" through proxy {display_address(proxy)}" if proxy else ""
+                via = f" through proxy {display_address(route.proxy)}" if route.proxy else ""
                 raise TransportError("connect", f"{where}: cannot connect{via} ({reason})") from None
             if _WATCHDOG.disarm(seq):
                 self._drop(key)
@@ -306,7 +339,7 @@ class Transport:
                 self._drop(key)
             else:
                 conn.served = True  # type: ignore[attr-defined]
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, content, url)
+            return Response(resp.status, resp.msg, content, f"{route.scheme}://{route.netloc}{target}")
         raise AssertionError("unreachable")
 
     def _timed_out(self, where: str) -> TransportError:

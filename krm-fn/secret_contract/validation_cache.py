@@ -1,0 +1,57 @@
+"""Contracts that already passed the JSON schema, remembered between runs.
+
+A build of an unchanged contract then skips the schema check, and with it the import of
+jsonschema, which is most of a small build's cold start. An entry is an empty file whose
+name is a digest of the contract's canonical JSON, the schema's text and this release:
+nothing of the contract is stored. The semantic rules run every time regardless.
+
+The directory is `$XDG_CACHE_HOME/secret-contract/schema-ok` (else `~/.cache/...`), created
+0700; where it cannot be created (a read-only container) nothing is remembered.
+SECRET_CONTRACT_SCHEMA_CACHE=false turns it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from secret_contract import __version__
+
+DISABLE_ENV = "SECRET_CONTRACT_SCHEMA_CACHE"
+
+
+class ValidationCache:
+    def __init__(self, directory: str | None, schema_text: str) -> None:
+        self.directory = directory
+        self._salt = hashlib.sha256(f"{__version__}\0{schema_text}".encode()).hexdigest()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], schema_text: str) -> ValidationCache:
+        if env.get(DISABLE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+            return cls(None, schema_text)
+        base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
+        return cls(os.path.join(base, "secret-contract", "schema-ok"), schema_text)
+
+    def key(self, obj: Any) -> str | None:
+        if self.directory is None:
+            return None
+        try:
+            text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError):
+            return None  # not plain JSON data (keys of mixed types): always checked
+        return hashlib.sha256(f"{self._salt}\0{text}".encode()).hexdigest()
+
+    def known(self, key: str | None) -> bool:
+        return key is not None and self.directory is not None and os.path.exists(os.path.join(self.directory, key))
+
+    def remember(self, key: str | None) -> None:
+        if key is None or self.directory is None:
+            return
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            os.close(os.open(os.path.join(self.directory, key), os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError:
+            pass  # nothing remembered; the next build checks again
