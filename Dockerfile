@@ -8,6 +8,9 @@
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build
+# The same title on the build stage: `make image` prunes this stage's image once the final one
+# is tagged, so repeated builds leave no untagged images behind.
+LABEL org.opencontainers.image.title="secret-contract"
 COPY build/wheelhouse /wheels
 RUN python3 -m venv /opt/secret-contract \
  && /opt/secret-contract/bin/python -m pip install --quiet --no-index --find-links /wheels --no-compile secret-contract \

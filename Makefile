@@ -47,6 +47,8 @@ wheelhouse: $(STAMP) ## wheels of the package and its dependencies for BASE_IMAG
 
 image: wheelhouse ## build the container image: make image [BASE_IMAGE=...] [IMAGE=...]
 	$(ENGINE) build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$$($(BIN)/python -c 'import secret_contract; print(secret_contract.__version__)') -t $(IMAGE) .
+	@# The build stage and the image this tag pointed at before are left untagged: remove them.
+	$(ENGINE) image prune -f --filter label=org.opencontainers.image.title=secret-contract > /dev/null
 
 bench: $(STAMP) ## measure cold start, scale (10..5,000 secrets) and the floor; writes bench/results.{md,png}
 	$(BIN)/pip install --quiet -e '.[test,bench]'

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, Vault, assert_no_leak, secret_contract
+from conftest import EXAMPLES, Vault, assert_no_leak, run, secret_contract
+from fixtures import contract, generated, secret, static
 from secret_contract import yaml_codec
 
 pytestmark = pytest.mark.vault
@@ -148,3 +151,86 @@ def test_progress_is_shown_on_a_terminal_only(tmp_path: Path, vault: Vault) -> N
     os.close(leader)
     assert proc.returncode == 0
     assert b"reading Vault: 250/250" in shown
+
+
+def test_prune_deletes_only_what_left_the_contract_and_asks_first(tmp_path: Path, vault: Vault) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml_codec.dump(
+            contract(
+                "app",
+                secret("db", "app", static("user", "admin"), generated("pass"), generated("old-key", "token")),
+                secret("cache", "app", generated("k", "token")),
+            )
+        )
+    )
+    assert secret_contract("add", str(path), env=vault.env).returncode == 0
+    before = vault.read("app/db") or {}
+    path.write_text(yaml_codec.dump(contract("app", secret("db", "app", static("user", "admin"), generated("pass")))))
+    dry = secret_contract("prune", "--dry-run", str(path), env=vault.env)
+    assert dry.returncode == 0 and vault.read("app/cache") is not None
+    assert f"would delete {vault.mount}/app/cache and every version of it" in dry.stderr
+    assert f"would write a new version of {vault.mount}/app/db without old-key" in dry.stderr
+    refused = secret_contract("prune", str(path), env=vault.env)
+    assert refused.returncode == 1 and "not run from a terminal: nothing changed; add --yes" in refused.stderr
+    done = secret_contract("prune", "--yes", str(path), env=vault.env)
+    assert done.returncode == 0, done.stderr
+    assert vault.read("app/cache") is None
+    assert vault.read("app/db") == {k: v for k, v in before.items() if k != "old-key"}
+    old = vault.client.secrets.kv.v2.read_secret_version(
+        "app/db", version=1, mount_point=vault.mount, raise_on_deleted_version=True
+    )
+    assert old["data"]["data"]["old-key"] == before["old-key"]  # recoverable from the previous version
+    assert_no_leak([dry.text, refused.text, done.text], list(before.values()), ("admin",))
+
+
+def test_list_honours_the_contracts_own_mount_and_layout(tmp_path: Path, vault: Vault) -> None:
+    other = "kv-own-" + vault.mount
+    vault.client.sys.enable_secrets_engine("kv", path=other, options={"version": "2"})
+    path = tmp_path / "c.yaml"
+    own = contract("team/app", secret("db", "app", generated("pass")), vault={"mount": other, "layout": "stack"})
+    path.write_text(yaml_codec.dump(own))
+    assert secret_contract("add", str(path), env=vault.env).returncode == 0
+    listed = secret_contract("list", str(path), "-o", "json", env=vault.env)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["path"], r["owners"], r["keys"]) for r in rows] == [(f"{other}/team/app/app/db", ["team/app"], ["pass"])]
+    as_yaml = secret_contract("list", str(path), "-o", "yaml", env=vault.env)
+    assert yaml_codec.load(as_yaml.stdout) == rows
+
+
+def test_a_closed_pipe_ends_quietly(stack: Path, vault: Vault) -> None:
+    secret_contract("add", str(stack), env=vault.env)
+    many = contract("many", *[secret(f"s{i}", "many", generated("k", "token")) for i in range(60)])
+    (stack / "many.yaml").write_text(yaml_codec.dump(many))
+    secret_contract("add", str(stack / "many.yaml"), env=vault.env)
+    piped = run(["bash", "-c", f"set -o pipefail; {sys.executable} -m secret_contract list | head -n 2"], env=vault.env)
+    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
+
+
+def test_bare_command_prints_help_on_a_terminal() -> None:
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "-m", "secret_contract"], stdin=follower, capture_output=True, text=True, timeout=30
+    )
+    os.close(follower)
+    os.close(leader)
+    assert proc.returncode == 2 and "usage: secret-contract" in proc.stderr
+
+
+def test_a_missing_mount_and_a_wrong_token_say_which(stack: Path, vault: Vault) -> None:
+    missing = secret_contract("add", str(stack), env={**vault.env, "SECRET_CONTRACT_VAULT_MOUNT": "nosuch"})
+    assert missing.returncode == 1 and "there is no mount 'nosuch'" in missing.stderr
+    wrong = secret_contract("add", str(stack), env={**vault.env, "VAULT_TOKEN": "s.wrong"})
+    assert wrong.returncode == 1 and "the token was refused: it is invalid or expired" in wrong.stderr
+
+
+def test_every_verb_explains_itself(tmp_path: Path) -> None:
+    for verb in ("add", "plan", "verify", "rotate", "prune", "remove", "migrate", "list"):
+        shown = secret_contract(verb, "--help").stdout
+        assert "examples:" in shown and "needs Vault: yes" in shown and "VAULT_ADDR" in shown, verb
+    assert "needs Vault: no" in secret_contract("render", "--help").stdout

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, assert_sample_app_built, run
+from fixtures import DEMO, generator_input
 from secret_contract import yaml_codec
-from test_krm import CONTRACT, generator_input
+
+CONTRACT = DEMO
 
 pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.container]
 
@@ -133,3 +135,36 @@ def test_image_runs_as_nobody_on_a_read_only_root(engine_path: str, image: str) 
         env={"PATH": engine_path},
     )
     assert "pip" not in leftovers.stdout.split() and "No such file" in leftovers.stdout
+
+
+def test_a_token_file_the_container_cannot_read_says_by_whom(
+    kubectl: str, container_app: Path, engine_path: str, vault: Vault
+) -> None:
+    token = container_app / "vault-token"
+    token.write_text(vault.server.token)
+    token.chmod(0o600)  # owned by this user; the function runs as nobody
+    contract = container_app / "hostk8s.secrets.yaml"
+    text = contract.read_text().replace(
+        "        envs:\n",
+        "        mounts: [{type: bind, src: ./vault-token, dst: /run/vault-token}]\n"
+        "        envs:\n          - SECRET_CONTRACT_TOKEN_FILE=/run/vault-token\n",
+    )
+    contract.write_text(text.replace("          - VAULT_TOKEN\n", ""))
+    rc, _, err = build(kubectl, container_app, engine_path, {**vault.env, "SECRET_CONTRACT_STRICT": "true"})
+    assert rc != 0 and "/run/vault-token exists but cannot be read by uid 65534" in err
+    assert vault.server.token not in err
+
+
+def test_building_the_image_again_leaves_no_untagged_images(engine_path: str, image: str) -> None:
+    def untagged() -> list[str]:
+        listed = run(
+            ["docker", "images", "-q", "--filter", "dangling=true", "--filter",
+             "label=org.opencontainers.image.title=secret-contract"],
+            env={"PATH": engine_path},
+        )  # fmt: skip
+        return listed.stdout.split()
+
+    base = os.environ.get("TEST_BASE_IMAGE", "localhost/debian-python:bookworm")
+    built = run(["make", "-C", str(ROOT), "image", f"BASE_IMAGE={base}", f"IMAGE={image}"], env={"PATH": engine_path})
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert untagged() == []

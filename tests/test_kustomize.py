@@ -97,3 +97,29 @@ def test_container_variant_carries_the_function_annotation() -> None:
     assert {"VAULT_ADDR", "VAULT_TOKEN"} <= set(fn["container"]["envs"])
     sample = yaml_codec.load((EXAMPLES / "sample-app" / "hostk8s.secrets.yaml").read_text())
     assert contract["spec"] == sample["spec"]
+
+
+def test_in_ci_a_build_that_cannot_write_vault_fails(
+    kubectl: str, sample_app: Path, plugin_home: Path, vault: Vault
+) -> None:
+    """kustomize drops a plugin's stderr when it succeeds: in CI a warning would be silent."""
+    wrong = {**vault.env, "VAULT_TOKEN": "s.wrong-token", "CI": "true"}
+    rc, _, err = kustomize(kubectl, sample_app, plugin_home, wrong)
+    assert rc != 0 and "the token was refused" in err and "strict: CI is set" in err
+    rc, _, err = kustomize(kubectl, sample_app, plugin_home, {"CI": "true"})
+    assert rc != 0 and "VAULT_ADDR is not set" in err
+    opted_out = {**wrong, "SECRET_CONTRACT_STRICT": "false"}
+    rc, out, _ = kustomize(kubectl, sample_app, plugin_home, opted_out)
+    assert rc == 0 and out.count("kind: ExternalSecret") == 2
+    assert vault.paths() == []
+
+
+def test_a_preview_build_writes_nothing_and_says_what_it_would(
+    kubectl: str, sample_app: Path, plugin_home: Path, vault: Vault
+) -> None:
+    rc, _, err = kustomize(kubectl, sample_app, plugin_home, {**vault.env, "SECRET_CONTRACT_DRY_RUN": "true"})
+    assert rc != 0  # exit 2: changes pending, so kustomize shows them
+    assert f"would create {vault.mount}/sample-app/postgres-credentials" in err and vault.paths() == []
+    assert kustomize(kubectl, sample_app, plugin_home, vault.env)[0] == 0
+    rc, _, _ = kustomize(kubectl, sample_app, plugin_home, {**vault.env, "SECRET_CONTRACT_DRY_RUN": "true"})
+    assert rc == 0  # nothing pending

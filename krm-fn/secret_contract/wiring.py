@@ -16,6 +16,8 @@ from typing import Any
 
 FUNCTION_ANNOTATION = "config.kubernetes.io/function"
 DEFAULT_IMAGE = "secret-contract:dev"
+# What a container function needs from the caller: Vault, the switches, and CI (a build in CI
+# is strict, and the container sees only what is listed).
 DEFAULT_ENVS = (
     "VAULT_ADDR",
     "VAULT_TOKEN",
@@ -23,6 +25,8 @@ DEFAULT_ENVS = (
     "VAULT_CACERT",
     "SECRET_CONTRACT_VAULT_MOUNT",
     "SECRET_CONTRACT_STRICT",
+    "SECRET_CONTRACT_DRY_RUN",
+    "CI",
 )
 
 
