@@ -11,7 +11,7 @@ import pytest
 from conftest import EXAMPLES
 from fixtures import contract, generated, resource_list, secret, static
 from kube_schema import ESO_RELEASES, eso_problems
-from secret_contract import inputs, krm, pipeline
+from secret_contract import inputs, krm, pipeline, yaml_codec
 from secret_contract.pipeline import Options
 
 EXAMPLE_CONTRACTS = sorted(EXAMPLES.rglob(inputs.CONTRACT_FILE))
@@ -72,3 +72,12 @@ def test_the_check_catches_fields_a_release_does_not_know() -> None:
     assert not found["v2.3.0"] and not found["v2.9.0"]
     beta = {**es, "apiVersion": "external-secrets.io/v1beta1"}
     assert [r for r, p in eso_problems(beta).items() if not p] == ["v0.16.2"]
+
+
+def test_the_shipped_cluster_secret_store_is_accepted() -> None:
+    store = yaml_codec.load((EXAMPLES / "hostk8s" / "cluster" / "cluster-secret-store.yaml").read_text())
+    found = eso_problems(store, "clustersecretstores")
+    assert set(found) == {"v0.16.2", "v2.9.0"} and all(p == [] for p in found.values()), found
+    assert store["metadata"]["name"] == "vault-backend" and store["spec"]["provider"]["vault"]["path"] == "secret"
+    broken = {**store, "spec": {"provider": {"vault": {**store["spec"]["provider"]["vault"], "pathh": "secret"}}}}
+    assert all(eso_problems(broken, "clustersecretstores").values())  # the check sees a misspelt field

@@ -35,7 +35,8 @@ class DataEntry:
 
 @dataclass(frozen=True)
 class ExternalSecretSettings:
-    """Optional ExternalSecret settings; None means "inherit"."""
+    """Optional ExternalSecret settings; None means "inherit". The last three are a view's
+    own: its target Secret's name, template data, and (Secret key, Vault property) pairs."""
 
     api_version: str | None = None
     refresh_interval: str | None = None
@@ -44,6 +45,17 @@ class ExternalSecretSettings:
     template_type: str | None = None
     template_labels: Mapping[str, str] = field(default_factory=dict)
     template_annotations: Mapping[str, str] = field(default_factory=dict)
+    target_name: str | None = None
+    template_data: Mapping[str, str] = field(default_factory=dict)
+    keys: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class View:
+    """Another ExternalSecret over a secret's Vault values (`externalSecrets[]`)."""
+
+    name: str
+    settings: ExternalSecretSettings
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class Secret:
     namespace: str
     data: tuple[DataEntry, ...]
     external_secret: ExternalSecretSettings = ExternalSecretSettings()
+    views: tuple[View, ...] = ()
     index: int = 0  # position in spec.secrets, for field paths in findings
 
     @property
@@ -187,6 +200,7 @@ def _build(obj: dict[str, Any], resource: ResourceRef, file: FileRef | None) -> 
                 namespace=s["namespace"],
                 data=tuple(DataEntry(d["key"], d.get("value"), d.get("generate"), d.get("length")) for d in s["data"]),
                 external_secret=_external_secret_settings(s.get("externalSecret") or {}),
+                views=tuple(View(v["name"], _external_secret_settings(v)) for v in s.get("externalSecrets") or ()),
                 index=i,
             )
             for i, s in enumerate(spec["secrets"])
@@ -200,7 +214,8 @@ def _build(obj: dict[str, Any], resource: ResourceRef, file: FileRef | None) -> 
 
 def _external_secret_settings(raw: dict[str, Any]) -> ExternalSecretSettings:
     store = raw.get("secretStoreRef") or {}
-    template = (raw.get("target") or {}).get("template") or {}
+    target = raw.get("target") or {}
+    template = target.get("template") or {}
     meta = template.get("metadata") or {}
     return ExternalSecretSettings(
         api_version=raw.get("apiVersion"),
@@ -210,6 +225,9 @@ def _external_secret_settings(raw: dict[str, Any]) -> ExternalSecretSettings:
         template_type=template.get("type"),
         template_labels=dict(meta.get("labels") or {}),
         template_annotations=dict(meta.get("annotations") or {}),
+        target_name=target.get("name"),
+        template_data=dict(template.get("data") or {}),
+        keys=tuple((d["secretKey"], d["property"]) for d in raw.get("data") or ()),
     )
 
 

@@ -56,22 +56,23 @@ def collect(resolved: list[ResolvedContract]) -> Collected:
                 out.findings.append(declared.finding(problem, f"{secret.field_path}.name"))
                 continue
             by_path.setdefault((r.mount, r.path), []).append(declared)
-            es = externalsecret.build(secret, r)
-            ident = krm.identity(es)
-            if ident not in by_identity:
-                by_identity[ident] = (declared, es)
-                out.externalsecrets.append((es, rc.contract.file))
-                continue
-            first, first_es = by_identity[ident]
-            difference = _first_difference(first_es, es)
-            if difference:
-                out.findings.append(
-                    declared.finding(
-                        f"ExternalSecret {secret.namespace}/{secret.name} is also declared by {first.label}, and the "
-                        f"two differ at {difference}: one Kubernetes Secret needs one definition",
-                        secret.field_path,
+            for es in externalsecret.build(secret, r):
+                ident = krm.identity(es)
+                if ident not in by_identity:
+                    by_identity[ident] = (declared, es)
+                    out.externalsecrets.append((es, rc.contract.file))
+                    continue
+                first, first_es = by_identity[ident]
+                difference = _first_difference(first_es, es)
+                if difference:
+                    name = es["metadata"]["name"]
+                    out.findings.append(
+                        declared.finding(
+                            f"ExternalSecret {secret.namespace}/{name} is also declared by {first.label}, and the two "
+                            f"differ at {difference}: one Kubernetes Secret needs one definition",
+                            secret.field_path,
+                        )
                     )
-                )
     for declarations in by_path.values():
         first = declarations[0]
         for other in declarations[1:]:

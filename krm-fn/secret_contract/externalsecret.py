@@ -14,7 +14,7 @@ from typing import Any
 
 from secret_contract.contract import Secret
 from secret_contract.ownership import MANAGED_BY
-from secret_contract.settings import Resolved
+from secret_contract.settings import Resolved, View
 
 KIND = "ExternalSecret"
 GROUP = "external-secrets.io"
@@ -22,28 +22,33 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 VAULT_PATH_ANNOTATION = "secret-contract.hostk8s.io/vault-path"
 
 
-def build(secret: Secret, r: Resolved) -> dict[str, Any]:
-    """The ExternalSecret that delivers `secret` from Vault into its namespace."""
-    target: dict[str, Any] = {"name": secret.name, "creationPolicy": "Owner"}
-    template = _template(r)
+def build(secret: Secret, r: Resolved) -> list[dict[str, Any]]:
+    """The ExternalSecrets that deliver `secret` from Vault into its namespace: the one named
+    after it, then its other views."""
+    return [_manifest(secret.namespace, r, view) for view in r.views]
+
+
+def _manifest(namespace: str, r: Resolved, view: View) -> dict[str, Any]:
+    target: dict[str, Any] = {"name": view.target_name, "creationPolicy": "Owner"}
+    template = _template(view)
     if template:
         target["template"] = template
     return {
-        "apiVersion": r.api_version,
+        "apiVersion": view.api_version,
         "kind": KIND,
         "metadata": {
-            "name": secret.name,
-            "namespace": secret.namespace,
+            "name": view.name,
+            "namespace": namespace,
             "labels": {MANAGED_BY_LABEL: MANAGED_BY},
             "annotations": {VAULT_PATH_ANNOTATION: r.full_path},
         },
         "spec": {
-            "refreshInterval": r.refresh_interval,
-            "secretStoreRef": {"name": r.store_name, "kind": r.store_kind},
+            "refreshInterval": view.refresh_interval,
+            "secretStoreRef": {"name": view.store_name, "kind": view.store_kind},
             "target": target,
             "data": [
-                {"secretKey": entry.key, "remoteRef": {"key": r.path, "property": entry.key}}
-                for entry in sorted(secret.data, key=lambda e: e.key)
+                {"secretKey": secret_key, "remoteRef": {"key": r.path, "property": prop}}
+                for secret_key, prop in sorted(view.keys)
             ],
         },
     }
@@ -56,15 +61,17 @@ def is_generated(item: dict[str, Any]) -> bool:
     return item.get("kind") == KIND and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
-def _template(r: Resolved) -> dict[str, Any]:
+def _template(view: View) -> dict[str, Any]:
     template: dict[str, Any] = {}
-    if r.template_type:
-        template["type"] = r.template_type
+    if view.template_type:
+        template["type"] = view.template_type
     metadata: dict[str, Any] = {}
-    if r.template_labels:
-        metadata["labels"] = dict(sorted(r.template_labels.items()))
-    if r.template_annotations:
-        metadata["annotations"] = dict(sorted(r.template_annotations.items()))
+    if view.template_labels:
+        metadata["labels"] = dict(sorted(view.template_labels.items()))
+    if view.template_annotations:
+        metadata["annotations"] = dict(sorted(view.template_annotations.items()))
     if metadata:
         template["metadata"] = metadata
+    if view.template_data:
+        template["data"] = dict(sorted(view.template_data.items()))
     return template

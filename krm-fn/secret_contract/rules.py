@@ -287,13 +287,23 @@ def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
             pending.extend(([*path, i], v) for i, v in enumerate(node))
 
 
+def _views(secret: dict[str, Any], at: str) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """A secret's ExternalSecrets: (field path, settings, name), its own first."""
+    own = secret.get("externalSecret")
+    yield f"{at}.externalSecret", own if isinstance(own, dict) else {}, secret.get("name")
+    views = secret.get("externalSecrets")
+    for j, view in enumerate(views if isinstance(views, list) else []):
+        if isinstance(view, dict):
+            yield f"{at}.externalSecrets[{j}]", view, view.get("name")
+
+
 def _template_metadata(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every `externalSecret.target.template` of the contract, with its field path."""
+    """Every `target.template` of the contract, with its field path."""
     spec = obj.get("spec")
     places: list[tuple[str, Any]] = []
     if isinstance(spec, dict):
         places.append(("spec.externalSecret", spec.get("externalSecret")))
-    places.extend((f"{at}.externalSecret", secret.get("externalSecret")) for at, secret in _secrets(obj))
+    places.extend((where, view) for at, secret in _secrets(obj) for where, view, _ in _views(secret, at))
     for at, settings in places:
         target = settings.get("target") if isinstance(settings, dict) else None
         template = target.get("template") if isinstance(target, dict) else None
@@ -340,24 +350,130 @@ def _secret_types(obj: dict[str, Any]) -> Iterator[Result]:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     contract_type = _template_type(spec.get("externalSecret"))
     for at, secret in _secrets(obj):
-        own = _template_type(secret.get("externalSecret"))
-        secret_type = own or contract_type
-        if not isinstance(secret_type, str):
+        declared = {e.get("key") for _, e in _entries(secret) if isinstance(e.get("key"), str)}
+        secret_type = _template_type(secret.get("externalSecret"))
+        inherited = (
+            (secret_type, f"{at}.externalSecret.target.template.type")
+            if secret_type
+            else (contract_type, "spec.externalSecret.target.template.type")
+        )
+        for where, view, _ in _views(secret, at):
+            own = _template_type(view)
+            secret_type, path = (own, f"{where}.target.template.type") if own else inherited
+            if not isinstance(secret_type, str):
+                continue
+            if not SECRET_TYPE.fullmatch(secret_type):
+                yield error("a Secret type is 1-253 visible characters, e.g. kubernetes.io/basic-auth", path)
+                continue
+            required = SECRET_TYPE_KEYS.get(secret_type)
+            if required is None:
+                continue
+            keys = _delivered(view, declared)
+            template = (view.get("target") or {}).get("template") if isinstance(view.get("target"), dict) else None
+            if isinstance(template, dict) and isinstance(template.get("data"), dict) and template["data"]:
+                keys = set(template["data"])  # a template with data makes exactly those keys
+            names, how = required
+            if (how == "all" and not names <= keys) or (how == "any" and not names & keys):
+                need = " and ".join(sorted(names)) if how == "all" else " or ".join(sorted(names))
+                yield error(
+                    f"a Secret of type {secret_type} needs the key {need}; the API server refuses it otherwise", path
+                )
+
+
+def _delivered(view: dict[str, Any], declared: set[Any]) -> set[Any]:
+    """The Secret keys an ExternalSecret delivers: its `data` pairs, else every declared key."""
+    pairs = view.get("data")
+    if isinstance(pairs, list) and pairs:
+        return {p.get("secretKey") for p in pairs if isinstance(p, dict) and isinstance(p.get("secretKey"), str)}
+    return set(declared)
+
+
+TEMPLATE_ACTION = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
+TEMPLATE_FIELD = re.compile(r"(?<![\w$)\].])\.([A-Za-z_][A-Za-z0-9_]*)")
+TEMPLATE_INDEX = re.compile(r'index\s+\.\s+"([^"]+)"')
+
+
+@rule("views")
+def views(obj: dict[str, Any]) -> Iterator[Result]:
+    """Each ExternalSecret of a contract (a secret's own, and those in `externalSecrets`) has a
+    name and a target Secret of its own in its namespace; its `data` delivers declared keys,
+    each under one Secret key; its template refers only to keys it delivers.
+
+    PASS: `data: [{secretKey: elastic, property: elastic-password}]`
+    FAIL: `property: elastic-pasword`, `connection: "{{ .pasword }}"`, a view named like another secret
+    """
+    names: dict[tuple[Any, Any], str] = {}
+    targets: dict[tuple[Any, Any], str] = {}
+    for _, secret in _secrets(obj):
+        names.setdefault((secret.get("namespace"), secret.get("name")), "")
+    for at, secret in _secrets(obj):
+        namespace = secret.get("namespace")
+        declared = {e.get("key") for _, e in _entries(secret) if isinstance(e.get("key"), str)}
+        for where, view, name in _views(secret, at):
+            if where.endswith("]"):  # a named view: its name must be free in the namespace
+                if isinstance(name, str) and not (len(name) <= 253 and DNS_SUBDOMAIN.fullmatch(name)):
+                    yield error(f"'{name}' is not a DNS-1123 subdomain", f"{where}.name")
+                elif isinstance(name, str) and (namespace, name) in names:
+                    other = names[(namespace, name)] or "a secret of this contract"
+                    yield error(f"ExternalSecret {namespace}/{name} is already {other}", f"{where}.name")
+                else:
+                    names[(namespace, name)] = f"declared at {where}"
+            target = view.get("target") if isinstance(view.get("target"), dict) else {}
+            target_name = target.get("name", name)
+            if isinstance(target.get("name"), str) and not DNS_SUBDOMAIN.fullmatch(target["name"]):
+                yield error(f"'{target['name']}' is not a DNS-1123 subdomain", f"{where}.target.name")
+            if isinstance(target_name, str):
+                if (namespace, target_name) in targets:
+                    yield error(
+                        f"Secret {namespace}/{target_name} is also written by the ExternalSecret at "
+                        f"{targets[(namespace, target_name)]}: give one of them another target.name",
+                        f"{where}.target.name",
+                    )
+                targets.setdefault((namespace, target_name), where)
+            yield from _view_keys(view, where, declared)
+
+
+def _view_keys(view: dict[str, Any], where: str, declared: set[str]) -> Iterator[Result]:
+    pairs = view.get("data")
+    seen: set[Any] = set()
+    for j, pair in enumerate(pairs if isinstance(pairs, list) else []):
+        if not isinstance(pair, dict):
             continue
-        where = f"{at}.externalSecret.target.template.type" if own else "spec.externalSecret.target.template.type"
-        if not SECRET_TYPE.fullmatch(secret_type):
-            yield error("a Secret type is 1-253 visible characters, e.g. kubernetes.io/basic-auth", where)
-            continue
-        required = SECRET_TYPE_KEYS.get(secret_type)
-        if required is None:
-            continue
-        keys = {e.get("key") for _, e in _entries(secret)}
-        names, how = required
-        if (how == "all" and not names <= keys) or (how == "any" and not names & keys):
-            need = " and ".join(sorted(names)) if how == "all" else " or ".join(sorted(names))
+        key, prop = pair.get("secretKey"), pair.get("property")
+        if isinstance(key, str):
+            problem = secret_key_problem(key)
+            if problem:
+                yield error(f"secretKey {problem}", f"{where}.data[{j}].secretKey")
+            elif key in seen:
+                yield error(f"secretKey '{key}' is delivered twice", f"{where}.data[{j}].secretKey")
+            seen.add(key)
+        if isinstance(prop, str) and prop not in declared:
+            known = ", ".join(sorted(declared))
             yield error(
-                f"a Secret of type {secret_type} needs the key {need}; the API server refuses it otherwise", where
+                f"'{prop}' is not a key this secret declares (declared: {known})", f"{where}.data[{j}].property"
             )
+    target = view.get("target") if isinstance(view.get("target"), dict) else {}
+    template = target.get("template") if isinstance(target.get("template"), dict) else {}
+    data = template.get("data")
+    if not isinstance(data, dict):
+        return
+    delivered = _delivered(view, declared)
+    for key, text in data.items():
+        path = f"{where}.target.template.data[{str(key)[:64]!r}]"
+        problem = secret_key_problem(key) if isinstance(key, str) else "must be a string"
+        if problem:
+            yield error(f"template key {problem}", path)
+        if not isinstance(text, str):
+            continue
+        for action in TEMPLATE_ACTION.findall(text):
+            for ref in {*TEMPLATE_FIELD.findall(action), *TEMPLATE_INDEX.findall(action)}:
+                if ref not in delivered:
+                    have = ", ".join(sorted(k for k in delivered if isinstance(k, str)))
+                    yield error(
+                        f"the template refers to '{ref}', which this ExternalSecret does not deliver (it delivers: "
+                        f"{have})",
+                        path,
+                    )
 
 
 def _template_type(settings: Any) -> Any:
