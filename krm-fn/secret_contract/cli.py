@@ -523,6 +523,34 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Build DIR with the function (writing Vault, strictly, as a build does) and push the
+    result to an OCI registry as a Flux artifact that plain kustomize builds: what Flux's
+    kustomize-controller, which runs no plugin, can apply."""
+    from secret_contract import publish
+
+    reference = publish.Reference.parse(args.reference)
+    references = [reference, *(reference.with_tag(tag) for tag in args.tag or ())]
+    here = project.find(args.directory, os.environ)
+    env = here.environment(os.environ)
+    rendered = publish.build(args.directory, env)
+    artifact = publish.pack(rendered, publish.annotations(args.directory, args.source, args.revision, env))
+    _report([info(f"built {args.directory}: {artifact.documents} documents, layer {publish.layer_digest(artifact)}")])
+    if args.dry_run:
+        with open(args.output, "wb") as handle:
+            handle.write(artifact.layer)
+        _report([info(f"dry run: wrote {args.output}; nothing was pushed")])
+        sys.stdout.write(publish.manifest_preview(artifact) + "\n")
+        return EXIT_OK
+    try:
+        digests = publish.push(artifact, references, env, args.insecure)
+    except ModuleNotFoundError:
+        raise InvalidInput("publish needs the OCI client: pip install 'secret-contract[publish]'") from None
+    for ref, digest in zip(references, digests, strict=True):
+        sys.stdout.write(f"oci://{ref}@{digest}\n")
+    return EXIT_OK
+
+
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
@@ -628,6 +656,15 @@ COMMANDS: dict[str, Command] = {
         "yes",
         ("secret-contract migrate sample-app --dry-run", "secret-contract migrate sample-app"),
     ),
+    "publish": Command(
+        cmd_publish,
+        "build a kustomization and push it as a Flux OCI artifact",
+        "yes",
+        (
+            "secret-contract publish overlays/prod oci://ghcr.io/acme/platform:prod",
+            "secret-contract publish overlays/dev oci://127.0.0.1:5000/platform:dev --insecure --tag latest",
+        ),
+    ),
     "install-plugin": Command(
         cmd_install_plugin,
         "install the kustomize legacy exec plugin",
@@ -704,6 +741,17 @@ def _arguments(name: str, cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--image", default="secret-contract:dev", help="container image (runtime container)")
         cmd.add_argument("--exec-path", help="path of the function for kustomize (runtime exec)")
         cmd.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    if name == "publish":
+        cmd.add_argument("directory", metavar="DIR", help="the kustomization to build")
+        cmd.add_argument("reference", metavar="oci://REGISTRY/REPOSITORY:TAG", help="where to push")
+        cmd.add_argument("--tag", action="append", help="push under this tag too (repeatable)")
+        cmd.add_argument("--source", help="org.opencontainers.image.source (default: git remote origin)")
+        cmd.add_argument("--revision", help="org.opencontainers.image.revision (default: branch@sha1:commit)")
+        cmd.add_argument(
+            "--insecure", action="store_true", help="plain HTTP, for a registry on the local machine or cluster"
+        )
+        cmd.add_argument("--dry-run", action="store_true", help="write the artifact to --output, push nothing")
+        cmd.add_argument("--output", default="artifact.tar.gz", help="where --dry-run writes the layer")
     if name == "install-plugin":
         cmd.add_argument(
             "--dir", help="plugin root (default: KUSTOMIZE_PLUGIN_HOME or $XDG_CONFIG_HOME/kustomize/plugin)"

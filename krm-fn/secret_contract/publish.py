@@ -1,0 +1,287 @@
+"""A kustomization built with the function, published as a Flux OCI artifact.
+
+Flux's kustomize-controller runs no kustomize plugin, so what reaches it must already be
+built. `publish` builds the kustomization exactly as a user's build does (kustomize with the
+legacy plugin: Vault is written, strictly) and pushes the result:
+
+- one layer, `application/vnd.cncf.flux.content.v1.tar+gzip`, holding `rendered.yaml` (the
+  built output: ExternalSecrets, no SecretContract) and a `kustomization.yaml` listing it, so
+  that plain kustomize builds it. The built output rather than a plugin-free copy of the tree:
+  it is exactly what the build produced, overlays and patches applied, and self-contained even
+  when the kustomization reaches bases outside its directory;
+- the config `application/vnd.cncf.flux.config.v1+json` (`{}`), as `flux push artifact` writes;
+- the annotations Flux reads: `org.opencontainers.image.source`, `.revision` (`branch@sha1:…`
+  from git) and `.created` (the commit's time, so that publishing one commit twice gives the
+  same manifest and Flux sees no new revision).
+
+The layer is reproducible: fixed file order, modes, owners and times, and a gzip header
+without a time, so the same build gives the same digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from secret_contract import plugin, yaml_codec
+from secret_contract.errors import InvalidInput, SecretContractError
+
+CONFIG_MEDIA_TYPE = "application/vnd.cncf.flux.config.v1+json"
+LAYER_MEDIA_TYPE = "application/vnd.cncf.flux.content.v1.tar+gzip"
+RENDERED = "rendered.yaml"
+KUSTOMIZATION = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - rendered.yaml\n"
+
+
+class PublishFailed(SecretContractError):
+    """The build or the push did not succeed."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """`oci://registry/repository:tag`."""
+
+    registry: str
+    repository: str
+    tag: str
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        if not text.startswith("oci://"):
+            raise InvalidInput(f"{text}: expected oci://REGISTRY/REPOSITORY:TAG")
+        rest = text.removeprefix("oci://")
+        registry, slash, path = rest.partition("/")
+        repository, colon, tag = path.rpartition(":")
+        if not slash or not registry or not colon or not repository or not tag or "/" in tag:
+            raise InvalidInput(f"{text}: expected oci://REGISTRY/REPOSITORY:TAG")
+        return cls(registry, repository, tag)
+
+    def with_tag(self, tag: str) -> Reference:
+        return Reference(self.registry, self.repository, tag)
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    layer: bytes  # the reproducible tar.gz
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    documents: int = 0
+
+
+def build(directory: str, env: Mapping[str, str]) -> str:
+    """The kustomization built with the function as its legacy plugin, strictly."""
+    if not os.path.isdir(directory):
+        raise InvalidInput(f"{directory}: no such directory")
+    command = _kustomize()
+    with tempfile.TemporaryDirectory(prefix="secret-contract-plugins-") as plugins:
+        target = plugin.plugin_path(plugins)
+        os.makedirs(os.path.dirname(target))
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(plugin.script(sys.executable))
+        os.chmod(target, 0o755)  # noqa: S103 - kustomize must be able to execute it
+        # A published artifact whose values are not in Vault would deliver broken Secrets.
+        run_env = {**env, "KUSTOMIZE_PLUGIN_HOME": plugins, "SECRET_CONTRACT_STRICT": "true"}
+        done = subprocess.run(
+            [*command, "--enable-alpha-plugins", "--network", directory],
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    if done.returncode != 0:
+        raise PublishFailed(f"building {directory} failed:\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def _kustomize() -> list[str]:
+    """Standalone kustomize when there is one, else the one inside kubectl."""
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    raise InvalidInput("publish builds with kustomize: put kustomize or kubectl on PATH")
+
+
+def pack(rendered: str, annotations: Mapping[str, str]) -> Artifact:
+    """The layer: rendered.yaml and its kustomization.yaml, reproducibly packed."""
+    documents = yaml_codec.load_all(rendered)
+    if any(isinstance(d, dict) and d.get("kind") == "SecretContract" for d in documents):
+        raise PublishFailed("the build still holds a SecretContract: is it listed under resources, not generators?")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, text in ((KUSTOMIZATION_FILE, KUSTOMIZATION), (RENDERED, rendered)):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=9) as zipped:
+        zipped.write(raw.getvalue())
+    return Artifact(packed.getvalue(), dict(annotations), len(documents))
+
+
+KUSTOMIZATION_FILE = "kustomization.yaml"
+
+
+def annotations(directory: str, source: str | None, revision: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """What Flux reads from the manifest, from git where the directory is in a repository."""
+    found = {
+        "org.opencontainers.image.source": source or _git(directory, "remote", "get-url", "origin") or "",
+        "org.opencontainers.image.revision": revision or _git_revision(directory) or "",
+        "org.opencontainers.image.created": _created(directory, env),
+    }
+    found["org.opencontainers.image.source"] = _without_userinfo(found["org.opencontainers.image.source"])
+    return {k: v for k, v in found.items() if v}
+
+
+def _git(directory: str, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", directory, *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def _git_revision(directory: str) -> str | None:
+    commit = _git(directory, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD")
+    return f"{branch}@sha1:{commit}" if branch and branch != "HEAD" else f"sha1:{commit}"
+
+
+def _created(directory: str, env: Mapping[str, str]) -> str:
+    """The commit's time, else SOURCE_DATE_EPOCH, else now: a fixed input gives a fixed value."""
+    committed = _git(directory, "log", "-1", "--format=%ct")
+    epoch = committed or env.get("SOURCE_DATE_EPOCH")
+    when = int(epoch) if epoch and epoch.isdigit() else int(time.time())
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" in parts.netloc and parts.scheme:
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return url
+
+
+def push(artifact: Artifact, references: list[Reference], env: Mapping[str, str], insecure: bool) -> list[str]:
+    """Push the artifact under every reference; the manifest digests, in order."""
+    import oras.client  # only publish needs the OCI client (and requests under it)
+
+    digests = []
+    with tempfile.TemporaryDirectory(prefix="secret-contract-publish-") as work:
+        layer = os.path.join(work, "artifact.tar.gz")
+        config = os.path.join(work, "config.json")
+        with open(layer, "wb") as handle:
+            handle.write(artifact.layer)
+        with open(config, "w", encoding="utf-8") as handle:
+            handle.write("{}")
+        for reference in references:
+            credentials = _credentials(reference.registry, env)
+            backend = _auth_backend(reference.registry, insecure, credentials)
+            client = oras.client.OrasClient(hostname=reference.registry, insecure=insecure, auth_backend=backend)
+            if credentials:
+                client.auth.set_basic_auth(*credentials)
+            try:
+                response = client.push(
+                    target=str(reference),
+                    files=[f"{layer}:{LAYER_MEDIA_TYPE}"],
+                    manifest_config=f"{config}:{CONFIG_MEDIA_TYPE}",
+                    manifest_annotations=dict(artifact.annotations),
+                    disable_path_validation=True,
+                    quiet=True,
+                )
+            except Exception as exc:  # oras and requests raise many kinds; the message is what matters
+                raise PublishFailed(f"pushing {reference} failed: {_reason(exc)}") from None
+            digests.append(response.headers.get("Docker-Content-Digest", ""))
+    return digests
+
+
+def _credentials(registry: str, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """REGISTRY_USERNAME and REGISTRY_PASSWORD, else the Docker config's entry for the registry."""
+    user, password = env.get("REGISTRY_USERNAME"), env.get("REGISTRY_PASSWORD")
+    if user and password:
+        return user, password
+    config = _docker_config(env)
+    if config is None:
+        return None
+    try:
+        with open(config, encoding="utf-8") as handle:
+            entry = (json.load(handle).get("auths") or {}).get(registry) or {}
+        pair = base64.b64decode(entry.get("auth", "")).decode()
+    except (OSError, ValueError):
+        return None
+    name, colon, secret = pair.partition(":")
+    return (name, secret) if colon and name else None
+
+
+def _auth_backend(registry: str, insecure: bool, credentials: tuple[str, str] | None) -> str:
+    """How the registry wants credentials, by its challenge: `basic` (htpasswd: many
+    self-hosted registries), checked here so that a refusal is reported at once, or `token` (a
+    bearer token from an auth service: GHCR, Docker Hub, Harbor), left to the OCI client."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{'http' if insecure else 'https'}://{registry}/v2/"
+    try:
+        with urllib.request.urlopen(url, timeout=15):  # noqa: S310 - the registry the user named
+            return "token"
+    except urllib.error.HTTPError as exc:
+        challenge = (exc.headers.get("WWW-Authenticate") or "").strip().lower()
+        if not challenge.startswith("basic"):
+            return "token"
+    except OSError as exc:
+        raise PublishFailed(f"cannot reach the registry {registry}: {_reason(exc)}") from None
+    if credentials is None:
+        raise PublishFailed(f"{registry} asks for credentials: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or log in")
+    token = base64.b64encode(":".join(credentials).encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})  # noqa: S310 - https or http only
+    try:
+        with urllib.request.urlopen(request, timeout=15):  # noqa: S310 - the registry the user named
+            return "basic"
+    except urllib.error.HTTPError:
+        raise PublishFailed(f"{registry} refused the credentials (REGISTRY_USERNAME, or the Docker config)") from None
+
+
+def _docker_config(env: Mapping[str, str]) -> str | None:
+    folder = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".docker")
+    path = os.path.join(folder, "config.json")
+    return path if os.path.isfile(path) else None
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
+def layer_digest(artifact: Artifact) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(artifact.layer).hexdigest()
+
+
+def manifest_preview(artifact: Artifact) -> str:
+    return json.dumps(
+        {
+            "config": {"mediaType": CONFIG_MEDIA_TYPE},
+            "layers": [{"mediaType": LAYER_MEDIA_TYPE, "digest": layer_digest(artifact), "size": len(artifact.layer)}],
+            "annotations": dict(artifact.annotations),
+        },
+        indent=2,
+    )

@@ -1,0 +1,174 @@
+"""`secret-contract publish`: a kustomization built with the function (Vault written, strictly)
+and pushed to a real OCI registry (Debian's docker-registry) as a Flux artifact, pulled back
+and checked: media types, annotations, a reproducible layer, a plain-kustomize build of what
+Flux would get, and no SecretContract or value inside."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run
+from secret_contract import publish, yaml_codec
+
+pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.registry]
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def get(registry: str, path: str, accept: str = MANIFEST) -> tuple[bytes, dict[str, str]]:
+    request = urllib.request.Request(f"http://{registry}/v2/{path}", headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own registry
+        return response.read(), dict(response.headers)
+
+
+def pull(registry: str, repository: str, tag: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """The manifest, the config blob and the one layer."""
+    manifest = json.loads(get(registry, f"{repository}/manifests/{tag}")[0])
+    config = get(registry, f"{repository}/blobs/{manifest['config']['digest']}", "*/*")[0]
+    layer = get(registry, f"{repository}/blobs/{manifest['layers'][0]['digest']}", "*/*")[0]
+    return manifest, config, layer
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    """The sample app in a git repository with one commit."""
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES / "sample-app", repo / "app")
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-q", "-m", "app"],
+        ["remote", "add", "origin", "https://token:s3cret@git.example.com/platform/apps.git"],
+    ):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    return repo
+
+
+def publish_cli(repo: Path, target: str, env: dict[str, str], *extra: str) -> Ran:
+    return run([sys.executable, "-m", "secret_contract", "publish", str(repo / "app"), target, *extra], env=env)
+
+
+def test_publish_pushes_a_flux_artifact_that_plain_kustomize_builds(
+    repository: Path, registry: str, vault: Vault, kubectl: str, tmp_path: Path
+) -> None:
+    target = f"oci://{registry}/platform/sample-app:v1"
+    ran = publish_cli(repository, target, vault.env, "--insecure", "--tag", "latest")
+    assert ran.returncode == 0, ran.stderr
+    assert vault.read("sample-app/postgres-credentials") is not None  # Vault written as a build writes it
+    manifest, config, layer = pull(registry, "platform/sample-app", "v1")
+    assert manifest["mediaType"] == MANIFEST
+    assert manifest["config"]["mediaType"] == "application/vnd.cncf.flux.config.v1+json" and json.loads(config) == {}
+    assert [entry["mediaType"] for entry in manifest["layers"]] == ["application/vnd.cncf.flux.content.v1.tar+gzip"]
+    commit = subprocess.run(["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True)
+    notes = manifest["annotations"]
+    assert notes["org.opencontainers.image.revision"] == f"main@sha1:{commit.stdout.strip()}"
+    assert notes["org.opencontainers.image.source"] == "https://git.example.com/platform/apps.git"  # no credentials
+    assert notes["org.opencontainers.image.created"].endswith("Z")
+    assert pull(registry, "platform/sample-app", "latest")[0] == manifest
+
+    tree = tmp_path / "extracted"
+    with tarfile.open(fileobj=io.BytesIO(layer), mode="r:gz") as tar:
+        assert sorted(tar.getnames()) == ["kustomization.yaml", "rendered.yaml"]
+        tar.extractall(tree, filter="data")
+    built = run([kubectl, "kustomize", str(tree)])  # no --enable-alpha-plugins: as Flux builds it
+    assert built.returncode == 0, built.stderr
+    kinds = [d["kind"] for d in yaml_codec.load_all(built.stdout)]
+    assert kinds.count("ExternalSecret") == 2 and "SecretContract" not in kinds
+    assert_no_leak([ran.text, layer.decode("latin-1"), gzip.decompress(layer).decode()], vault.values(), ("postgres",))
+
+
+def test_publishing_the_same_commit_twice_gives_the_same_digests(repository: Path, registry: str, vault: Vault) -> None:
+    first = publish_cli(repository, f"oci://{registry}/platform/again:one", vault.env, "--insecure")
+    second = publish_cli(repository, f"oci://{registry}/platform/again:two", vault.env, "--insecure")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    one, _, layer_one = pull(registry, "platform/again", "one")
+    two, _, layer_two = pull(registry, "platform/again", "two")
+    assert one["layers"][0]["digest"] == two["layers"][0]["digest"] and layer_one == layer_two
+    assert first.stdout.split("@")[1] == second.stdout.split("@")[1]  # the manifest digest too
+
+
+def test_dry_run_writes_the_layer_and_pushes_nothing(
+    repository: Path, registry: str, vault: Vault, tmp_path: Path
+) -> None:
+    output = tmp_path / "artifact.tar.gz"
+    ran = publish_cli(repository, f"oci://{registry}/platform/dry:x", vault.env, "--dry-run", "--output", str(output))
+    assert ran.returncode == 0, ran.stderr
+    preview = json.loads(ran.stdout)
+    assert preview["layers"][0]["digest"] == publish.layer_digest(publish.Artifact(output.read_bytes()))
+    with pytest.raises(urllib.error.HTTPError):
+        get(registry, "platform/dry/manifests/x")
+
+
+def test_a_build_that_cannot_write_vault_publishes_nothing(repository: Path, registry: str) -> None:
+    ran = publish_cli(
+        repository,
+        f"oci://{registry}/platform/broken:x",
+        {"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "t"},
+        "--insecure",
+    )
+    assert ran.returncode == 1 and "building" in ran.stderr and "Vault was not written" in ran.stderr
+    with pytest.raises(urllib.error.HTTPError):
+        get(registry, "platform/broken/manifests/x")
+
+
+def test_registry_credentials_come_from_the_environment_or_the_docker_config(
+    repository: Path, vault: Vault, tmp_path: Path
+) -> None:
+    """A registry that requires a login: refused without one, accepted with either."""
+    binary = shutil.which("docker-registry")
+    htpasswd = tmp_path / "htpasswd"
+    import bcrypt  # the registry reads bcrypt hashes only
+
+    htpasswd.write_text(f"pusher:{bcrypt.hashpw(b'pushpass', bcrypt.gensalt()).decode()}\n")
+    from openbao_server import free_port
+
+    port = free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n"
+    )
+    proc = subprocess.Popen([str(binary), "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        time.sleep(1)
+        target = f"oci://127.0.0.1:{port}/platform/locked:x"
+        refused = publish_cli(repository, target, vault.env, "--insecure")
+        assert refused.returncode == 1 and f"127.0.0.1:{port} asks for credentials" in refused.stderr
+        wrong = publish_cli(
+            repository, target, {**vault.env, "REGISTRY_USERNAME": "pusher", "REGISTRY_PASSWORD": "nope"}, "--insecure"
+        )
+        assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
+        by_env = publish_cli(
+            repository,
+            target,
+            {**vault.env, "REGISTRY_USERNAME": "pusher", "REGISTRY_PASSWORD": "pushpass"},
+            "--insecure",
+        )
+        assert by_env.returncode == 0, by_env.stderr
+        docker = tmp_path / "docker"
+        docker.mkdir()
+        import base64
+
+        auth = base64.b64encode(b"pusher:pushpass").decode()
+        (docker / "config.json").write_text(json.dumps({"auths": {f"127.0.0.1:{port}": {"auth": auth}}}))
+        by_config = publish_cli(
+            repository, target.replace(":x", ":y"), {**vault.env, "DOCKER_CONFIG": str(docker)}, "--insecure"
+        )
+        assert by_config.returncode == 0, by_config.stderr
+        assert_no_leak([refused.text, by_env.text, by_config.text], ["pushpass", auth])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
