@@ -1,38 +1,50 @@
-# secret-contract as a containerized KRM function.
-#
-#   make image                                  # wheelhouse + build, tag secret-contract:dev
-#   make image BASE_IMAGE=... IMAGE=registry.example/secret-contract:0.1.0
-#
+# secret-contract's images, two targets of one build:
+#   function   (default) the KRM function, for kustomize and kpt:   make image
+#   publisher  the function with kustomize (kubectl), a git client and the OCI client, for
+#              `secret-contract publish` in a cluster and the Argo CD plugin sidecar:
+#                                                                    make image TARGET=publisher
 # Dependencies install from build/wheelhouse (made beforehand by `make wheelhouse` for the
-# base's Python), so the build needs no network and is reproducible.
+# base's Python) against the hashes in requirements/*.lock, so the build needs no network and
+# two builds of one commit carry the same packages.
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build
-# The same title on the build stage: `make image` prunes this stage's image once the final one
-# is tagged, so repeated builds leave no untagged images behind.
+# The same title on the build stages: `make image` prunes their images once the final one is
+# tagged, so repeated builds leave no untagged images behind.
 LABEL org.opencontainers.image.title="secret-contract"
 COPY build/wheelhouse /wheels
-RUN python3 -m venv /opt/secret-contract \
- && /opt/secret-contract/bin/python -m pip install --quiet --no-index --find-links /wheels --no-compile secret-contract \
- && /opt/secret-contract/bin/python -m pip uninstall --quiet -y pip setuptools \
- && rm -rf /opt/secret-contract/share \
- && find /opt/secret-contract -depth \( -name __pycache__ -o -name tests \) -exec rm -rf {} + \
- && /opt/secret-contract/bin/python -m compileall -q -j 0 /opt/secret-contract/lib
+COPY requirements/*.lock /locks/
+COPY scripts/image-venv.sh /usr/local/bin/image-venv
 
-FROM ${BASE_IMAGE}
+FROM build AS function-venv
+RUN image-venv /locks/function.lock
+
+FROM build AS publisher-venv
+RUN image-venv /locks/publisher.lock \
+ && /opt/secret-contract/bin/secret-contract install-plugin --dir /opt/kustomize-plugins > /dev/null
+
+FROM ${BASE_IMAGE} AS base
 ARG VERSION=0.1.0
 ARG SOURCE=https://github.com/hostk8s/secret-contract
 LABEL org.opencontainers.image.title="secret-contract" \
-      org.opencontainers.image.description="KRM function: SecretContract to Vault KV v2 and ExternalSecrets" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /opt/secret-contract /opt/secret-contract
-# Bytecode was compiled at build time: nothing is written at run time, so the function
-# works with a read-only root filesystem, as `nobody`, without a home directory.
+# Bytecode was compiled at build time: nothing is written at run time, so the images work
+# with a read-only root filesystem, as `nobody`, without a home directory.
 ENV PATH=/opt/secret-contract/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/nonexistent
 USER 65534:65534
 ENTRYPOINT ["/opt/secret-contract/bin/secret-contract"]
+
+FROM base AS publisher
+LABEL org.opencontainers.image.description="secret-contract publish: build with the function, push a Flux OCI artifact"
+COPY --from=publisher-venv /opt/secret-contract /opt/secret-contract
+COPY --from=publisher-venv /opt/kustomize-plugins /opt/kustomize-plugins
+ENV KUSTOMIZE_PLUGIN_HOME=/opt/kustomize-plugins
+
+FROM base AS function
+LABEL org.opencontainers.image.description="KRM function: SecretContract to Vault KV v2 and ExternalSecrets"
+COPY --from=function-venv /opt/secret-contract /opt/secret-contract

@@ -15,8 +15,15 @@ shim=${ENGINE_SHIM_DIR:-$(cd "$(dirname "$0")/.." && pwd)/.venv/engine-bin}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 log() { echo "container-engine: $*" >&2; }
 
-if docker info >/dev/null 2>&1; then
-  mkdir -p "$shim" && ln -sf "$(command -v docker)" "$shim/docker"
+# The shim from an earlier run still works: keep it (and never link it to itself).
+if [ -x "$shim/docker" ] && "$shim/docker" info >/dev/null 2>&1 && \
+   { [ "$(readlink "$shim/docker")" != "$shim/docker" ]; }; then
+  echo "$shim"
+  exit 0
+fi
+found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$shim" | paste -sd: -) command -v docker || true)
+if [ -n "$found" ] && "$found" info >/dev/null 2>&1; then
+  mkdir -p "$shim" && ln -sf "$found" "$shim/docker"
   echo "$shim"
   exit 0
 fi

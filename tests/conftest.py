@@ -18,6 +18,7 @@ from typing import Any
 import hvac
 import pytest
 
+from fixtures import Ran
 from kv_memory import MemoryKV
 from openbao_server import OpenBao, bao_binary, free_port, start_openbao
 
@@ -147,17 +148,6 @@ def vault(openbao: OpenBao) -> Vault:
         "SECRET_CONTRACT_VAULT_MOUNT": mount,
     }
     return Vault(openbao, mount, env)
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        return self.stdout + self.stderr
 
 
 def run(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None) -> Ran:
@@ -403,3 +393,50 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+# --- container images ---------------------------------------------------------------------
+
+TEST_BASE_IMAGE = os.environ.get("TEST_BASE_IMAGE", "localhost/debian-python:bookworm")
+
+
+@pytest.fixture(scope="session")
+def engine_path() -> str:
+    """A PATH whose `docker` is a working engine; prepares one (podman) when needed."""
+    shim = os.environ.get("ENGINE_SHIM_DIR") or str(ROOT / ".venv" / "engine-bin")
+    ran = subprocess.run(
+        [str(ROOT / "scripts" / "container-engine.sh")],
+        env={**os.environ, "ENGINE_SHIM_DIR": shim},
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, f"no container engine: {ran.stderr}"
+    return f"{ran.stdout.strip()}{os.pathsep}{os.environ['PATH']}"
+
+
+def built_image(engine_path: str, given: str, target: str, name: str) -> str:
+    """The image `make test` built (named in `given`'s variable), or one built here."""
+    if os.environ.get(given):
+        return os.environ[given]
+    built = subprocess.run(
+        ["make", "-C", str(ROOT), "image", f"BASE_IMAGE={TEST_BASE_IMAGE}", f"TARGET={target}", f"IMAGE={name}"],
+        env={**os.environ, "PATH": engine_path},
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    return name
+
+
+@pytest.fixture(scope="session")
+def image(engine_path: str) -> str:
+    """The function's image."""
+    return built_image(engine_path, "SECRET_CONTRACT_TEST_IMAGE", "function", "secret-contract:test")
+
+
+@pytest.fixture(scope="session")
+def publisher_image(engine_path: str) -> str:
+    """The publisher image: the function with kustomize, git and the OCI client."""
+    return built_image(
+        engine_path, "SECRET_CONTRACT_TEST_PUBLISHER_IMAGE", "publisher", "secret-contract-publisher:test"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from secret_contract import cli, krm, yaml_codec
@@ -115,3 +116,23 @@ def run_krm(stdin: str, env: dict[str, str], capsys: Any) -> Ran:
     out = io.StringIO()
     code = cli.run_krm(io.BytesIO(stdin.encode()), out, env)
     return Ran(code, out.getvalue(), capsys.readouterr().err)
+
+
+def lock_pins(lock: Path, python_version: str | None = None) -> dict[str, str]:
+    """A requirements lock's pins (canonical name: version), every one checked to carry a
+    hash; with `python_version`, only those whose markers hold for it."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in lock.read_text().replace("\\\n", " ").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        pinned = Requirement(line.split(" --hash")[0].strip())
+        assert "--hash=sha256:" in line, f"{lock.name}: {pinned.name} has no hash"
+        environment = {"python_full_version": python_version or "", "python_version": ""}
+        if python_version:
+            environment["python_version"] = python_version.rsplit(".", 1)[0]
+        if python_version is None or pinned.marker is None or pinned.marker.evaluate(environment):
+            pins[canonicalize_name(pinned.name)] = str(pinned.specifier).removeprefix("==")
+    return pins

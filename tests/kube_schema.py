@@ -12,7 +12,7 @@ import jsonschema
 
 from secret_contract import yaml_codec
 
-CRDS = Path(__file__).resolve().parent / "crds"
+UPSTREAM = Path(__file__).resolve().parent / "upstream"
 ESO_RELEASES = ("v0.16.2", "v0.17.0", "v1.0.0", "v2.2.0", "v2.3.0", "v2.9.0")
 OBJECT_META = {"name", "namespace", "labels", "annotations", "generateName", "finalizers", "ownerReferences"}
 
@@ -68,7 +68,34 @@ def eso_problems(manifest: dict[str, Any], kind: str = "externalsecrets") -> dic
     """Problems per ESO release, for every release that has this kind's CRD stored."""
     out = {}
     for release in ESO_RELEASES:
-        matches = sorted((CRDS / "external-secrets" / release).glob(f"external-secrets.io_{kind}*.yaml"))
+        matches = sorted((UPSTREAM / "external-secrets" / release).glob(f"external-secrets.io_{kind}*.yaml"))
         if matches:
             out[release] = problems(manifest, matches[0])
     return out
+
+
+FLUX_RELEASES = {  # Flux release: the controllers it ships, whose CRDs are stored
+    "v2.6": ("source-controller-v1.6.0", "kustomize-controller-v1.6.0"),
+    "v2.7": ("source-controller-v1.7.4", "kustomize-controller-v1.7.3"),
+}
+
+
+def flux_problems(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """Problems per Flux release whose controllers serve this kind."""
+    out = {}
+    for release, controllers in FLUX_RELEASES.items():
+        files = [p for c in controllers for p in sorted((UPSTREAM / "flux" / c).glob("*.yaml"))]
+        crds = [p for p in files if _crd(p)["spec"]["names"]["kind"] == manifest.get("kind")]
+        out[release] = problems(manifest, crds[0]) if crds else [f"no {manifest.get('kind')} CRD in Flux {release}"]
+    return out
+
+
+def kubernetes_problems(manifest: dict[str, Any], version: str = "1.37.0") -> list[str]:
+    """Problems under Kubernetes' own schemas (kubernetes-validate, strict: unknown fields too)."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(manifest, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return [f"{'.'.join(str(p) for p in exc.path)}: {exc.message}"]
+    return []

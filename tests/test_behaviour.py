@@ -230,6 +230,13 @@ def test_keys_that_begin_with_the_mount_name_are_refused(kv: KV) -> None:
         kv, contract(kv.mount, secret("db", "demo", generated("pass"))), SECRET_CONTRACT_PATH_LAYOUT="stack"
     )
     assert outcome.failed and "ESO strips a leading" in messages(outcome) and kv.paths() == []
+    # The same under the default layout, with a namespace named like the mount, and with a prefix.
+    for named in (
+        contract("demo", secret("db", kv.mount, generated("pass"))),
+        contract("demo", secret("db", "demo", generated("pass")), vault={"prefix": f"{kv.mount}/teams"}),
+    ):
+        outcome = build(kv, named)
+        assert outcome.failed and "ESO strips a leading" in messages(outcome) and kv.paths() == []
 
 
 def test_a_float_length_is_refused_before_any_write(kv: KV) -> None:
@@ -257,6 +264,7 @@ def test_a_token_allowed_some_paths_writes_none_of_them(kv: KV) -> None:
     text = messages(outcome)
     assert outcome.failed and f"may not create {kv.mount}/data/demo/cache" in text
     assert f"may not patch {kv.mount}/metadata/demo/cache" in text and kv.paths() == []
+    assert "no secret of this build was written" in text
 
 
 # --- rotate and migrate -------------------------------------------------------------------------
@@ -284,6 +292,14 @@ def test_rotate_refuses_static_keys_and_secrets_it_does_not_own(kv: KV) -> None:
     resolved = pipeline.build(resource_list(theirs), kv.env, Options(write=False))
     refused = operations.plan_rotate(vault, "demo", resolved.targets)
     assert "refusing to rotate" in messages(refused.findings) and not refused.actions
+    # Another contract's secret, and one nobody owns, are refused too.
+    build(kv, contract("billing", secret("invoices", "demo", generated("pass"))))
+    kv.seed("demo/manual", {"pass": "by-hand"})
+    for name in ("invoices", "manual"):
+        mine = contract("demo", secret(name, "demo", generated("pass")))
+        resolved = pipeline.build(resource_list(mine), kv.env, Options(write=False))
+        refused = operations.plan_rotate(vault, "demo", resolved.targets)
+        assert "not owned by it" in messages(refused.findings) and not refused.actions, name
 
 
 def test_rotate_is_the_way_out_of_a_deleted_history(kv: KV) -> None:

@@ -60,6 +60,27 @@ def test_add_verify_list_remove_round_trip(stack: Path, vault: Vault) -> None:
     assert_no_leak(outputs, [vault.server.token, "voting-db-rw"])
 
 
+def test_rotate_dry_run_changes_nothing_and_rotate_keeps_the_old_version(stack: Path, vault: Vault) -> None:
+    assert secret_contract("add", str(stack), env=vault.env).returncode == 0
+    before = vault.snapshot()
+    dry = secret_contract("rotate", str(stack), "--secret", "postgres-credentials", "--dry-run", env=vault.env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"{vault.mount}/{POSTGRES}" in dry.stderr and "password" in dry.stderr and vault.snapshot() == before
+    done = secret_contract("rotate", str(stack), "--secret", "postgres-credentials", "--key", "password", env=vault.env)
+    assert done.returncode == 0, done.stderr
+    after = vault.read(POSTGRES) or {}
+    assert vault.version(POSTGRES) == 2 and after["password"] != before[POSTGRES][1]["password"]
+    assert {k: v for k, v in after.items() if k != "password"} == {
+        k: v for k, v in before[POSTGRES][1].items() if k != "password"
+    }
+    old = vault.client.secrets.kv.v2.read_secret_version(
+        POSTGRES, version=1, mount_point=vault.mount, raise_on_deleted_version=True
+    )
+    assert old["data"]["data"] == before[POSTGRES][1]  # the old value stays readable for a rollback
+    assert vault.snapshot()[REDIS] == before[REDIS]  # the other secret is untouched
+    assert_no_leak([dry.text, done.text], [*vault.values(), before[POSTGRES][1]["password"]], names=(POSTGRES,))
+
+
 def test_verify_names_missing_keys_and_stale_static_values(stack: Path, vault: Vault) -> None:
     secret_contract("add", str(stack), env=vault.env)
     data = vault.read(POSTGRES)

@@ -3,52 +3,19 @@ real container engine (`docker` on PATH pointing at podman where no Docker daemo
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, assert_sample_app_built, run
-from fixtures import DEMO, generator_input
+from conftest import EXAMPLES, ROOT, TEST_BASE_IMAGE, Vault, assert_no_leak, assert_sample_app_built, run
+from fixtures import DEMO, generator_input, lock_pins
 from secret_contract import yaml_codec
 
 CONTRACT = DEMO
 
 pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.container]
-
-
-@pytest.fixture(scope="session")
-def engine_path() -> str:
-    """A PATH whose `docker` is a working engine; prepares one (podman) when needed."""
-    shim = os.environ.get("ENGINE_SHIM_DIR") or str(ROOT / ".venv" / "engine-bin")
-    ran = subprocess.run(
-        [str(ROOT / "scripts" / "container-engine.sh")],
-        env={**os.environ, "ENGINE_SHIM_DIR": shim},
-        capture_output=True,
-        text=True,
-    )
-    assert ran.returncode == 0, f"no container engine: {ran.stderr}"
-    return f"{ran.stdout.strip()}{os.pathsep}{os.environ['PATH']}"
-
-
-@pytest.fixture(scope="session")
-def image(engine_path: str) -> str:
-    """The image `make test` built, or one built here from the Dockerfile."""
-    name = os.environ.get("SECRET_CONTRACT_TEST_IMAGE")
-    if name:
-        return name
-    name = "secret-contract:test"
-    base = os.environ.get("TEST_BASE_IMAGE", "localhost/debian-python:bookworm")
-    built = subprocess.run(
-        ["make", "-C", str(ROOT), "image", f"BASE_IMAGE={base}", f"IMAGE={name}"],
-        env={**os.environ, "PATH": engine_path},
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-    return name
 
 
 @pytest.fixture
@@ -164,7 +131,60 @@ def test_building_the_image_again_leaves_no_untagged_images(engine_path: str, im
         )  # fmt: skip
         return listed.stdout.split()
 
-    base = os.environ.get("TEST_BASE_IMAGE", "localhost/debian-python:bookworm")
-    built = run(["make", "-C", str(ROOT), "image", f"BASE_IMAGE={base}", f"IMAGE={image}"], env={"PATH": engine_path})
+    built = run(
+        ["make", "-C", str(ROOT), "image", f"BASE_IMAGE={TEST_BASE_IMAGE}", f"IMAGE={image}"], env={"PATH": engine_path}
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     assert untagged() == []
+
+
+def test_images_carry_exactly_the_locked_packages(engine_path: str, image: str, publisher_image: str) -> None:
+    from packaging.utils import canonicalize_name
+
+    for name, lock in ((image, "function.lock"), (publisher_image, "publisher.lock")):
+        version = run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--entrypoint",
+                "python3",
+                name,
+                "-c",
+                "import platform; print(platform.python_version())",
+            ],
+            env={"PATH": engine_path},
+        ).stdout.strip()
+        listed = run(["make", "-s", "-C", str(ROOT), "image-packages", f"IMAGE={name}"], env={"PATH": engine_path})
+        assert listed.returncode == 0, listed.stderr
+        packages = dict(line.split("==") for line in listed.stdout.split())
+        found = {canonicalize_name(k): v for k, v in packages.items()}
+        assert found.pop("secret-contract") == __import__("secret_contract").__version__
+        assert found == lock_pins(ROOT / "requirements" / lock, version), name
+
+
+def test_a_wheel_that_does_not_match_its_locked_hash_fails_the_build(
+    tmp_path: Path, engine_path: str, image: str
+) -> None:
+    wheelhouse = ROOT / "build" / "wheelhouse"
+    if not any(wheelhouse.glob("PyYAML-*.whl")) and not any(wheelhouse.glob("pyyaml-*.whl")):
+        pytest.fail("no wheelhouse: run `make image` (make test does) first")
+    context = tmp_path / "context"
+    for part in ("Dockerfile", ".dockerignore", "build/wheelhouse", "requirements", "scripts/image-venv.sh"):
+        source, target = ROOT / part, context / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+    lock = context / "requirements" / "function.lock"
+    text = lock.read_text()
+    start = text.index("pyyaml==")
+    end = text.index("\n", text.rindex("--hash=sha256:", start, text.index("# via", start)))
+    tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, text[start:end])
+    lock.write_text(text[:start] + tampered + text[end:])
+    built = run(
+        ["docker", "build", "--target", "function-venv", "--build-arg", f"BASE_IMAGE={TEST_BASE_IMAGE}", str(context)],
+        env={"PATH": engine_path},
+    )
+    assert built.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in built.stdout + built.stderr
+    run(["docker", "image", "prune", "-f", "--filter", "label=org.opencontainers.image.title=secret-contract"],
+        env={"PATH": engine_path})  # fmt: skip

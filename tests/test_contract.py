@@ -65,6 +65,8 @@ def test_valid_contract_loads() -> None:
         (["spec", "secrets", 0, "namespace"], "a.b", ("spec.secrets[0].namespace", "secret-name")),
         (["spec", "secrets", 0, "namespace"], "x" * 64, ("spec.secrets[0].namespace", "secret-name")),
         (["spec", "secrets", 0, "data"], [], ("spec.secrets[0].data", "schema")),
+        (["spec", "secrets", 0, "namespace"], [], ("spec.secrets[0].namespace", "schema")),
+        (["spec", "secrets", 0, "name"], {"a": 1}, ("spec.secrets[0].name", "schema")),
         (["spec", "secrets", 0, "data", 0, "key"], "bad key", ("spec.secrets[0].data[0].key", "data-key")),
         (["spec", "secrets", 0, "data", 0, "key"], "..x", ("spec.secrets[0].data[0].key", "data-key")),
         (["spec", "secrets", 0, "data", 0, "key"], "k" * 254, ("spec.secrets[0].data[0].key", "data-key")),

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
 from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, run, secret_contract
-from secret_contract import inputs, vault_auth, yaml_codec
+from oci_artifact import pull
+from secret_contract import vault_auth, yaml_codec
 
 pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
 PLATFORM = EXAMPLES / "platform"
@@ -80,10 +79,16 @@ def test_kpt_package_example_renders_and_rerenders_unchanged(tmp_path: Path, vau
     assert vault.read("sample-app/postgres-credentials") is not None
 
 
-def workflow_steps(job: str, skip: tuple[str, ...]) -> list[str]:
-    doc = yaml_codec.load((EXAMPLES / "ci" / "github-workflow.yaml").read_text())
+WORKFLOW = EXAMPLES / "ci" / "github-workflow.yaml"
+# Steps that only exist on GitHub's runners: installing the released package (the tests run
+# this checkout) and fetching the job's OIDC token (Vault's token stands in for the login).
+RUNNER_ONLY = ("Install secret-contract", "Fetch the job's OIDC token")
+
+
+def workflow_steps(job: str) -> dict[str, str]:
+    doc = yaml_codec.load(WORKFLOW.read_text())
     steps = doc["jobs"][job]["steps"]
-    return [s["run"] for s in steps if "run" in s and s.get("name") not in skip]
+    return {s["name"]: s["run"] for s in steps if "run" in s and s["name"] not in RUNNER_ONLY}
 
 
 def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -94,35 +99,56 @@ def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
-def test_ci_render_job_passes_without_credentials_and_fails_on_a_bad_contract(tmp_path: Path) -> None:
-    steps = workflow_steps("render", skip=("Install secret-contract",))
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
-    for script in steps:
-        done = run_step(script, env, ROOT)
-        assert done.returncode == 0, done.stderr
-    # The same job in a repository holding an invalid contract fails, naming file and field.
+def user_repository(tmp_path: Path) -> Path:
+    """A repository shaped as the workflow expects: the platform example at platform/."""
     repo = tmp_path / "repo"
-    shutil.copytree(EXAMPLES / "platform", repo / "platform")
+    shutil.copytree(PLATFORM, repo / "platform")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-qm", "platform"],
+        check=True,
+    )
+    return repo
+
+
+def test_ci_render_job_passes_without_credentials_and_fails_on_a_bad_contract(tmp_path: Path) -> None:
+    steps = list(workflow_steps("render").values())
+    # GitHub sets CI=true: builds are strict there unless a step says otherwise.
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "CI": "true"}
+    repo = user_repository(tmp_path)
+    for script in steps:
+        done = run_step(script, env, repo)
+        assert done.returncode == 0, done.stderr
+    # The same job fails on an invalid contract, naming file and field, in every step.
     bad = repo / "platform" / "stacks" / "sample-app" / "hostk8s.secrets.yaml"
     bad.write_text(bad.read_text().replace("length: 24", "length: 4"))
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
-    failed = run_step(steps[0], env, repo)
-    assert failed.returncode == 1
-    assert (
-        "platform/stacks/sample-app/hostk8s.secrets.yaml: SecretContract/sample-app: spec.secrets[0].data[1].length"
-        in failed.stderr
-    )
-
-
-def test_ci_vault_job_writes_then_verifies(vault: Vault) -> None:
-    steps = workflow_steps("vault", skip=("Install secret-contract", "Fetch the job's OIDC token"))
     for script in steps:
-        done = run_step(script, vault.env, ROOT)
-        assert done.returncode == 0, done.stderr
-        assert_no_leak([done.stdout, done.stderr], [vault.server.token])
+        failed = run_step(script, env, repo)
+        assert failed.returncode == 1
+        assert "platform/stacks/sample-app/hostk8s.secrets.yaml" in failed.stderr
+        assert "SecretContract/sample-app: spec.secrets[0].data[1].length" in failed.stderr
+
+
+@pytest.mark.registry
+def test_ci_vault_job_writes_verifies_and_publishes(tmp_path: Path, vault: Vault, registry: str) -> None:
+    steps = workflow_steps("vault")
+    repo = user_repository(tmp_path)
+    env = {**vault.env, "CI": "true", "REGISTRY": f"{registry}/ci", "GITHUB_SHA": "0123456789abcdef0123"}
+    repo_names = " ".join(str(p.relative_to(repo)) for p in repo.rglob("*"))
+    for name, script in steps.items():
+        if name == "Publish the prod overlay for Flux":
+            script = script.rstrip() + " --insecure"  # the test registry speaks plain HTTP on loopback
+        done = run_step(script, env, repo)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+        # Static usernames (`airflow`, `postgres`) are part of the file and Vault paths printed.
+        printed = [done.stdout, done.stderr]
+        assert_no_leak(printed, [vault.server.token, *vault.values()], names=(repo_names, *vault.paths()))
     assert vault.read("airflow/airflow-postgres") is not None
     assert vault.read("sample-app/redis-credentials") is not None
+    for tag in ("0123456789ab", "latest"):
+        manifest, _, _ = pull(registry, "ci/platform-prod", tag)
+        assert manifest["config"]["mediaType"] == "application/vnd.cncf.flux.config.v1+json"
 
 
 def test_make_render_check_is_the_ci_render_job() -> None:
@@ -131,91 +157,14 @@ def test_make_render_check_is_the_ci_render_job() -> None:
     assert "rendered kustomize-examples/platform/overlays/prod" in done.stdout
 
 
-FLUX_SCHEMAS = {
-    ("source.toolkit.fluxcd.io/v1", "OCIRepository"): {
-        "type": "object",
-        "required": ["metadata", "spec"],
-        "properties": {
-            "spec": {
-                "type": "object",
-                "required": ["interval", "url"],
-                "properties": {
-                    "interval": {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},
-                    "url": {"type": "string", "pattern": "^oci://.*$"},
-                    "ref": {
-                        "type": "object",
-                        "properties": {
-                            "tag": {"type": "string"},
-                            "digest": {"type": "string"},
-                            "semver": {"type": "string"},
-                        },
-                        "additionalProperties": False,
-                    },
-                },
-            }
-        },
-    },
-    ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"): {
-        "type": "object",
-        "required": ["metadata", "spec"],
-        "properties": {
-            "spec": {
-                "type": "object",
-                "required": ["interval", "sourceRef", "prune"],
-                "properties": {
-                    "interval": {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"},
-                    "prune": {"type": "boolean"},
-                    "path": {"type": "string"},
-                    "sourceRef": {
-                        "type": "object",
-                        "required": ["kind", "name"],
-                        "properties": {
-                            "kind": {"enum": ["OCIRepository", "GitRepository", "Bucket", "ExternalArtifact"]}
-                        },
-                    },
-                },
-            }
-        },
-    },
-}
-
-
-def test_flux_route_renders_in_ci_and_the_cluster_manifests_hold_together(
-    kubectl: str, plugin_home: Path, vault: Vault
-) -> None:
-    env = {**vault.env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)}
-    published = run_step(f"{EXAMPLES / 'flux' / 'publish.sh'} {PLATFORM / 'overlays' / 'prod'}", env, ROOT)
-    assert published.returncode == 0, published.stderr
-    assert "rendered 4 ExternalSecrets" in published.stderr
-    assert yaml_codec.load_all(published.stdout) == kustomize(
-        kubectl, PLATFORM / "overlays" / "prod", plugin_home, vault.env
-    )
-    docs = yaml_codec.load_all((EXAMPLES / "flux" / "clusters" / "prod" / "platform.yaml").read_text())
-    for doc in docs:
-        jsonschema.validate(doc, FLUX_SCHEMAS[(doc["apiVersion"], doc["kind"])])
-    source, apply = docs
-    assert apply["spec"]["sourceRef"] == {"kind": "OCIRepository", "name": source["metadata"]["name"]}
-
-
-def test_argocd_plugin_generate_command_builds_a_stack(tmp_path: Path, kubectl: str, vault: Vault) -> None:
+def test_argocd_plugin_generate_command_builds_a_stack(tmp_path: Path, plugin_home: Path, vault: Vault) -> None:
+    """The plugin's command, run where the sidecar runs it: in the Application's directory,
+    with the legacy plugin installed (test_in_cluster runs it inside the publisher image)."""
     plugin = yaml_codec.load((EXAMPLES / "argocd" / "plugin.yaml").read_text())
-    assert plugin["spec"]["discover"]["fileName"] == f"./{inputs.CONTRACT_FILE}"
-    # The sidecar image has kustomize; here kubectl's embedded kustomize stands in for it.
-    shim = tmp_path / "bin" / "kustomize"
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\n[ "$1" = build ] && shift\nexec {kubectl} kustomize "$@"\n')
-    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
-    plugins = tmp_path / "plugins"
-    assert secret_contract("install-plugin", "--dir", str(plugins)).returncode == 0
     app = tmp_path / "app"
     shutil.copytree(PLATFORM / "stacks" / "sample-app", app)
-    command = plugin["spec"]["generate"]["command"] + plugin["spec"]["generate"]["args"]
-    env = {
-        **os.environ,
-        **vault.env,
-        "KUSTOMIZE_PLUGIN_HOME": str(plugins),
-        "PATH": f"{shim.parent}:{os.environ['PATH']}",
-    }
+    command = plugin["spec"]["generate"]["command"] + plugin["spec"]["generate"].get("args", [])
+    env = {**os.environ, **vault.env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)}
     done = subprocess.run(command, cwd=app, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert set(externalsecrets(yaml_codec.load_all(done.stdout))) == {
@@ -234,6 +183,9 @@ def test_example_environments_only_name_settings_the_function_reads() -> None:
     names = {e["name"] for e in container["env"] if e["name"].startswith(("VAULT_", "SECRET_CONTRACT_"))}
     workflow = yaml_codec.load((EXAMPLES / "ci" / "github-workflow.yaml").read_text())
     names |= {n for n in workflow["jobs"]["vault"]["env"] if n.startswith(("VAULT_", "SECRET_CONTRACT_"))}
+    cronjob = yaml_codec.load((EXAMPLES / "flux" / "in-cluster" / "cronjob.yaml").read_text())
+    publisher = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    names |= {e["name"] for e in publisher["env"] if e["name"].startswith(("VAULT_", "SECRET_CONTRACT_"))}
     annotation = yaml_codec.load((EXAMPLES / "sample-app-container" / "hostk8s.secrets.yaml").read_text())
     names |= set(
         yaml_codec.load(annotation["metadata"]["annotations"]["config.kubernetes.io/function"])["container"]["envs"]

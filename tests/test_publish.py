@@ -6,38 +6,21 @@ Flux would get, and no SecretContract or value inside."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import shutil
 import subprocess
 import sys
-import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run
-from secret_contract import publish, yaml_codec
+from oci_artifact import MANIFEST, build_layer, get, pull
+from secret_contract import publish
 
 pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.registry]
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def get(registry: str, path: str, accept: str = MANIFEST) -> tuple[bytes, dict[str, str]]:
-    request = urllib.request.Request(f"http://{registry}/v2/{path}", headers={"Accept": accept})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own registry
-        return response.read(), dict(response.headers)
-
-
-def pull(registry: str, repository: str, tag: str) -> tuple[dict[str, Any], bytes, bytes]:
-    """The manifest, the config blob and the one layer."""
-    manifest = json.loads(get(registry, f"{repository}/manifests/{tag}")[0])
-    config = get(registry, f"{repository}/blobs/{manifest['config']['digest']}", "*/*")[0]
-    layer = get(registry, f"{repository}/blobs/{manifest['layers'][0]['digest']}", "*/*")[0]
-    return manifest, config, layer
 
 
 @pytest.fixture
@@ -77,13 +60,7 @@ def test_publish_pushes_a_flux_artifact_that_plain_kustomize_builds(
     assert notes["org.opencontainers.image.created"].endswith("Z")
     assert pull(registry, "platform/sample-app", "latest")[0] == manifest
 
-    tree = tmp_path / "extracted"
-    with tarfile.open(fileobj=io.BytesIO(layer), mode="r:gz") as tar:
-        assert sorted(tar.getnames()) == ["kustomization.yaml", "rendered.yaml"]
-        tar.extractall(tree, filter="data")
-    built = run([kubectl, "kustomize", str(tree)])  # no --enable-alpha-plugins: as Flux builds it
-    assert built.returncode == 0, built.stderr
-    kinds = [d["kind"] for d in yaml_codec.load_all(built.stdout)]
+    kinds = [d["kind"] for d in build_layer(layer, kubectl, tmp_path / "extracted")]
     assert kinds.count("ExternalSecret") == 2 and "SecretContract" not in kinds
     assert_no_leak([ran.text, layer.decode("latin-1"), gzip.decompress(layer).decode()], vault.values(), ("postgres",))
 

@@ -237,6 +237,7 @@ def test_a_server_that_echoes_the_request_never_puts_a_value_in_a_message() -> N
     with answering_server(echo) as addr:
         ran = build({"VAULT_ADDR": addr, "VAULT_TOKEN": "s.echotokensentinel"}, strict=True)
     assert ran.returncode == 1 and "invalid request" in ran.stderr
+    assert "Vault was not written" in ran.stderr and "none of the 1 secrets to write was written" in ran.stderr
     values = [v for body in sent for v in json.loads(body).get("data", {}).values()]
     assert values and all(len(v) >= 8 for v in values if v != "admin")
     assert_no_leak([ran.text], [*values, "s.echotokensentinel"])

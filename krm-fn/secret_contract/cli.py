@@ -11,14 +11,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 # Only what a KRM build needs is imported here: every build pays for each import, while the
 # commands' own modules load when a command runs.
 from secret_contract import __version__, krm, pipeline, project, yaml_codec
 from secret_contract.errors import InvalidInput, SecretContractError
 from secret_contract.krm import ResourceList
-from secret_contract.results import Result, error, format_line, has_errors, info
+from secret_contract.results import FileRef, Result, error, format_line, has_errors, info
 from secret_contract.results import sort as sort_results
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def run_legacy_plugin(config_path: str, stdout: TextIO, env: Mapping[str, str]) 
     outcome = pipeline.build(
         ResourceList([config], function_config=config), here.environment(env), project=here.settings
     )
-    findings = [*_project_problems(here), *outcome.findings]
+    findings = _with_config_file([*_project_problems(here), *outcome.findings], config)
     _report(findings)
     code = _exit(findings, outcome.pending)
     if code != EXIT_OK:
@@ -131,6 +131,20 @@ def run_legacy_plugin(config_path: str, stdout: TextIO, env: Mapping[str, str]) 
     _warn_on_terminal([f for f in findings if f.severity == "warning"])
     stdout.write(yaml_codec.dump_all(outcome.output.items))
     return EXIT_OK
+
+
+def _with_config_file(findings: list[Result], config: dict[str, Any]) -> list[Result]:
+    """Findings about the generator config, attributed to the file that holds it."""
+    unplaced = [f for f in findings if f.file is None and f.resource is not None and f.severity != "info"]
+    if not unplaced:
+        return findings
+    from secret_contract import plugin
+
+    found = plugin.config_file(os.getcwd(), config)
+    if found is None:
+        return findings
+    here = FileRef(found)
+    return [f.at(None, here) if f.file is None and f.resource is not None else f for f in findings]
 
 
 def _exit(findings: list[Result], pending: int) -> int:
@@ -530,28 +544,29 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from secret_contract import publish
 
     reference = publish.Reference.parse(args.reference)
-    references = [reference, *(reference.with_tag(tag) for tag in args.tag or ())]
-    here = project.find(args.directory, os.environ)
-    env = here.environment(os.environ)
-    rendered = publish.build(args.directory, env)
-    artifact = publish.pack(rendered, publish.annotations(args.directory, args.source, args.revision, env))
+    request = publish.Request(
+        directory=args.directory,
+        references=[reference, *(reference.with_tag(tag) for tag in args.tag or ())],
+        git=args.git,
+        ref=args.ref,
+        source=args.source,
+        revision=args.revision,
+        insecure=args.insecure,
+        output=args.output if args.dry_run else None,
+    )
+    try:
+        done = publish.publish(request, os.environ)
+    except ModuleNotFoundError as exc:
+        raise InvalidInput(f"publish needs {exc.name}: pip install 'secret-contract[publish]'") from None
+    artifact = done.artifact
     _report([info(f"built {args.directory}: {artifact.documents} documents, layer {publish.layer_digest(artifact)}")])
     if args.dry_run:
-        with open(args.output, "wb") as handle:
-            handle.write(artifact.layer)
         _report([info(f"dry run: wrote {args.output}; nothing was pushed")])
         sys.stdout.write(publish.manifest_preview(artifact) + "\n")
         return EXIT_OK
-    try:
-        digests = publish.push(artifact, references, env, args.insecure)
-    except ModuleNotFoundError:
-        raise InvalidInput("publish needs the OCI client: pip install 'secret-contract[publish]'") from None
-    for ref, digest in zip(references, digests, strict=True):
+    for ref, digest in zip(request.references, done.digests, strict=True):
         sys.stdout.write(f"oci://{ref}@{digest}\n")
     return EXIT_OK
-
-
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -567,25 +582,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     if outcome.failed:
         _report(outcome.findings)
         return EXIT_FAILED
-    folder = os.path.dirname(contract_path) or "."
     if args.runtime == "exec" and not args.exec_path:
         raise InvalidInput("--runtime exec needs --exec-path (the function's path as kustomize should run it)")
     spec = None if args.runtime == "legacy" else wiring.function_spec(args.runtime, args.image, args.exec_path or "")
-    with open(contract_path, encoding="utf-8") as handle:
-        contract_edit = wiring.annotate_contract(handle.read(), spec)
-    kustomization = next(
-        (os.path.join(folder, name) for name in KUSTOMIZATION_FILES if os.path.isfile(os.path.join(folder, name))),
-        None,
-    )
-    existing = None
-    if kustomization:
-        with open(kustomization, encoding="utf-8") as handle:
-            existing = handle.read()
-    kustomization_edit = wiring.add_generator(existing, os.path.basename(contract_path))
-    for path, edit in (
-        (contract_path, contract_edit),
-        (kustomization or os.path.join(folder, KUSTOMIZATION_FILES[0]), kustomization_edit),
-    ):
+    for path, edit in wiring.wire(contract_path, spec):
         if edit.changed and not args.dry_run:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(edit.text)
@@ -663,6 +663,8 @@ COMMANDS: dict[str, Command] = {
         (
             "secret-contract publish overlays/prod oci://ghcr.io/acme/platform:prod",
             "secret-contract publish overlays/dev oci://127.0.0.1:5000/platform:dev --insecure --tag latest",
+            "secret-contract publish --git https://github.com/acme/platform --ref main overlays/prod "
+            "oci://registry.acme.internal/platform:prod",
         ),
     ),
     "install-plugin": Command(
@@ -745,12 +747,20 @@ def _arguments(name: str, cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("directory", metavar="DIR", help="the kustomization to build")
         cmd.add_argument("reference", metavar="oci://REGISTRY/REPOSITORY:TAG", help="where to push")
         cmd.add_argument("--tag", action="append", help="push under this tag too (repeatable)")
+        cmd.add_argument(
+            "--git", metavar="URL", help="clone this repository and build DIR inside it (no checkout needed)"
+        )
+        cmd.add_argument("--ref", default="main", help="the branch or tag to clone with --git (default: main)")
         cmd.add_argument("--source", help="org.opencontainers.image.source (default: git remote origin)")
         cmd.add_argument("--revision", help="org.opencontainers.image.revision (default: branch@sha1:commit)")
         cmd.add_argument(
             "--insecure", action="store_true", help="plain HTTP, for a registry on the local machine or cluster"
         )
-        cmd.add_argument("--dry-run", action="store_true", help="write the artifact to --output, push nothing")
+        cmd.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="write the artifact to --output and push nothing (the build still writes Vault; `plan` shows what)",
+        )
         cmd.add_argument("--output", default="artifact.tar.gz", help="where --dry-run writes the layer")
     if name == "install-plugin":
         cmd.add_argument(

@@ -231,29 +231,15 @@ def _plan_release(
             out.findings.append(warning(f"{where}: kept, {holder} (contract '{stack}')"))
         return
     others = (set(owners.declarations) | elsewhere) - {stack}
-    if others:
-        out.actions.append(
-            Action(
-                "release",
-                mount,
-                path,
-                metadata=ownership.release(owners, stack),
-                note=f"still declared by {', '.join(sorted(others))}",
-            )
-        )
-    elif owners.created_here:
+    if owners.created_here and not others:
         out.actions.append(Action("delete", mount, path, tuple(sorted(entry.data))))
+        return
+    if others:
+        note = f"still declared by {', '.join(sorted(others))}"
     else:
         origin = owners.origin or "recorded by an earlier release, origin unknown"
-        out.actions.append(
-            Action(
-                "release",
-                mount,
-                path,
-                metadata=ownership.release(owners, stack),
-                note=f"not created by secret-contract ({origin}): its versions stay; delete it by hand if meant",
-            )
-        )
+        note = f"not created by secret-contract ({origin}): its versions stay; delete it by hand if meant"
+    out.actions.append(Action("release", mount, path, metadata=ownership.release(owners, stack), note=note))
 
 
 # --- rotate --------------------------------------------------------------------------------

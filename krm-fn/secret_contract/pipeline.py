@@ -152,6 +152,8 @@ def _partly_written(report: sync.Report) -> str:
     planned = [t.where for t, c in report.changes if c.writes_data or t.where in written]
     missing = [where for where in planned if where not in written]
     shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    if not written:
+        return f"Vault was not written: {report.failure}; none of the {len(planned)} secrets to write was written"
     return (
         f"Vault was partly written: {len(written)} of {len(planned)} secrets were written before this failure: "
         f"{report.failure}. Not written: {shown or 'none'}. Every written secret is complete; a re-run writes the "

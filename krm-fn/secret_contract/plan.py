@@ -189,7 +189,8 @@ def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:
     if gaps:
         return Change(
             "blocked",
-            reason=f"it holds values no contract owns (written by another tool or by hand) that differ from this "
+            reason=f"it holds values no contract owns (written by another tool, by hand, or by a build still "
+            f"running) that differ from this "
             f"contract ({'; '.join(gaps)}); adopt it explicitly with `secret-contract migrate` (existing values "
             "are kept) or align the contract",
         )

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
+from typing import Any
 
 from secret_contract.contract import API_VERSION, KIND
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 def plugin_root(env: Mapping[str, str]) -> str:
@@ -35,3 +38,52 @@ def script(python: str) -> str:
         "# Installed by `secret-contract install-plugin`; re-run it after moving the installation.\n"
         f'exec {shlex.quote(python)} -m secret_contract "$@"\n'
     )
+
+
+def config_file(directory: str, config: Mapping[str, Any]) -> str | None:
+    """The absolute path of the file, among the `generators:` of the kustomization in
+    `directory`, that holds the generator config `config`.
+
+    kustomize runs a legacy plugin in the kustomization's directory but hands it a temporary
+    copy of the config, so an error would otherwise name no file. The path is absolute: the
+    user's working directory is unknown here (kustomize changes it, the wrapper's shell resets
+    $PWD). Read only when a build reports something: it parses the kustomization and its
+    generator files.
+    """
+    from secret_contract import yaml_codec
+
+    kustomization = kustomization_file(directory)
+    if kustomization is None:
+        return None
+    try:
+        with open(kustomization, encoding="utf-8") as handle:
+            entries = (yaml_codec.load(handle.read()) or {}).get("generators") or []
+    except (OSError, UnicodeDecodeError, AttributeError, yaml_codec.yaml.YAMLError):
+        return None
+    wanted = _identity(config)
+    for entry in entries:
+        if not isinstance(entry, str) or not _is_file(directory, entry):
+            continue
+        path = os.path.normpath(os.path.join(directory, entry))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                docs = yaml_codec.load_all(handle.read())
+        except (OSError, UnicodeDecodeError, yaml_codec.yaml.YAMLError):
+            continue
+        if any(isinstance(doc, dict) and _identity(doc) == wanted for doc in docs):
+            return os.path.abspath(path)
+    return None
+
+
+def kustomization_file(directory: str) -> str | None:
+    """The kustomization file in `directory`, under any of the names kustomize accepts."""
+    return next((os.path.join(directory, n) for n in KUSTOMIZATION_FILES if _is_file(directory, n)), None)
+
+
+def _is_file(directory: str, name: str) -> bool:
+    return os.path.isfile(os.path.join(directory, name))
+
+
+def _identity(doc: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    return (str(doc.get("apiVersion")), str(doc.get("kind")), str(meta.get("name")), str(meta.get("namespace") or ""))

@@ -16,6 +16,9 @@ legacy plugin: Vault is written, strictly) and pushes the result:
 
 The layer is reproducible: fixed file order, modes, owners and times, and a gzip header
 without a time, so the same build gives the same digest.
+
+With `--git URL --ref BRANCH` the tree is cloned first (git_source), so a publisher in a
+cluster needs no checkout: the artifact's source and revision are then the clone's.
 """
 
 from __future__ import annotations
@@ -138,14 +141,40 @@ def pack(rendered: str, annotations: Mapping[str, str]) -> Artifact:
 KUSTOMIZATION_FILE = "kustomization.yaml"
 
 
-def annotations(directory: str, source: str | None, revision: str | None, env: Mapping[str, str]) -> dict[str, str]:
-    """What Flux reads from the manifest, from git where the directory is in a repository."""
+@dataclass(frozen=True)
+class Origin:
+    """Where the built tree came from: what Flux shows as the artifact's source and revision."""
+
+    source: str = ""
+    revision: str = ""
+    committed: int | None = None  # the commit's time, seconds since the epoch
+
+
+def local_origin(directory: str) -> Origin:
+    """The checkout holding `directory`, read with git (empty when it is not in one)."""
+    commit = _git(directory, "rev-parse", "HEAD")
+    if not commit:
+        return Origin()
+    branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD")
+    revision = f"{branch}@sha1:{commit}" if branch and branch != "HEAD" else f"sha1:{commit}"
+    committed = _git(directory, "log", "-1", "--format=%ct")
+    return Origin(
+        _git(directory, "remote", "get-url", "origin") or "",
+        revision,
+        int(committed) if committed and committed.isdigit() else None,
+    )
+
+
+def annotations(origin: Origin, env: Mapping[str, str]) -> dict[str, str]:
+    """What Flux reads from the manifest. `created` is the commit's time, else
+    SOURCE_DATE_EPOCH, else now: a fixed input gives a fixed manifest."""
+    epoch = env.get("SOURCE_DATE_EPOCH", "")
+    when = origin.committed if origin.committed is not None else int(epoch) if epoch.isdigit() else int(time.time())
     found = {
-        "org.opencontainers.image.source": source or _git(directory, "remote", "get-url", "origin") or "",
-        "org.opencontainers.image.revision": revision or _git_revision(directory) or "",
-        "org.opencontainers.image.created": _created(directory, env),
+        "org.opencontainers.image.source": _without_userinfo(origin.source),
+        "org.opencontainers.image.revision": origin.revision,
+        "org.opencontainers.image.created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
     }
-    found["org.opencontainers.image.source"] = _without_userinfo(found["org.opencontainers.image.source"])
     return {k: v for k, v in found.items() if v}
 
 
@@ -157,27 +186,69 @@ def _git(directory: str, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
 
-def _git_revision(directory: str) -> str | None:
-    commit = _git(directory, "rev-parse", "HEAD")
-    if not commit:
-        return None
-    branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD")
-    return f"{branch}@sha1:{commit}" if branch and branch != "HEAD" else f"sha1:{commit}"
-
-
-def _created(directory: str, env: Mapping[str, str]) -> str:
-    """The commit's time, else SOURCE_DATE_EPOCH, else now: a fixed input gives a fixed value."""
-    committed = _git(directory, "log", "-1", "--format=%ct")
-    epoch = committed or env.get("SOURCE_DATE_EPOCH")
-    when = int(epoch) if epoch and epoch.isdigit() else int(time.time())
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-
-
 def _without_userinfo(url: str) -> str:
     parts = urlsplit(url)
     if "@" in parts.netloc and parts.scheme:
         return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
     return url
+
+
+@dataclass(frozen=True)
+class Request:
+    """One `publish`: what to build, from where, and where it goes."""
+
+    directory: str  # the kustomization; with `git`, a path inside the repository
+    references: list[Reference]
+    git: str | None = None  # clone this repository at `ref` first (no local checkout needed)
+    ref: str = "main"
+    source: str | None = None  # overrides of what the origin says
+    revision: str | None = None
+    insecure: bool = False
+    output: str | None = None  # a dry run: write the layer here, push nothing
+
+
+@dataclass(frozen=True)
+class Published:
+    directory: str
+    artifact: Artifact
+    digests: list[str]  # one per reference; empty for a dry run
+
+
+def publish(request: Request, env: Mapping[str, str]) -> Published:
+    """Build the kustomization (writing Vault, strictly) and push or write the artifact."""
+    from secret_contract import project
+
+    with tempfile.TemporaryDirectory(prefix="secret-contract-source-") as work:
+        directory, origin = _source(request, work, env)
+        here = project.find(directory, env)
+        if here.problems:
+            raise InvalidInput("; ".join(here.problems))
+        build_env = here.environment(env)
+        rendered = build(directory, build_env)
+    found = Origin(
+        request.source if request.source is not None else origin.source,
+        request.revision if request.revision is not None else origin.revision,
+        origin.committed,
+    )
+    artifact = pack(rendered, annotations(found, env))
+    if request.output is not None:
+        with open(request.output, "wb") as handle:
+            handle.write(artifact.layer)
+        return Published(request.directory, artifact, [])
+    return Published(request.directory, artifact, push(artifact, request.references, build_env, request.insecure))
+
+
+def _source(request: Request, work: str, env: Mapping[str, str]) -> tuple[str, Origin]:
+    """The directory to build and its origin: the local checkout, or a fresh clone."""
+    if request.git is None:
+        return request.directory, local_origin(request.directory)
+    from secret_contract import git_source
+
+    inside = os.path.normpath(request.directory)
+    if os.path.isabs(inside) or inside == os.pardir or inside.startswith(os.pardir + os.sep):
+        raise InvalidInput(f"{request.directory}: with --git, DIR is a path inside the repository")
+    checkout = git_source.clone(request.git, request.ref, os.path.join(work, "repository"), env)
+    return os.path.join(checkout.directory, inside), Origin(checkout.source, checkout.revision, checkout.committed)
 
 
 def push(artifact: Artifact, references: list[Reference], env: Mapping[str, str], insecure: bool) -> list[str]:

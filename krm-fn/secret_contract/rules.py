@@ -404,10 +404,11 @@ def views(obj: dict[str, Any]) -> Iterator[Result]:
     """
     names: dict[tuple[Any, Any], str] = {}
     targets: dict[tuple[Any, Any], str] = {}
+    # Only text is compared: a name of the wrong type is the schema's finding, not a crash here.
     for _, secret in _secrets(obj):
-        names.setdefault((secret.get("namespace"), secret.get("name")), "")
+        names.setdefault((_text(secret.get("namespace")), _text(secret.get("name"))), "")
     for at, secret in _secrets(obj):
-        namespace = secret.get("namespace")
+        namespace = _text(secret.get("namespace"))
         declared = {e.get("key") for _, e in _entries(secret) if isinstance(e.get("key"), str)}
         for where, view, name in _views(secret, at):
             if where.endswith("]"):  # a named view: its name must be free in the namespace
@@ -431,6 +432,10 @@ def views(obj: dict[str, Any]) -> Iterator[Result]:
                     )
                 targets.setdefault((namespace, target_name), where)
             yield from _view_keys(view, where, declared)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _view_keys(view: dict[str, Any], where: str, declared: set[str]) -> Iterator[Result]:

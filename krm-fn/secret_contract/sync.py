@@ -183,6 +183,9 @@ def sync(
             )
             for d in denied
         )
+        report.findings.append(
+            error(f"Vault was not written: {len(denied)} permission(s) missing; no secret of this build was written")
+        )
         return report
     applied = _apply_all(store, pending, report, workers, progress)
     report.changes = [(t, applied.get(id(t), c)) for t, c in report.changes]
@@ -207,8 +210,13 @@ def _apply_all(
         target, change = item
         if stop.is_set():
             return
+
+        def data_written() -> None:
+            with lock:
+                report.written.append(target.where)
+
         try:
-            final = _apply(store, target, change, report.values, lock)
+            final = _apply(store, target, change, report.values, lock, data_written)
         except SecretContractError as exc:
             with lock:
                 if report.failure is None:
@@ -217,15 +225,22 @@ def _apply_all(
             return
         with lock:
             applied[id(target)] = final
-            if final.writes_data:
-                report.written.append(target.where)
 
     parallel(one, pending, workers, progress, "writing Vault")
     return applied
 
 
-def _apply(store: SecretStore, target: Target, change: Change, values: list[str], lock: threading.Lock) -> Change:
-    """Write one change; on a lost check-and-set race re-read, re-plan and try again."""
+def _apply(
+    store: SecretStore,
+    target: Target,
+    change: Change,
+    values: list[str],
+    lock: threading.Lock,
+    data_written: Callable[[], None],
+) -> Change:
+    """Write one change; on a lost check-and-set race re-read, re-plan and try again.
+    `data_written` is called as soon as the data is stored, so that a failure of the
+    ownership record that follows still reports this secret as written."""
     desired = target.desired
     raced = False
     for _ in range(MAX_ATTEMPTS):
@@ -242,6 +257,7 @@ def _apply(store: SecretStore, target: Target, change: Change, values: list[str]
                 current = store.read(desired.mount, desired.path)
                 change = plan.diff(desired, current, raced=raced)
                 continue
+            data_written()
         if change.metadata:
             store.update_metadata(desired.mount, desired.path, change.metadata)
         return change

@@ -2,14 +2,15 @@
 contract and the generator entry in its kustomization.
 
 Edits are ruamel.yaml round-trips of the user's text, so comments, key order, quoting and
-indentation stay as the user wrote them. Functions take and return text; the command line
-reads and writes the files.
+indentation stay as the user wrote them. `wire` reads the files and returns the edits; the
+command line writes them.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,22 @@ class Edit:
     text: str
     changed: bool
     note: str
+
+
+def wire(contract_path: str, spec: str | None) -> list[tuple[str, Edit]]:
+    """(file, edit) for the contract and for the kustomization beside it (created if none)."""
+    from secret_contract import plugin
+
+    folder = os.path.dirname(contract_path) or "."
+    with open(contract_path, encoding="utf-8") as handle:
+        contract_edit = annotate_contract(handle.read(), spec)
+    kustomization = plugin.kustomization_file(folder)
+    existing = None
+    if kustomization:
+        with open(kustomization, encoding="utf-8") as handle:
+            existing = handle.read()
+    target = kustomization or os.path.join(folder, plugin.KUSTOMIZATION_FILES[0])
+    return [(contract_path, contract_edit), (target, add_generator(existing, os.path.basename(contract_path)))]
 
 
 def function_spec(

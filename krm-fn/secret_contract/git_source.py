@@ -1,0 +1,73 @@
+"""A repository's tree at one branch or tag, for `publish --git`.
+
+In a cluster there is no checkout to build from: the publisher clones the branch (shallow,
+one commit) with dulwich, a git implementation in Python, so the image needs no git binary.
+Credentials for HTTPS come from SECRET_CONTRACT_GIT_USERNAME and SECRET_CONTRACT_GIT_PASSWORD
+(or SECRET_CONTRACT_GIT_PASSWORD_FILE, a mounted Secret): a read-only token. Never from the
+URL, which is printed and stored in the artifact. SSH (deploy keys) is not supported: it
+would need an SSH client in the image; HTTPS tokens cover GitHub, GitLab and Bitbucket.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from secret_contract.errors import InvalidInput, SecretContractError
+from secret_contract.vault_auth import secret_input
+
+USERNAME_ENV = "SECRET_CONTRACT_GIT_USERNAME"
+PASSWORD_ENV = "SECRET_CONTRACT_GIT_PASSWORD"  # noqa: S105 - the name of a variable
+
+
+class CloneFailed(SecretContractError):
+    """The repository could not be cloned."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A cloned tree and where it came from, as Flux names it."""
+
+    directory: str
+    source: str  # the URL, without credentials
+    revision: str  # `<ref>@sha1:<commit>`, the form Flux's GitRepository uses
+    committed: int  # the commit's time (seconds since the epoch)
+
+
+def clone(url: str, ref: str, into: str, env: Mapping[str, str]) -> Checkout:
+    """Clone the branch or tag `ref` of `url` into the empty directory `into`."""
+    if urlsplit(url).username or urlsplit(url).password:
+        raise InvalidInput(f"--git: give credentials in {USERNAME_ENV} and {PASSWORD_ENV}(_FILE), not in the URL")
+    if not ref or ref.startswith("-"):
+        raise InvalidInput("--ref: expected a branch or tag name")
+    password, problem = secret_input(env, PASSWORD_ENV)
+    if problem:
+        raise InvalidInput(problem)
+    username = env.get(USERNAME_ENV, "").strip()
+    if password and not username:
+        raise InvalidInput(f"{PASSWORD_ENV} is set: set {USERNAME_ENV} too")
+    # Only HTTP carries a username and password; git:// and local paths take none.
+    over_http = urlsplit(url).scheme in ("http", "https")
+    credentials = {"username": username, "password": password} if password and over_http else {}
+
+    from dulwich import porcelain  # only `publish --git` needs it
+
+    progress = io.BytesIO()  # dulwich reports progress on a stream: keep it off the user's stderr
+    try:
+        repo = porcelain.clone(url, into, depth=1, branch=ref, checkout=True, errstream=progress, **credentials)
+    except Exception as exc:  # dulwich raises many kinds (protocol, HTTP, missing ref)
+        raise CloneFailed(f"cloning {url} at {ref} failed: {_reason(exc, password)}") from None
+    with repo:
+        head = repo[repo.head()]
+        commit = head.id.decode()
+        committed = int(head.commit_time)  # type: ignore[attr-defined]
+    return Checkout(into, url, f"{ref}@sha1:{commit}", committed)
+
+
+def _reason(exc: Exception, password: str | None) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if password:
+        text = text.replace(password, "***")
+    return text[:300]

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Run inside an image build: /opt/secret-contract from the wheelhouse in /wheels, every
+# dependency checked against the hashes in LOCK (pip refuses a wheel whose hash differs, and
+# any package the lock does not pin), then the package's own wheel built from this commit.
+#   image-venv.sh /locks/function.lock
+set -eu
+lock=$1
+venv=/opt/secret-contract
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --no-index --find-links /wheels --no-deps --no-compile --require-hashes -r "$lock"
+"$venv/bin/python" -m pip install --quiet --no-index --no-deps --no-compile /wheels/secret_contract-*.whl
+"$venv/bin/python" -m pip uninstall --quiet -y pip setuptools
+rm -rf "$venv/share"
+find "$venv" -depth \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
+"$venv/bin/python" -m compileall -q -j 0 "$venv/lib"

