@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run inside an image build: /opt/secret-contract from the wheelhouse in /wheels, every
-# dependency checked against the hashes in LOCK (pip refuses a wheel whose hash differs, and
-# any package the lock does not pin), then the package's own wheel built from this commit.
+# dependency checked against the hashes in LOCK (pip refuses a wheel whose hash differs), then
+# the package's own wheel built from this commit, then `pip check` (a dependency the lock lacks).
 #   image-venv.sh /locks/function.lock
 set -eu
 lock=$1
@@ -9,6 +9,8 @@ venv=/opt/secret-contract
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --no-index --find-links /wheels --no-deps --no-compile --require-hashes -r "$lock"
 "$venv/bin/python" -m pip install --quiet --no-index --no-deps --no-compile /wheels/secret_contract-*.whl
+# --no-deps installs only what the lock names: a dependency it lacks fails here, not at run time.
+"$venv/bin/python" -m pip check
 "$venv/bin/python" -m pip uninstall --quiet -y pip setuptools
 rm -rf "$venv/share"
 find "$venv" -depth \( -name __pycache__ -o -name tests \) -exec rm -rf {} +

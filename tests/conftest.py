@@ -21,6 +21,7 @@ import pytest
 from fixtures import Ran
 from kv_memory import MemoryKV
 from openbao_server import OpenBao, bao_binary, free_port, start_openbao
+from secret_contract import sync
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "kustomize-examples"
@@ -355,8 +356,10 @@ def _allowed(rules: Rules, api_path: str, capability: str) -> bool:
 
 
 @pytest.fixture(params=["memory", pytest.param("openbao", marks=pytest.mark.vault)])
-def kv(request: pytest.FixtureRequest) -> KV:
+def kv(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> KV:
     if request.param == "memory":
+        # Nothing runs beside a test on the in-memory store: no concurrent build to wait for.
+        monkeypatch.setattr(sync, "SETTLE_DELAY", 0.0)
         return MemoryUnderTest()
     return OpenBaoUnderTest(request.getfixturevalue("vault"))
 

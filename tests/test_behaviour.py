@@ -135,13 +135,24 @@ def test_a_secret_of_another_contract_is_refused_naming_it(kv: KV) -> None:
     assert kv.data(DEMO_PATH) == before
 
 
-def test_unowned_values_are_adopted_with_a_warning_and_kept(kv: KV) -> None:
+def test_a_build_never_takes_over_unowned_values_migrate_adopts_them(kv: KV) -> None:
     kv.seed(DEMO_PATH, {"user": "admin", "pass": "from-the-old-script"})
     outcome = build(kv, DEMO)
-    assert not outcome.failed
-    assert f"adopted {kv.mount}/{DEMO_PATH}" in messages(outcome, "warning")
+    assert outcome.failed and "a build never takes over a secret it did not create" in messages(outcome)
+    assert "secret-contract migrate" in messages(outcome) and kv.custom(DEMO_PATH) == {}
+    vault = store(kv)
+    operations.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
+    assert not build(kv, DEMO).failed
     assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "from-the-old-script"} and kv.versions(DEMO_PATH) == 1
     assert ownership.read(kv.custom(DEMO_PATH)).origin == "adopted:1"
+
+
+def test_a_contract_cannot_claim_a_hand_written_secret_and_then_overwrite_it(kv: KV) -> None:
+    kv.seed(DEMO_PATH, {"user": "admin", "pass": "by-hand-prod"})
+    claim = build(kv, contract("intruder", secret("db", "demo", static("user", "admin"), generated("pass"))))
+    overwrite = build(kv, contract("intruder", secret("db", "demo", static("user", "admin"), static("pass", "mine"))))
+    assert claim.failed and overwrite.failed
+    assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "by-hand-prod"} and kv.custom(DEMO_PATH) == {}
 
 
 def test_unowned_values_that_differ_from_the_contract_need_migrate(kv: KV) -> None:
@@ -153,8 +164,8 @@ def test_unowned_values_that_differ_from_the_contract_need_migrate(kv: KV) -> No
 
 def test_remove_releases_an_adopted_secret_and_keeps_its_history(kv: KV) -> None:
     kv.seed(DEMO_PATH, {"user": "admin", "pass": "old"})
-    build(kv, DEMO)
     vault = store(kv)
+    operations.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
     planned = operations.plan_remove(vault, pipeline_contract(kv), targets(kv))
     assert [a.kind for a in planned.actions] == ["release"]
     operations.apply(vault, planned.actions)

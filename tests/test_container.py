@@ -163,9 +163,10 @@ def test_images_carry_exactly_the_locked_packages(engine_path: str, image: str, 
         assert found == lock_pins(ROOT / "requirements" / lock, version), name
 
 
-def test_a_wheel_that_does_not_match_its_locked_hash_fails_the_build(
+def test_a_lock_that_does_not_hold_what_is_installed_fails_the_build(
     tmp_path: Path, engine_path: str, image: str
 ) -> None:
+    """A wheel whose hash differs from the lock's, or a dependency the lock lacks: no image."""
     wheelhouse = ROOT / "build" / "wheelhouse"
     if not any(wheelhouse.glob("PyYAML-*.whl")) and not any(wheelhouse.glob("pyyaml-*.whl")):
         pytest.fail("no wheelhouse: run `make image` (make test does) first")
@@ -176,15 +177,22 @@ def test_a_wheel_that_does_not_match_its_locked_hash_fails_the_build(
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
     lock = context / "requirements" / "function.lock"
     text = lock.read_text()
-    start = text.index("pyyaml==")
-    end = text.index("\n", text.rindex("--hash=sha256:", start, text.index("# via", start)))
-    tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, text[start:end])
-    lock.write_text(text[:start] + tampered + text[end:])
-    built = run(
-        ["docker", "build", "--target", "function-venv", "--build-arg", f"BASE_IMAGE={TEST_BASE_IMAGE}", str(context)],
-        env={"PATH": engine_path},
-    )
-    assert built.returncode != 0
-    assert "DO NOT MATCH THE HASHES" in built.stdout + built.stderr
+
+    def entry(name: str) -> tuple[int, int]:
+        start = text.index(f"\n{name}==") + 1
+        return start, text.index("\n", text.rindex("--hash=sha256:", start, text.index("# via", start)))
+
+    start, end = entry("pyyaml")
+    tampered = text[:start] + re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, text[start:end]) + text[end:]
+    start, end = entry("attrs")
+    lacking = text[:start] + text[end + 1 :]
+    for lock_text, expected in ((tampered, "DO NOT MATCH THE HASHES"), (lacking, "which is not installed")):
+        lock.write_text(lock_text)
+        built = run(
+            ["docker", "build", "--target", "function-venv", "--build-arg", f"BASE_IMAGE={TEST_BASE_IMAGE}",
+             str(context)],
+            env={"PATH": engine_path},
+        )  # fmt: skip
+        assert built.returncode != 0 and expected in built.stdout + built.stderr, expected
     run(["docker", "image", "prune", "-f", "--filter", "label=org.opencontainers.image.title=secret-contract"],
         env={"PATH": engine_path})  # fmt: skip

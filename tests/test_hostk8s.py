@@ -121,9 +121,14 @@ def test_a_shared_secret_declared_differently_fails_naming_both_before_writing(p
 def test_migration_from_the_older_script_rotates_nothing(platform: Path, vault: Vault) -> None:
     legacy_fill(platform, vault)
     before = vault.snapshot()
+    # A build never takes over what the older script wrote: it stops, naming the command.
+    refused = sc(platform, "add", STACKS[0], env=vault.env)
+    assert refused.returncode == 1 and "secret-contract migrate" in refused.stderr and vault.snapshot() == before
+    migrated = sc(platform, "migrate", *STACKS, env=vault.env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "adopted" in migrated.stderr
     added = [sc(platform, "add", stack, env=vault.env) for stack in STACKS]
     assert all(r.returncode == 0 for r in added), [r.stderr for r in added]
-    assert "adopted" in added[0].stderr
     after = vault.snapshot()
     assert {p: data for p, (_, data) in after.items()} == {p: data for p, (_, data) in before.items()}
     assert all(version == 1 for version, _ in after.values())
@@ -135,7 +140,9 @@ def test_migration_from_the_older_script_rotates_nothing(platform: Path, vault: 
     statics = {
         e["value"] for s in STACKS for i in contract(platform, s)["spec"]["secrets"] for e in i["data"] if "value" in e
     }
-    assert_no_leak([r.text for r in [*added, verified]], [v for v in vault.values() if v not in statics])
+    assert_no_leak(
+        [r.text for r in [refused, migrated, *added, verified]], [v for v in vault.values() if v not in statics]
+    )
 
 
 def test_moving_to_the_stack_layout_goes_through_migrate(platform: Path, vault: Vault) -> None:

@@ -57,6 +57,7 @@ def git_url(tmp_path: Path) -> str:
     return f"git+file://{repo}"
 
 
+@pytest.mark.network
 def test_uvx_runs_the_command_from_the_wheel_and_from_git(tmp_path: Path, wheel: Path, git_url: str) -> None:
     for source in (str(wheel), git_url):
         done = run([str(BIN / "uvx"), "--from", source, "secret-contract", "--version"], env=tool_env(tmp_path))
@@ -66,6 +67,7 @@ def test_uvx_runs_the_command_from_the_wheel_and_from_git(tmp_path: Path, wheel:
         assert helped.returncode == 0 and "VAULT_ADDR" in helped.stdout
 
 
+@pytest.mark.network
 def test_pipx_runs_the_command_from_the_wheel_and_from_git(tmp_path: Path, wheel: Path, git_url: str) -> None:
     for source in (str(wheel), git_url):
         done = run([str(BIN / "pipx"), "run", "--spec", source, "secret-contract", "--version"], env=tool_env(tmp_path))

@@ -88,16 +88,17 @@ def test_an_agreeing_contract_joins_a_shared_secret() -> None:
     assert change.metadata == ownership.declare({"app": DESIRED.digest})
 
 
-def test_unowned_values_are_adopted_only_when_they_already_satisfy_the_contract() -> None:
-    adopted = plan.diff(DESIRED, Entry(FULL, 3, {}))
-    assert adopted.action == "claim" and adopted.adopted and adopted.metadata[ownership.ORIGIN_KEY] == "adopted:3"
+def test_a_build_never_takes_over_unowned_values() -> None:
+    matching = plan.diff(DESIRED, Entry(FULL, 3, {}))
+    assert matching.action == "blocked" and "migrate" in matching.reason and not matching.metadata
+    assert matching.awaiting_owner  # re-read first: it may be a concurrent build's write
     differing = plan.diff(DESIRED, Entry({"username": "postgres"}, 3, {}))
-    assert differing.action == "blocked" and "migrate" in differing.reason
+    assert differing.action == "blocked" and "migrate" in differing.reason and not differing.awaiting_owner
 
 
 def test_after_a_lost_race_unowned_values_are_a_concurrent_build_not_an_adoption() -> None:
     same = plan.diff(DESIRED, Entry(FULL, 1, {}), raced=True)
-    assert same.action == "claim" and not same.adopted and same.metadata[ownership.ORIGIN_KEY] == "created"
+    assert same.action == "claim" and same.metadata[ownership.ORIGIN_KEY] == "created"
     other = plan.diff(DESIRED, Entry({**FULL, "username": "x"}, 1, {}), raced=True)
     assert other.action == "conflict"
 

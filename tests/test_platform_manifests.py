@@ -111,11 +111,9 @@ def test_flux_manifests_are_valid_for_flux_2_6_and_2_7(kubectl: str) -> None:
     env = {e["name"]: e.get("value", "") for e in container["env"]}
     pushed = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], container["args"][-1])
     assert pushed == f"{kinds['OCIRepository']['spec']['url']}:{kinds['OCIRepository']['spec']['ref']['tag']}"
-    assert {e["name"] for e in container["env"] if e["name"].startswith("SECRET_CONTRACT_AUTH")} <= {
-        vault_auth.METHOD_ENV,
-        vault_auth.ROLE_ENV,
-        f"{vault_auth.JWT_ENV}_FILE",
-    }
+    auth = {e["name"]: e.get("value") for e in container["env"] if e["name"].startswith("SECRET_CONTRACT_AUTH")}
+    assert set(auth) == {vault_auth.METHOD_ENV, vault_auth.ROLE_ENV, f"{vault_auth.JWT_ENV}_FILE"}
+    assert auth[vault_auth.METHOD_ENV] == "kubernetes"
 
 
 def argocd_install(tmp_path: Path) -> Path:
@@ -148,13 +146,27 @@ def test_argocd_plugin_sidecar_patches_the_upstream_repo_server(tmp_path: Path, 
     assert pod["automountServiceAccountToken"] is False  # upstream's choice stands
     containers = {c["name"]: c for c in pod["containers"]}
     sidecar, server = containers["secret-contract"], containers["argocd-repo-server"]
+    # What Argo CD's cmp-server needs: its binary from the shared volume, the plugin sockets'
+    # folder, plugin.yaml at its fixed path, and the argocd user (999).
+    assert sidecar["command"] == ["/var/run/argocd/argocd-cmp-server"]
+    assert sidecar["securityContext"]["runAsUser"] == 999
+    mounts = {m["mountPath"]: m["name"] for m in sidecar["volumeMounts"]}
+    assert mounts["/var/run/argocd"] == "var-files" and mounts["/home/argocd/cmp-server/plugins"] == "plugins"
+    assert "/home/argocd/cmp-server/config/plugin.yaml" in mounts
+    upstream = {
+        v["name"]
+        for v in yaml_codec.load((ARGO / "argocd-repo-server-deployment.yaml").read_text())["spec"]["template"]["spec"][
+            "volumes"
+        ]
+    }
+    assert {"var-files", "plugins"} <= upstream
     _, token = token_mount(pod, sidecar)
     assert token["audience"] == "vault"
     token_volumes = {v["name"] for v in pod["volumes"] if "projected" in v}
     assert not [m for m in server.get("volumeMounts", []) if m["name"] in token_volumes]  # the sidecar's alone
 
     # plugin.yaml reaches the sidecar from the generated ConfigMap (hashed name, references updated).
-    mount = next(m for m in sidecar["volumeMounts"] if m["mountPath"].endswith("/plugin.yaml"))
+    mount = next(m for m in sidecar["volumeMounts"] if m["mountPath"] == "/home/argocd/cmp-server/config/plugin.yaml")
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     config_map = docs[f"ConfigMap/{volume['configMap']['name']}"]
     plugin = yaml_codec.load(config_map["data"][mount["subPath"]])

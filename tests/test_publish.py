@@ -145,7 +145,65 @@ def test_registry_credentials_come_from_the_environment_or_the_docker_config(
             repository, target.replace(":x", ":y"), {**vault.env, "DOCKER_CONFIG": str(docker)}, "--insecure"
         )
         assert by_config.returncode == 0, by_config.stderr
-        assert_no_leak([refused.text, by_env.text, by_config.text], ["pushpass", auth])
+        # Some tools key the entry by URL rather than by host.
+        (docker / "config.json").write_text(json.dumps({"auths": {f"https://127.0.0.1:{port}": {"auth": auth}}}))
+        by_url_key = publish_cli(
+            repository, target.replace(":x", ":z"), {**vault.env, "DOCKER_CONFIG": str(docker)}, "--insecure"
+        )
+        assert by_url_key.returncode == 0, by_url_key.stderr
+        assert_no_leak([refused.text, by_env.text, by_config.text, by_url_key.text], ["pushpass", auth])
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def bare_repository(repository: Path, tmp_path: Path) -> Path:
+    """The sample app's repository as a bare one, with an annotated tag and a symlink that
+    points out of the repository."""
+    git = ["git", "-C", str(repository), "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
+    (repository / "escape").symlink_to("/etc")
+    for args in (["add", "escape"], ["commit", "-q", "-m", "escape"], ["tag", "-a", "v1", "-m", "release v1"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repository), str(bare)], check=True)
+    return bare
+
+
+def test_publish_from_a_git_url_builds_the_clone_and_refuses_what_is_unsafe(
+    bare_repository: Path, vault: Vault, tmp_path: Path
+) -> None:
+    url = f"file://{bare_repository}"
+    out = tmp_path / "artifact.tar.gz"
+
+    def from_git(*args: str, env: dict[str, str] | None = None) -> Ran:
+        return run(
+            [sys.executable, "-m", "secret_contract", "publish", "--dry-run", "--output", str(out), *args],
+            env={**vault.env, **(env or {})},
+        )
+
+    commit = subprocess.run(
+        ["git", "-C", str(bare_repository), "rev-parse", "v1^{commit}"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tagged = from_git("--git", url, "--ref", "v1", "app", "oci://registry.example.com/a:b")
+    assert tagged.returncode == 0, tagged.stderr
+    notes = json.loads(tagged.stdout)["annotations"]
+    assert notes["org.opencontainers.image.revision"] == f"v1@sha1:{commit}"  # the tag's commit, not the tag
+    assert notes["org.opencontainers.image.source"] == url
+    assert vault.read("sample-app/postgres-credentials") is not None
+
+    refusals = {
+        "a missing ref": (("--git", url, "--ref", "nope", "app"), "cloning"),
+        "a path out of the repository": (("--git", url, "--ref", "main", "../app"), "a path inside the repository"),
+        "a symlink out of the repository": (("--git", url, "--ref", "main", "escape"), "a path inside the repository"),
+        "credentials in the URL": (
+            ("--git", "https://bot:t0ken-in-url@git.example.com/x.git", "app"),
+            "not in the URL",
+        ),
+        "plain http without --insecure": (("--git", "http://git.example.com/x.git", "app"), "is not encrypted"),
+        "ssh": (("--git", "ssh://git@git.example.com/x.git", "app"), "SSH is not supported"),
+    }
+    for case, (args, expected) in refusals.items():
+        refused = from_git(*args, "oci://registry.example.com/a:b")
+        assert refused.returncode == 1 and expected in refused.stderr, case
+        assert "Traceback" not in refused.stderr and "t0ken-in-url" not in refused.text, case

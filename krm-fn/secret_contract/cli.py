@@ -704,7 +704,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(
             name,
             help=command.summary,
-            description=command.handler.__doc__,
+            description="\n".join(line.strip() for line in (command.handler.__doc__ or "").splitlines()),
             epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -754,7 +754,10 @@ def _arguments(name: str, cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--source", help="org.opencontainers.image.source (default: git remote origin)")
         cmd.add_argument("--revision", help="org.opencontainers.image.revision (default: branch@sha1:commit)")
         cmd.add_argument(
-            "--insecure", action="store_true", help="plain HTTP, for a registry on the local machine or cluster"
+            "--insecure",
+            action="store_true",
+            help="allow plain-text transports: a registry over HTTP, a --git URL over http:// or git:// "
+            "(for servers on the local machine or cluster)",
         )
         cmd.add_argument(
             "--dry-run",

@@ -36,10 +36,19 @@ class Checkout:
     committed: int  # the commit's time (seconds since the epoch)
 
 
-def clone(url: str, ref: str, into: str, env: Mapping[str, str]) -> Checkout:
-    """Clone the branch or tag `ref` of `url` into the empty directory `into`."""
-    if urlsplit(url).username or urlsplit(url).password:
+def clone(url: str, ref: str, into: str, env: Mapping[str, str], insecure: bool = False) -> Checkout:
+    """Clone the branch or tag `ref` of `url` into the empty directory `into`. Plain-text
+    transports (http://, git://) only with `insecure`: they carry credentials in the clear and
+    let anyone on the path change the contracts that get built."""
+    parts = urlsplit(url)
+    if parts.scheme in ("ssh", "git+ssh", "ssh+git") or (not parts.scheme and "@" in url and ":" in url):
+        raise InvalidInput("--git: SSH is not supported (the publisher has no SSH client): use https:// with a token")
+    if parts.username or parts.password:
         raise InvalidInput(f"--git: give credentials in {USERNAME_ENV} and {PASSWORD_ENV}(_FILE), not in the URL")
+    if parts.scheme in ("http", "git") and not insecure:
+        raise InvalidInput(f"--git: {parts.scheme}:// is not encrypted: use https://, or --insecure for a local server")
+    if parts.scheme not in ("https", "http", "git", "file", ""):
+        raise InvalidInput(f"--git: unsupported URL scheme '{parts.scheme}' (use https://)")
     if not ref or ref.startswith("-"):
         raise InvalidInput("--ref: expected a branch or tag name")
     password, problem = secret_input(env, PASSWORD_ENV)
@@ -59,10 +68,16 @@ def clone(url: str, ref: str, into: str, env: Mapping[str, str]) -> Checkout:
         repo = porcelain.clone(url, into, depth=1, branch=ref, checkout=True, errstream=progress, **credentials)
     except Exception as exc:  # dulwich raises many kinds (protocol, HTTP, missing ref)
         raise CloneFailed(f"cloning {url} at {ref} failed: {_reason(exc, password)}") from None
+    from dulwich.objects import Commit, Tag
+
     with repo:
         head = repo[repo.head()]
+        while isinstance(head, Tag):  # an annotated tag: the commit it points at
+            head = repo[head.object[1]]
+        if not isinstance(head, Commit):
+            raise CloneFailed(f"{url} at {ref} is not a commit")
         commit = head.id.decode()
-        committed = int(head.commit_time)  # type: ignore[attr-defined]
+        committed = int(head.commit_time)
     return Checkout(into, url, f"{ref}@sha1:{commit}", committed)
 
 

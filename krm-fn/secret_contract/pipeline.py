@@ -153,12 +153,24 @@ def _partly_written(report: sync.Report) -> str:
     missing = [where for where in planned if where not in written]
     shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     if not written:
-        return f"Vault was not written: {report.failure}; none of the {len(planned)} secrets to write was written"
-    return (
+        head = "Vault was not written"
+        if report.recorded:
+            head = f"No secret's data was written ({report.recorded} ownership record(s) were updated first)"
+        secrets = f"; none of the {len(planned)} secrets to write was written" if planned else ""
+        return f"{head}: {report.failure}{secrets}"
+    text = (
         f"Vault was partly written: {len(written)} of {len(planned)} secrets were written before this failure: "
         f"{report.failure}. Not written: {shown or 'none'}. Every written secret is complete; a re-run writes the "
         "rest and keeps what was written"
     )
+    if report.unrecorded:
+        paths = ", ".join(sorted(t.where for t in report.unrecorded))
+        stacks = " ".join(sorted({s for t in report.unrecorded for s in t.desired.stacks}))
+        text += (
+            f". The failure came between the data and the ownership record of {paths}: a build will not take them "
+            f"over, so once Vault is back run `secret-contract migrate {stacks}` (it adopts them, values kept)"
+        )
+    return text
 
 
 def _scrubbed(findings: list[Result], values: list[str]) -> list[Result]:

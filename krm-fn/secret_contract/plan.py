@@ -8,8 +8,9 @@ The rules ("How a build treats Vault" in the README):
 - a secret whose latest version was deleted, destroyed or expired is never refilled with
   new generated values: that would silently rotate a credential (`rotate` does it on purpose);
 - a secret another tool manages, or that other contracts declare differently, is not touched;
-- data nobody owns (the older script's, or written by hand) is adopted only when it already
-  holds exactly what the contract declares; otherwise `migrate` adopts it explicitly;
+- data nobody owns (the older script's, or written by hand) is never taken over by a build:
+  a contract could otherwise claim any secret and then overwrite it; `migrate` adopts it
+  explicitly, keeping its values;
 - values that already exist at another location of the same Secret (an older layout) are
   never forked into new ones: the build stops and names `migrate`.
 
@@ -88,9 +89,11 @@ class Change:
     generate: Mapping[str, GeneratedKey] = field(default_factory=dict)
     keep: Mapping[str, str] = field(default_factory=dict)  # current data carried over unchanged
     metadata: Mapping[str, str | None] = field(default_factory=dict)
-    reason: str = ""  # why a conflict or a block; what an adoption or a recreation means
-    adopted: bool = False
+    reason: str = ""  # why a conflict or a block; what a recreation means
     recreated: bool = False
+    # Unowned data that already satisfies this declaration: most likely a concurrent build
+    # whose ownership record has not landed yet, so the caller re-reads before refusing.
+    awaiting_owner: bool = False
 
     @property
     def writes_data(self) -> bool:
@@ -183,24 +186,21 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
 
 
 def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:
+    """Data nobody owns. After a lost race (the path was empty when read) it is a concurrent
+    build's, joined when it satisfies this declaration; otherwise it is never taken over."""
     gaps = _mismatches(desired, current.data)
-    if gaps and raced:
-        return Change("conflict", reason=f"another writer created it at the same time with other values ({gaps[0]})")
-    if gaps:
-        return Change(
-            "blocked",
-            reason=f"it holds values no contract owns (written by another tool, by hand, or by a build still "
-            f"running) that differ from this "
-            f"contract ({'; '.join(gaps)}); adopt it explicitly with `secret-contract migrate` (existing values "
-            "are kept) or align the contract",
-        )
-    origin = ownership.CREATED if raced else f"{ownership.ADOPTED}:{current.version}"
+    if raced:
+        if gaps:
+            reason = f"another writer created it at the same time with other values ({gaps[0]})"
+            return Change("conflict", reason=reason)
+        return Change("claim", cas=current.version, metadata=ownership.claim(desired.declarations(), ownership.CREATED))
+    how = f"that differ from this contract ({'; '.join(gaps)})" if gaps else "that match this contract"
     return Change(
-        "claim",
-        cas=current.version,
-        metadata=ownership.claim(desired.declarations(), origin),
-        adopted=not raced,
-        reason="" if raced else "its values were kept",
+        "blocked",
+        reason=f"it holds values no contract owns (written by another tool or by hand) {how}; a build never takes "
+        "over a secret it did not create: adopt it with `secret-contract migrate` (its values are kept)"
+        + ("" if gaps else " if it is meant for this contract"),
+        awaiting_owner=not gaps,
     )
 
 

@@ -44,7 +44,18 @@ from secret_contract.errors import InvalidInput, SecretContractError
 CONFIG_MEDIA_TYPE = "application/vnd.cncf.flux.config.v1+json"
 LAYER_MEDIA_TYPE = "application/vnd.cncf.flux.content.v1.tar+gzip"
 RENDERED = "rendered.yaml"
+BUILD_TIMEOUT = 900  # seconds
 KUSTOMIZATION = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - rendered.yaml\n"
+# Credentials for the push and the clone: the build (kustomize, the function) never sees them.
+PUBLISH_ONLY_ENV = frozenset(
+    {
+        "REGISTRY_USERNAME",
+        "REGISTRY_PASSWORD",
+        "SECRET_CONTRACT_GIT_USERNAME",
+        "SECRET_CONTRACT_GIT_PASSWORD",
+        "SECRET_CONTRACT_GIT_PASSWORD_FILE",
+    }
+)
 
 
 class PublishFailed(SecretContractError):
@@ -97,13 +108,16 @@ def build(directory: str, env: Mapping[str, str]) -> str:
         os.chmod(target, 0o755)  # noqa: S103 - kustomize must be able to execute it
         # A published artifact whose values are not in Vault would deliver broken Secrets.
         run_env = {**env, "KUSTOMIZE_PLUGIN_HOME": plugins, "SECRET_CONTRACT_STRICT": "true"}
-        done = subprocess.run(
-            [*command, "--enable-alpha-plugins", "--network", directory],
-            env=run_env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        try:
+            done = subprocess.run(
+                [*command, "--enable-alpha-plugins", "--network", directory],
+                env=run_env,
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            raise PublishFailed(f"building {directory} took longer than {BUILD_TIMEOUT} s") from None
     if done.returncode != 0:
         raise PublishFailed(f"building {directory} failed:\n{done.stderr.strip()}")
     return done.stdout
@@ -209,7 +223,6 @@ class Request:
 
 @dataclass(frozen=True)
 class Published:
-    directory: str
     artifact: Artifact
     digests: list[str]  # one per reference; empty for a dry run
 
@@ -224,7 +237,7 @@ def publish(request: Request, env: Mapping[str, str]) -> Published:
         if here.problems:
             raise InvalidInput("; ".join(here.problems))
         build_env = here.environment(env)
-        rendered = build(directory, build_env)
+        rendered = build(directory, {k: v for k, v in build_env.items() if k not in PUBLISH_ONLY_ENV})
     found = Origin(
         request.source if request.source is not None else origin.source,
         request.revision if request.revision is not None else origin.revision,
@@ -234,8 +247,8 @@ def publish(request: Request, env: Mapping[str, str]) -> Published:
     if request.output is not None:
         with open(request.output, "wb") as handle:
             handle.write(artifact.layer)
-        return Published(request.directory, artifact, [])
-    return Published(request.directory, artifact, push(artifact, request.references, build_env, request.insecure))
+        return Published(artifact, [])
+    return Published(artifact, push(artifact, request.references, build_env, request.insecure))
 
 
 def _source(request: Request, work: str, env: Mapping[str, str]) -> tuple[str, Origin]:
@@ -244,11 +257,16 @@ def _source(request: Request, work: str, env: Mapping[str, str]) -> tuple[str, O
         return request.directory, local_origin(request.directory)
     from secret_contract import git_source
 
+    outside = InvalidInput(f"{request.directory}: with --git, DIR is a path inside the repository")
     inside = os.path.normpath(request.directory)
     if os.path.isabs(inside) or inside == os.pardir or inside.startswith(os.pardir + os.sep):
-        raise InvalidInput(f"{request.directory}: with --git, DIR is a path inside the repository")
-    checkout = git_source.clone(request.git, request.ref, os.path.join(work, "repository"), env)
-    return os.path.join(checkout.directory, inside), Origin(checkout.source, checkout.revision, checkout.committed)
+        raise outside
+    checkout = git_source.clone(request.git, request.ref, os.path.join(work, "repository"), env, request.insecure)
+    root = os.path.realpath(checkout.directory)
+    directory = os.path.realpath(os.path.join(root, inside))
+    if os.path.commonpath([root, directory]) != root:  # a symlink in the repository pointing out of it
+        raise outside
+    return directory, Origin(checkout.source, checkout.revision, checkout.committed)
 
 
 def push(artifact: Artifact, references: list[Reference], env: Mapping[str, str], insecure: bool) -> list[str]:
@@ -294,9 +312,12 @@ def _credentials(registry: str, env: Mapping[str, str]) -> tuple[str, str] | Non
         return None
     try:
         with open(config, encoding="utf-8") as handle:
-            entry = (json.load(handle).get("auths") or {}).get(registry) or {}
+            auths = json.load(handle).get("auths") or {}
+        # `docker login` writes the bare host; older clients and some tools write a URL.
+        keys = (registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v1/")
+        entry = next((auths[k] for k in keys if isinstance(auths.get(k), dict)), {})
         pair = base64.b64decode(entry.get("auth", "")).decode()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
     name, colon, secret = pair.partition(":")
     return (name, secret) if colon and name else None

@@ -4,7 +4,9 @@ The order is what makes "nothing half-written" hold (docs/reliability.md):
 1. every mount is checked to be KV version 2;
 2. every secret's state is read (a folder holding many of them is listed first, so that
    paths known to be empty need no read), and for an empty path its legacy paths;
-3. every secret is planned (`plan.diff`, pure); one conflict or block means no write;
+3. every secret is planned (`plan.diff`, pure); unowned data matching its declaration is
+   re-read for a moment (a concurrent build records its ownership just after its data);
+   one conflict or block means no write;
 4. the token's permission for every write is checked; one refusal means no write;
 5. the secrets are written in parallel, each in one check-and-set data write followed by
    its ownership record. A write that loses a race re-reads and re-plans, so parallel
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from secret_contract.store import DEFAULT_WORKERS, Entry, Progress, SecretStore,
 MAX_ATTEMPTS = 8
 MAX_DETAILED = 50
 LIST_THRESHOLD = 4  # a folder with at least this many paths to read is listed first
+SETTLE_ATTEMPTS, SETTLE_DELAY = 5, 0.05  # re-reads of unowned matching data: 0.05 s doubling, ~1.5 s in all
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ class Report:
     findings: list[Result] = field(default_factory=list)
     changes: list[tuple[Target, Change]] = field(default_factory=list)  # as finally applied (or planned)
     written: list[str] = field(default_factory=list)  # paths whose data this run wrote
+    # Secrets this run created whose ownership record a failure then stopped: a build will not
+    # take them over, so `migrate` adopts them (their values kept).
+    unrecorded: list[Target] = field(default_factory=list)
+    recorded: int = 0  # ownership records written without data (claims, declarations)
     pending: int = 0  # changes a dry run did not make
     failure: SecretContractError | None = None
     values: list[str] = field(default_factory=list)  # generated values, for scrubbing messages
@@ -162,7 +170,7 @@ def sync(
     a failure during the writes ends in `Report.failure`, with the written ones counted."""
     report = Report()
     states = read_states(store, targets, workers, progress)
-    changes = plan_all(targets, states)
+    changes = _settle(store, targets, states, plan_all(targets, states))
     report.changes = list(zip(targets, changes, strict=True))
     refused = [f for t, c in report.changes if c.refused for f in _describe(t, c, dry_run)]
     if refused:
@@ -194,6 +202,22 @@ def sync(
     return report
 
 
+def _settle(store: SecretStore, targets: list[Target], states: list[State], changes: list[Change]) -> list[Change]:
+    """Re-read, a few times over about a second, the paths holding unowned data that matches
+    their declaration: a concurrent build writes its ownership record right after its data, so
+    such a path is usually owned a moment later. What stays unowned is refused."""
+    waiting = [i for i, c in enumerate(changes) if c.awaiting_owner]
+    for attempt in range(SETTLE_ATTEMPTS):
+        if not waiting:
+            break
+        time.sleep(SETTLE_DELAY * 2**attempt)
+        fresh = parallel(lambda i: store.read(targets[i].desired.mount, targets[i].desired.path), waiting)
+        for i, entry in zip(waiting, fresh, strict=True):
+            changes[i] = plan.diff(targets[i].desired, entry, states[i].legacy)
+        waiting = [i for i in waiting if changes[i].awaiting_owner]
+    return changes
+
+
 def _apply_all(
     store: SecretStore,
     pending: list[tuple[Target, Change]],
@@ -211,7 +235,10 @@ def _apply_all(
         if stop.is_set():
             return
 
-        def data_written() -> None:
+        created: list[bool] = []
+
+        def data_written(cas: int) -> None:
+            created.append(cas == 0)
             with lock:
                 report.written.append(target.where)
 
@@ -221,10 +248,14 @@ def _apply_all(
             with lock:
                 if report.failure is None:
                     report.failure = exc
+                if created and created[-1]:
+                    report.unrecorded.append(target)
             stop.set()
             return
         with lock:
             applied[id(target)] = final
+            if final.metadata and not final.writes_data:
+                report.recorded += 1
 
     parallel(one, pending, workers, progress, "writing Vault")
     return applied
@@ -236,7 +267,7 @@ def _apply(
     change: Change,
     values: list[str],
     lock: threading.Lock,
-    data_written: Callable[[], None],
+    data_written: Callable[[int], None],
 ) -> Change:
     """Write one change; on a lost check-and-set race re-read, re-plan and try again.
     `data_written` is called as soon as the data is stored, so that a failure of the
@@ -257,7 +288,7 @@ def _apply(
                 current = store.read(desired.mount, desired.path)
                 change = plan.diff(desired, current, raced=raced)
                 continue
-            data_written()
+            data_written(change.cas)
         if change.metadata:
             store.update_metadata(desired.mount, desired.path, change.metadata)
         return change
@@ -280,13 +311,6 @@ def _describe(target: Target, change: Change, dry_run: bool) -> list[Result]:
     if change.action == "update":
         verb = "update" if dry_run else "updated"
         return [target.finding(info, f"{would}{verb} {where} ({change.summary()})")]
-    if change.action == "claim" and change.adopted:
-        verb = "adopt" if dry_run else "adopted"
-        return [
-            target.finding(
-                warning, f"{would}{verb} {where}: no contract owned it (older script or by hand); {change.reason}"
-            )
-        ]
     if change.action == "claim":
         verb = "record" if dry_run else "recorded"
         return [target.finding(info, f"{would}{verb} the declaration of {where} by {', '.join(target.desired.stacks)}")]

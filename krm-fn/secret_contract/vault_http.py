@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from secret_contract.errors import VaultConfigError
+from secret_contract.errors import VaultUnavailable
 
 MAX_BODY = 32 * 1024 * 1024
 REDIRECTS = (301, 302, 307, 308)
@@ -78,7 +78,7 @@ class TLS:
     server_name: str | None = None
 
     def context(self) -> ssl.SSLContext:
-        """The SSL context; a `VaultConfigError` naming the file that cannot be used."""
+        """The SSL context; `VaultUnavailable` naming a trust or certificate file that cannot be used."""
         context = ssl.create_default_context()
         if self.skip_verify:
             context.check_hostname = False
@@ -90,13 +90,15 @@ class TLS:
         ):
             if not path:
                 continue
+            # Without a usable trust file Vault cannot be reached safely: the same as an unreachable
+            # Vault (a warning by default, an error when strict), naming the file.
             if not os.path.exists(path):
-                raise VaultConfigError(f"{name}: {path} does not exist")
+                raise VaultUnavailable(f"{name}: {path} does not exist")
             try:
                 load(path)
             except (ssl.SSLError, OSError, ValueError) as exc:
                 reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
-                raise VaultConfigError(f"{name}: cannot use {path} ({reason})") from None
+                raise VaultUnavailable(f"{name}: cannot use {path} ({reason})") from None
         return context
 
 
