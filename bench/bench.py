@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from openbao_server import OpenBao, start_openbao  # noqa: E402
+from peak_rss import run_measured  # noqa: E402
 from secret_contract import yaml_codec  # noqa: E402
 
 SCALES = [10, 100, 1000, 5000]
@@ -47,28 +48,10 @@ class Run:
 
 def timed(cmd: list[str], stdin: str = "", env: dict[str, str] | None = None) -> Run:
     """Wall time and peak RSS of one process, both from the kernel's accounting (wait4)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    streams: dict[str, bytes] = {}
-
-    def drain(name: str, stream: Any) -> None:
-        streams[name] = stream.read()
-
-    readers = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
-    for reader in readers:
-        reader.start()
-    assert proc.stdin is not None
-    proc.stdin.write(stdin.encode())
-    proc.stdin.close()
-    for reader in readers:
-        reader.join()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = streams["err"].decode(errors="replace")
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}):\n{err[-3000:]}")
-    return Run(wall, usage.ru_maxrss / 1024, _request_counts(err), stderr=err)
+    ran = run_measured(cmd, stdin, env)
+    if ran.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed ({ran.returncode}):\n{ran.stderr[-3000:]}")
+    return Run(ran.wall, ran.peak_mb, _request_counts(ran.stderr), stderr=ran.stderr)
 
 
 def _request_counts(stderr: str) -> dict[str, int]:

@@ -152,6 +152,25 @@ def test_vault_lost_mid_run_then_back_completes_without_changing_written_keys(tm
     assert set(versions(vault, "midrun/").values()) == {1}
 
 
+def test_a_version_written_between_the_data_and_the_metadata_read_is_read_again(vault: Vault) -> None:
+    """Another build creates the secret just after this one's data read found nothing and
+    before its metadata read: that is a live secret, not a deleted history."""
+    assert secret_contract(stdin=generator_input(CONTRACT), env=vault.env).returncode == 0
+    first_data_read = {"done": False}
+
+    def rule(_n: int, method: str, path: str) -> int | None:
+        if method == "GET" and f"/{vault.mount}/data/{DEMO_PATH}" in path and not first_data_read["done"]:
+            first_data_read["done"] = True
+            return 404  # as Vault answered before the other build's write landed
+        return None
+
+    with fault_proxy(vault.server.addr, rule) as proxy:
+        env = {**vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "1"}
+        again = secret_contract(stdin=generator_input(CONTRACT), env=env)
+    assert again.returncode == 0, again.stderr
+    assert first_data_read["done"] and vault.version(DEMO_PATH) == 1
+
+
 def test_connection_reset_on_every_request_names_the_address(vault: Vault) -> None:
     with fault_proxy(vault.server.addr, lambda *_: DROP) as proxy:
         ran = secret_contract(stdin=generator_input(CONTRACT), env={**vault.env, "VAULT_ADDR": proxy.addr})

@@ -19,6 +19,7 @@ import pytest
 from conftest import Ran, Vault, assert_no_leak, secret_contract
 from faults import Answer, answering_server, drip, flood, forwarding_proxy, raw_server
 from fixtures import DEMO, DEMO_PATH, generator_input
+from peak_rss import run_measured
 from secret_contract import yaml_codec
 
 pytestmark = pytest.mark.vault
@@ -179,34 +180,12 @@ def test_a_dripping_answer_is_cut_at_the_whole_request_deadline() -> None:
 
 
 def test_a_huge_answer_is_refused_within_bounded_memory() -> None:
-    with raw_server(lambda conn: flood(conn, 300)) as addr:
-        env = {"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "SECRET_CONTRACT_STRICT": "true"}
-        code, err, peak_mb = measured([sys.executable, "-m", "secret_contract"], generator_input(DEMO), env)
-    assert code == 1 and "byte limit" in err, err
-    assert peak_mb < 150, f"peak memory {peak_mb:.0f} MB"
-
-
-def measured(cmd: list[str], stdin: str, env: dict[str, str]) -> tuple[int, str, float]:
-    """Exit code, stderr and peak resident memory (MB) of one process, from the kernel (wait4)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "SECRET_CONTRACT_")) and k != "CI"}
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**base, **env}
-    )
-    streams: dict[str, bytes] = {}
-    readers = [
-        threading.Thread(target=lambda n=n, s=s: streams.__setitem__(n, s.read()))
-        for n, s in (("out", proc.stdout), ("err", proc.stderr))
-    ]
-    for reader in readers:
-        reader.start()
-    assert proc.stdin is not None
-    proc.stdin.write(stdin.encode())
-    proc.stdin.close()
-    for reader in readers:
-        reader.join(timeout=120)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, streams.get("err", b"").decode(errors="replace"), usage.ru_maxrss / 1024
+    with raw_server(lambda conn: flood(conn, 300)) as addr:
+        env = {**base, "VAULT_ADDR": addr, "VAULT_TOKEN": "t", "SECRET_CONTRACT_STRICT": "true"}
+        ran = run_measured([sys.executable, "-m", "secret_contract"], generator_input(DEMO), env, timeout=120)
+    assert ran.returncode == 1 and "byte limit" in ran.stderr, ran.stderr
+    assert ran.peak_mb < 150, f"peak memory {ran.peak_mb:.0f} MB"
 
 
 # --- never a credential or a value in a message ----------------------------------------------------

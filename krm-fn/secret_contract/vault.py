@@ -48,6 +48,12 @@ SCRUB_MIN = 3  # shorter strings are not scrubbed from server text (they would s
 _INVALID_TOKEN = "the token was refused: it is invalid or expired (VAULT_TOKEN, the token file, or the login)"  # noqa: S105
 
 
+# A data read that found nothing while the metadata shows a live version: another writer
+# created it between the two requests.
+WRITTEN_MEANWHILE = object()
+READ_ATTEMPTS = 3
+
+
 @dataclass(frozen=True)
 class VaultConfig:
     addr: str
@@ -172,6 +178,13 @@ class VaultStore:
             self._checked_mounts.add(mount)
 
     def read(self, mount: str, path: str) -> Entry | None:
+        for _ in range(READ_ATTEMPTS):
+            entry = self._read(mount, path)
+            if entry is not WRITTEN_MEANWHILE:
+                return entry  # type: ignore[return-value]
+        raise VaultRequestFailed(f"{self.addr}: {mount}/{path} kept changing while it was read")
+
+    def _read(self, mount: str, path: str) -> Entry | object | None:
         resp = self._call("read", f"{mount}/{path}", "GET", f"/v1/{_quote(mount)}/data/{_quote(path)}", missing=True)
         body = self._body(resp, "read", f"{mount}/{path}")
         data = body.get("data") if isinstance(body, dict) else None
@@ -407,9 +420,10 @@ class VaultStore:
             return f"{self.addr}: there is no mount '{mount}' (SECRET_CONTRACT_VAULT_MOUNT or spec.vault.mount)"
         return f"{self.addr}: mount '{mount}' does not exist, or the token's policy grants nothing under it"
 
-    def _metadata_entry(self, mount: str, path: str) -> Entry | None:
+    def _metadata_entry(self, mount: str, path: str) -> Entry | object | None:
         """A data read found nothing: metadata may still be there (a reservation, or every
-        version deleted)."""
+        version deleted), or another writer created a version in between (WRITTEN_MEANWHILE:
+        read again)."""
         where = f"{mount}/{path}"
         resp = self._call(
             "read metadata of", where, "GET", f"/v1/{_quote(mount)}/metadata/{_quote(path)}", missing=True
@@ -422,6 +436,10 @@ class VaultStore:
         if version == 0:
             return Entry({}, 0, custom, "none")
         latest = (meta.get("versions") or {}).get(str(version)) or {}
+        deletion = str(latest.get("deletion_time") or "")
+        if not latest.get("destroyed") and (not deletion or _in_future(deletion)):
+            # A live version (at most scheduled to expire) that the data read did not see yet.
+            return WRITTEN_MEANWHILE
         state = "destroyed" if latest.get("destroyed") else "deleted"
         return Entry({}, version, custom, state, str(latest.get("deletion_time") or ""))
 
@@ -440,6 +458,20 @@ class VaultStore:
                 raise VaultPermissionDenied(f"{self.addr}: {login.describe()} returned an unusable token ({problem})")
             self._token = token
             self._login_generation += 1
+
+
+def _in_future(timestamp: str) -> bool:
+    """Whether Vault's RFC 3339 time (nanoseconds allowed) is still ahead; False if unreadable."""
+    import datetime
+    import re
+
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", timestamp)
+    if not match:
+        return False
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    when = datetime.datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}")
+    return when > datetime.datetime.now(datetime.UTC)
 
 
 def _login_with_hvac(transport: Transport, config: VaultConfig, login: vault_auth.Login) -> str:
