@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,24 @@ def run(args: list[str], env: dict[str, str] | None = None, stdin: str | None = 
         args, input=stdin, capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd, timeout=300
     )
     return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def functions_at_once(stdins: list[str], env: dict[str, str]) -> list[Ran]:
+    """The KRM function as separate processes, all started before any is fed, one per stdin."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "secret_contract"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in stdins
+    ]
+    with ThreadPoolExecutor(len(procs)) as pool:
+        outs = list(pool.map(lambda pair: pair[0].communicate(pair[1], timeout=120), zip(procs, stdins, strict=True)))
+    return [Ran(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
 
 
 def secret_contract(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Ran:
@@ -364,38 +383,51 @@ def kv(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> KV:
     return OpenBaoUnderTest(request.getfixturevalue("vault"))
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def serving_registry(folder: Path, htpasswd: Path | None = None) -> Iterator[str]:
     """A real OCI registry (Debian's docker-registry, distribution 2.8) on a free loopback
-    port: `host:port`, plain HTTP."""
+    port, plain HTTP, storing under `folder`; with `htpasswd`, it asks for basic auth.
+    Yields `host:port` once it answers."""
+    import urllib.error
+    import urllib.request
+
     binary = shutil.which("docker-registry")
     if not binary:
         pytest.fail("docker-registry is missing: `make test` installs it (scripts/test-tools.sh)")
-    folder = tmp_path_factory.mktemp("registry")
     port = free_port()
+    auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n" if htpasswd else ""
     config = folder / "config.yml"
     config.write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{auth}log:\n  level: error\n"
     )
     proc = subprocess.Popen(
         [binary, "serve", str(config)], stdout=(folder / "log").open("wb"), stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 30
-    import urllib.request
-
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
                 break
+        except urllib.error.HTTPError:
+            break  # it answers (asking for credentials)
         except OSError:
             time.sleep(0.1)
     else:
         proc.kill()
         pytest.fail("docker-registry did not start")
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's registry, without authentication: `host:port`."""
+    with serving_registry(tmp_path_factory.mktemp("registry")) as addr:
+        yield addr
 
 
 # --- container images ---------------------------------------------------------------------

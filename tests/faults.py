@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,55 @@ DROP = -1  # close the connection without answering (a reset, as when Vault goes
 Rule = Callable[[int, str, str], int | float | None]
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """What every server here shares: HTTP/1.1 keep-alive, no log lines, answers with a
+    Content-Length, and relaying a request to another server."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def answer(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def relay(self, host: str, port: int, target: str, body: bytes, drop: tuple[str, ...]) -> None:
+        """Send this request to host:port (without the headers named in `drop`) and answer
+        with what comes back."""
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
+        conn.request(self.command, target, body=body or None, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        hop = ("transfer-encoding", "connection", "content-length")
+        self.answer(resp.status, [(k, v) for k, v in resp.getheaders() if k.lower() not in hop], data)
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A threaded HTTP server (HTTPS with `tls`) on a free loopback port: its address, until the
+    block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class FaultProxy:
     def __init__(self, upstream: str, rule: Rule) -> None:
         self.upstream = urlsplit(upstream)
@@ -30,14 +80,11 @@ class FaultProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        self.addr = ""  # set while it serves
 
-            def log_message(self, *_: object) -> None:
-                pass
-
+        class Handler(_Handler):
             def _handle(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 with proxy._lock:
                     number = len(proxy.seen) + 1
                     status = proxy.rule(number, self.command, self.path)
@@ -50,31 +97,14 @@ class FaultProxy:
                     time.sleep(status)
                     status = None
                 if status:
-                    payload = b'{"errors":["injected"]}'
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self.answer(status, [("Content-Type", "application/json")], b'{"errors":["injected"]}')
                     return
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                self.send_response(resp.status)
-                for key, value in resp.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                upstream = proxy.upstream
+                self.relay(str(upstream.hostname), int(upstream.port or 80), self.path, body, ("host", "connection"))
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_LIST = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.addr = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.handler = Handler
 
     def statuses(self) -> list[int]:
         return [status for _, _, status in self.seen]
@@ -83,13 +113,9 @@ class FaultProxy:
 @contextmanager
 def fault_proxy(upstream: str, rule: Rule) -> Iterator[FaultProxy]:
     proxy = FaultProxy(upstream, rule)
-    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(proxy.handler) as addr:
+        proxy.addr = addr
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()
 
 
 @contextmanager
@@ -109,36 +135,19 @@ Responder = Callable[[str, str, bytes], Answer]  # (method, path, body) -> (stat
 
 
 @contextmanager
-def answering_server(respond: Responder) -> Iterator[str]:
-    """An HTTP server on loopback that answers every request with what `respond` says: a web
-    page, a proxy's error, a redirect, JSON that is not Vault's."""
+def answering_server(respond: Responder, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """An HTTP (with `tls`, HTTPS) server on loopback that answers every request with what
+    `respond` says: a web page, a proxy's error, a redirect, JSON that is not Vault's."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_: object) -> None:
-            pass
-
+    class Handler(_Handler):
         def _handle(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, headers, payload = respond(self.command, self.path, body)
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            status, headers, payload = respond(self.command, self.path, self.read_body())
+            self.answer(status, list(headers.items()), payload)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler, tls) as addr:
+        yield addr
 
 
 @contextmanager
@@ -205,12 +214,7 @@ def forwarding_proxy(names: dict[str, int]) -> Iterator[tuple[str, list[str]]]:
     ports (the client never resolves them itself). Yields its address and a log of requests."""
     seen: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_: object) -> None:
-            pass
-
+    class Handler(_Handler):
         def _target(self, host: str) -> tuple[str, int]:
             name, _, port = host.partition(":")
             return "127.0.0.1", names.get(name, int(port or 80))
@@ -226,33 +230,14 @@ def forwarding_proxy(names: dict[str, int]) -> Iterator[tuple[str, list[str]]]:
         def _forward(self) -> None:
             seen.append(f"{self.command} {self.path}")
             parts = urlsplit(self.path)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            host, port = self._target(parts.netloc)
-            conn = http.client.HTTPConnection(host, port, timeout=30)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "proxy-connection")}
+            body = self.read_body()
             target = parts.path + (f"?{parts.query}" if parts.query else "")
-            conn.request(self.command, target, body=body or None, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            conn.close()
-            self.send_response(resp.status)
-            for key, value in resp.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.relay(*self._target(parts.netloc), target, body, ("connection", "proxy-connection"))
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as addr:
+        yield addr, seen
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:

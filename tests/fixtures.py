@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,16 @@ def lock_pins(lock: Path, python_version: str | None = None) -> dict[str, str]:
         if python_version is None or pinned.marker is None or pinned.marker.evaluate(environment):
             pins[canonicalize_name(pinned.name)] = str(pinned.specifier).removeprefix("==")
     return pins
+
+
+def git(repo: Path, *args: str) -> str:
+    """git in `repo`, committing as a fixed author: its output."""
+    command = ["git", "-C", str(repo), "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit_tree(repo: Path, message: str) -> str:
+    """The files in `repo` as a git repository with one commit on `main`: the commit's id."""
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", message]):
+        git(repo, *args)
+    return git(repo, "rev-parse", "HEAD")

@@ -27,6 +27,7 @@ import hvac
 import pytest
 
 from conftest import EXAMPLES, Vault, assert_no_leak, free_port, run
+from fixtures import commit_tree
 from oci_artifact import build_layer, get, pull
 from secret_contract import yaml_codec
 
@@ -88,12 +89,9 @@ def git_remote(tmp_path: Path) -> Iterator[tuple[str, str]]:
     served by `git daemon` on a free loopback port."""
     work, served = tmp_path / "work", tmp_path / "served"
     shutil.copytree(EXAMPLES / "platform", work / "platform")
-    git = ["git", "-C", str(work), "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "platform"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
+    commit = commit_tree(work, "platform")
     served.mkdir()
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "platform.git")], check=True)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     port = free_port()
     daemon = subprocess.Popen(
         ["git", "daemon", "--export-all", "--reuseaddr", f"--base-path={served}", "--listen=127.0.0.1",

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, Vault, assert_no_leak, run, secret_contract
+from conftest import EXAMPLES, ROOT, Ran, Vault, assert_no_leak, run, secret_contract
+from fixtures import commit_tree
 from oci_artifact import pull
 from secret_contract import vault_auth, yaml_codec
 
@@ -91,24 +92,16 @@ def workflow_steps(job: str) -> dict[str, str]:
     return {s["name"]: s["run"] for s in steps if "run" in s and s["name"] not in RUNNER_ONLY}
 
 
-def run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "SECRET_CONTRACT_"))}
-    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base['PATH']}"
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], env={**base, **env}, cwd=cwd, capture_output=True, text=True
-    )
+def run_step(script: str, env: dict[str, str], cwd: Path) -> Ran:
+    """A `run:` step as the runner runs it, with this checkout's commands first on PATH."""
+    return run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=cwd)
 
 
 def user_repository(tmp_path: Path) -> Path:
     """A repository shaped as the workflow expects: the platform example at platform/."""
     repo = tmp_path / "repo"
     shutil.copytree(PLATFORM, repo / "platform")
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
-    subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-qm", "platform"],
-        check=True,
-    )
+    commit_tree(repo, "platform")
     return repo
 
 

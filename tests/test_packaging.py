@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, ROOT, run
-from fixtures import lock_pins
+from fixtures import commit_tree, lock_pins
 from secret_contract import __version__
 
 # Tools' caches outlive the test's temporary HOME, so dependencies download once per machine.
@@ -51,9 +51,7 @@ def git_url(tmp_path: Path) -> str:
         elif source.exists():
             repo.mkdir(exist_ok=True)
             shutil.copy2(source, repo / part)
-    git = ["git", "-C", str(repo), "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "release"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
+    commit_tree(repo, "release")
     return f"git+file://{repo}"
 
 

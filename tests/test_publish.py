@@ -5,6 +5,7 @@ Flux would get, and no SecretContract or value inside."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import shutil
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run
+from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run, serving_registry
+from fixtures import commit_tree, git
 from oci_artifact import MANIFEST, build_layer, get, pull
 from secret_contract import publish
 
@@ -28,13 +30,8 @@ def repository(tmp_path: Path) -> Path:
     """The sample app in a git repository with one commit."""
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES / "sample-app", repo / "app")
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["add", "."],
-        ["-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-q", "-m", "app"],
-        ["remote", "add", "origin", "https://token:s3cret@git.example.com/platform/apps.git"],
-    ):
-        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    commit_tree(repo, "app")
+    git(repo, "remote", "add", "origin", "https://token:s3cret@git.example.com/platform/apps.git")
     return repo
 
 
@@ -53,9 +50,8 @@ def test_publish_pushes_a_flux_artifact_that_plain_kustomize_builds(
     assert manifest["mediaType"] == MANIFEST
     assert manifest["config"]["mediaType"] == "application/vnd.cncf.flux.config.v1+json" and json.loads(config) == {}
     assert [entry["mediaType"] for entry in manifest["layers"]] == ["application/vnd.cncf.flux.content.v1.tar+gzip"]
-    commit = subprocess.run(["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True)
     notes = manifest["annotations"]
-    assert notes["org.opencontainers.image.revision"] == f"main@sha1:{commit.stdout.strip()}"
+    assert notes["org.opencontainers.image.revision"] == f"main@sha1:{git(repository, 'rev-parse', 'HEAD')}"
     assert notes["org.opencontainers.image.source"] == "https://git.example.com/platform/apps.git"  # no credentials
     assert notes["org.opencontainers.image.created"].endswith("Z")
     assert pull(registry, "platform/sample-app", "latest")[0] == manifest
@@ -103,27 +99,14 @@ def test_registry_credentials_come_from_the_environment_or_the_docker_config(
     repository: Path, vault: Vault, tmp_path: Path
 ) -> None:
     """A registry that requires a login: refused without one, accepted with either."""
-    binary = shutil.which("docker-registry")
-    htpasswd = tmp_path / "htpasswd"
     import bcrypt  # the registry reads bcrypt hashes only
 
+    htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(f"pusher:{bcrypt.hashpw(b'pushpass', bcrypt.gensalt()).decode()}\n")
-    from openbao_server import free_port
-
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n"
-    )
-    proc = subprocess.Popen([str(binary), "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import time
-
-        time.sleep(1)
-        target = f"oci://127.0.0.1:{port}/platform/locked:x"
+    with serving_registry(tmp_path, htpasswd) as locked:
+        target = f"oci://{locked}/platform/locked:x"
         refused = publish_cli(repository, target, vault.env, "--insecure")
-        assert refused.returncode == 1 and f"127.0.0.1:{port} asks for credentials" in refused.stderr
+        assert refused.returncode == 1 and f"{locked} asks for credentials" in refused.stderr
         wrong = publish_cli(
             repository, target, {**vault.env, "REGISTRY_USERNAME": "pusher", "REGISTRY_PASSWORD": "nope"}, "--insecure"
         )
@@ -137,34 +120,28 @@ def test_registry_credentials_come_from_the_environment_or_the_docker_config(
         assert by_env.returncode == 0, by_env.stderr
         docker = tmp_path / "docker"
         docker.mkdir()
-        import base64
-
         auth = base64.b64encode(b"pusher:pushpass").decode()
-        (docker / "config.json").write_text(json.dumps({"auths": {f"127.0.0.1:{port}": {"auth": auth}}}))
+        (docker / "config.json").write_text(json.dumps({"auths": {locked: {"auth": auth}}}))
         by_config = publish_cli(
             repository, target.replace(":x", ":y"), {**vault.env, "DOCKER_CONFIG": str(docker)}, "--insecure"
         )
         assert by_config.returncode == 0, by_config.stderr
         # Some tools key the entry by URL rather than by host.
-        (docker / "config.json").write_text(json.dumps({"auths": {f"https://127.0.0.1:{port}": {"auth": auth}}}))
+        (docker / "config.json").write_text(json.dumps({"auths": {f"https://{locked}": {"auth": auth}}}))
         by_url_key = publish_cli(
             repository, target.replace(":x", ":z"), {**vault.env, "DOCKER_CONFIG": str(docker)}, "--insecure"
         )
         assert by_url_key.returncode == 0, by_url_key.stderr
-        assert_no_leak([refused.text, by_env.text, by_config.text, by_url_key.text], ["pushpass", auth])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    assert_no_leak([refused.text, by_env.text, by_config.text, by_url_key.text], ["pushpass", auth])
 
 
 @pytest.fixture
 def bare_repository(repository: Path, tmp_path: Path) -> Path:
     """The sample app's repository as a bare one, with an annotated tag and a symlink that
     points out of the repository."""
-    git = ["git", "-C", str(repository), "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
     (repository / "escape").symlink_to("/etc")
     for args in (["add", "escape"], ["commit", "-q", "-m", "escape"], ["tag", "-a", "v1", "-m", "release v1"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
+        git(repository, *args)
     bare = tmp_path / "bare.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(repository), str(bare)], check=True)
     return bare
@@ -182,9 +159,7 @@ def test_publish_from_a_git_url_builds_the_clone_and_refuses_what_is_unsafe(
             env={**vault.env, **(env or {})},
         )
 
-    commit = subprocess.run(
-        ["git", "-C", str(bare_repository), "rev-parse", "v1^{commit}"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    commit = git(bare_repository, "rev-parse", "v1^{commit}")
     tagged = from_git("--git", url, "--ref", "v1", "app", "oci://registry.example.com/a:b")
     assert tagged.returncode == 0, tagged.stderr
     notes = json.loads(tagged.stdout)["annotations"]

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Vault, assert_no_leak, secret_contract
+from conftest import Vault, assert_no_leak, functions_at_once, secret_contract
 from faults import DROP, fault_proxy
 from fixtures import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
 from openbao_server import start_openbao
@@ -85,24 +85,11 @@ def test_incompatible_contracts_racing_from_two_processes_never_both_succeed(vau
                 stack: contract(stack, secret("db", namespace, static("user", stack), generated("pass")))
                 for stack in ("alpha", "beta")
             }
-            procs = {
-                stack: subprocess.Popen(
-                    [sys.executable, "-m", "secret_contract"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    env=env,
-                )
-                for stack in rivals
-            }
-            with ThreadPoolExecutor(2) as pool:
-                talks = {s: pool.submit(procs[s].communicate, generator_input(rivals[s]), 120) for s in procs}
-                outs = {s: talk.result() for s, talk in talks.items()}
-            winners = [stack for stack, proc in procs.items() if proc.returncode == 0]
-            assert len(winners) == 1, (round_, {s: outs[s][1][-300:] for s in procs})
-            loser = next(s for s in procs if s not in winners)
-            assert "refusing to write" in outs[loser][1] or "another writer" in outs[loser][1]
+            ran = dict(zip(rivals, functions_at_once([generator_input(c) for c in rivals.values()], env), strict=True))
+            winners = [stack for stack, done in ran.items() if done.returncode == 0]
+            assert len(winners) == 1, (round_, {s: done.stderr[-300:] for s, done in ran.items()})
+            loser = next(s for s in ran if s not in winners)
+            assert "refusing to write" in ran[loser].stderr or "another writer" in ran[loser].stderr
             path = f"{namespace}/db"
             assert (vault.read(path) or {})["user"] == winners[0]
             custom = vault.metadata(path)["custom_metadata"]

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from conftest import Ran, Vault, assert_no_leak, run, secret_contract
+from conftest import Ran, Vault, assert_no_leak, functions_at_once, run, secret_contract
 from fixtures import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
 from secret_contract import yaml_codec
 
@@ -84,26 +82,14 @@ def test_eight_parallel_builds_converge_on_one_value_per_key(vault: Vault) -> No
     ]
     stdin = generator_input(many)
     env = {**os.environ, **vault.env}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "secret_contract"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(8)
-    ]
-    with ThreadPoolExecutor(8) as pool:
-        outs = list(pool.map(lambda p: p.communicate(stdin, timeout=120), procs))
-    assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outs]
-    assert len({yaml_codec.dump(yaml_codec.load(out)["items"]) for out, _ in outs}) == 1
+    ran = functions_at_once([stdin] * 8, env)
+    assert [r.returncode for r in ran] == [0] * 8, [r.stderr for r in ran]
+    assert len({yaml_codec.dump(yaml_codec.load(r.stdout)["items"]) for r in ran}) == 1
     for i in range(10):
         path = f"demo/s{i}"
         history = vault.metadata(path)["versions"]
         assert len(history) == 1, f"{path} has {len(history)} versions"
-    assert_no_leak([o + e for o, e in outs], vault.values())
+    assert_no_leak([r.text for r in ran], vault.values())
 
 
 def test_value_changed_by_hand_in_vault_is_kept(vault: Vault) -> None:

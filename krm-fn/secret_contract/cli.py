@@ -135,9 +135,8 @@ def run_legacy_plugin(config_path: str, stdout: TextIO, env: Mapping[str, str]) 
 
 def _with_config_file(findings: list[Result], config: dict[str, Any]) -> list[Result]:
     """Findings about the generator config, attributed to the file that holds it."""
-    unplaced = [f for f in findings if f.file is None and f.resource is not None and f.severity != "info"]
-    if not unplaced:
-        return findings
+    if not any(f.file is None and f.resource is not None and f.severity != "info" for f in findings):
+        return findings  # nothing to place: the kustomization is not read
     from secret_contract import plugin
 
     found = plugin.config_file(os.getcwd(), config)

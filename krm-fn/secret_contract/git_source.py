@@ -58,7 +58,7 @@ def clone(url: str, ref: str, into: str, env: Mapping[str, str], insecure: bool 
     if password and not username:
         raise InvalidInput(f"{PASSWORD_ENV} is set: set {USERNAME_ENV} too")
     # Only HTTP carries a username and password; git:// and local paths take none.
-    over_http = urlsplit(url).scheme in ("http", "https")
+    over_http = parts.scheme in ("http", "https")
     credentials = {"username": username, "password": password} if password and over_http else {}
 
     from dulwich import porcelain  # only `publish --git` needs it

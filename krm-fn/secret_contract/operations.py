@@ -157,15 +157,15 @@ def plan_remove(
     folders. A secret another contract still declares is kept, and only this stack's record
     is removed; a secret this tool adopted (or migrated) is released, never destroyed."""
     stack = contract.contract.stack
-    declared = {t.where: t for t in targets if stack in t.desired.stacks}
-    paths = _candidates(store, contract, declared)
+    declared, paths = _candidates(store, contract, targets)
+    elsewhere = declared_elsewhere or {}
     out = Planned()
     for where, (mount, path, entry) in paths.items():
         if entry is None:
             if where in declared:
                 out.findings.append(info(f"{where}: not in Vault, nothing to remove"))
             continue
-        _plan_release(out, stack, mount, path, entry, (declared_elsewhere or {}).get(where, set()), where in declared)
+        _plan_release(out, stack, mount, path, entry, elsewhere.get(where, set()), where in declared)
     return out
 
 
@@ -179,14 +179,14 @@ def plan_prune(
     its secrets that the contract no longer names (secrets this tool created, declared by
     this stack alone; older versions keep the keys)."""
     stack = contract.contract.stack
-    declared = {t.where: t for t in targets if stack in t.desired.stacks}
-    paths = _candidates(store, contract, declared)
+    declared, paths = _candidates(store, contract, targets)
+    elsewhere = declared_elsewhere or {}
     out = Planned()
     for where, (mount, path, entry) in paths.items():
         if entry is None:
             continue
         if where not in declared:
-            _plan_release(out, stack, mount, path, entry, (declared_elsewhere or {}).get(where, set()), False)
+            _plan_release(out, stack, mount, path, entry, elsewhere.get(where, set()), False)
             continue
         owners = ownership.read(entry.custom_metadata)
         extra = sorted(set(entry.data) - set(declared[where].desired.key_names()))
@@ -203,9 +203,11 @@ def plan_prune(
 
 
 def _candidates(
-    store: SecretStore, contract: ResolvedContract, declared: Mapping[str, Target]
-) -> dict[str, tuple[str, str, Entry | None]]:
-    """The declared paths and every path in the contract's folders, with what Vault holds."""
+    store: SecretStore, contract: ResolvedContract, targets: list[Target]
+) -> tuple[dict[str, Target], dict[str, tuple[str, str, Entry | None]]]:
+    """The targets the contract's stack declares, by path; and those paths plus every path in
+    the contract's folders, with what Vault holds."""
+    declared = {t.where: t for t in targets if contract.contract.stack in t.desired.stacks}
     layout = contract.secrets[0].layout
     for mount in {r.mount for r in contract.secrets}:
         store.check_mount(mount)
@@ -217,7 +219,7 @@ def _candidates(
                 path = posixpath.join(folder, name)
                 keys.setdefault(f"{layout.mount}/{path}", (layout.mount, path))
     entries = parallel(lambda k: store.read(*k), list(keys.values()))
-    return {where: (*key, entry) for (where, key), entry in zip(keys.items(), entries, strict=True)}
+    return declared, {where: (*key, entry) for (where, key), entry in zip(keys.items(), entries, strict=True)}
 
 
 def _plan_release(

@@ -150,14 +150,14 @@ def _vault_store(config: VaultConfig) -> SecretStore:
 def _partly_written(report: sync.Report) -> str:
     written = set(report.written)
     planned = [t.where for t, c in report.changes if c.writes_data or t.where in written]
-    missing = [where for where in planned if where not in written]
-    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     if not written:
         head = "Vault was not written"
         if report.recorded:
             head = f"No secret's data was written ({report.recorded} ownership record(s) were updated first)"
         secrets = f"; none of the {len(planned)} secrets to write was written" if planned else ""
         return f"{head}: {report.failure}{secrets}"
+    missing = [where for where in planned if where not in written]
+    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     text = (
         f"Vault was partly written: {len(written)} of {len(planned)} secrets were written before this failure: "
         f"{report.failure}. Not written: {shown or 'none'}. Every written secret is complete; a re-run writes the "

@@ -50,7 +50,7 @@ def config_file(directory: str, config: Mapping[str, Any]) -> str | None:
     $PWD). Read only when a build reports something: it parses the kustomization and its
     generator files.
     """
-    from secret_contract import yaml_codec
+    from secret_contract import krm, yaml_codec
 
     kustomization = kustomization_file(directory)
     if kustomization is None:
@@ -60,7 +60,7 @@ def config_file(directory: str, config: Mapping[str, Any]) -> str | None:
             entries = (yaml_codec.load(handle.read()) or {}).get("generators") or []
     except (OSError, UnicodeDecodeError, AttributeError, yaml_codec.yaml.YAMLError):
         return None
-    wanted = _identity(config)
+    wanted = krm.resource_ref(dict(config))
     for entry in entries:
         if not isinstance(entry, str) or not _is_file(directory, entry):
             continue
@@ -70,7 +70,7 @@ def config_file(directory: str, config: Mapping[str, Any]) -> str | None:
                 docs = yaml_codec.load_all(handle.read())
         except (OSError, UnicodeDecodeError, yaml_codec.yaml.YAMLError):
             continue
-        if any(isinstance(doc, dict) and _identity(doc) == wanted for doc in docs):
+        if any(isinstance(doc, dict) and krm.resource_ref(doc) == wanted for doc in docs):
             return os.path.abspath(path)
     return None
 
@@ -82,8 +82,3 @@ def kustomization_file(directory: str) -> str | None:
 
 def _is_file(directory: str, name: str) -> bool:
     return os.path.isfile(os.path.join(directory, name))
-
-
-def _identity(doc: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-    return (str(doc.get("apiVersion")), str(doc.get("kind")), str(meta.get("name")), str(meta.get("namespace") or ""))
