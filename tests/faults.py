@@ -132,19 +132,29 @@ def silent_server() -> Iterator[str]:
 
 Answer = tuple[int, dict[str, str], bytes]
 Responder = Callable[[str, str, bytes], Answer]  # (method, path, body) -> (status, headers, body)
+# (method, path, request headers, body) -> (status, headers, body): for servers that echo headers
+HeaderResponder = Callable[[str, str, dict[str, str], bytes], Answer]
 
 
 @contextmanager
 def answering_server(respond: Responder, tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """An HTTP (with `tls`, HTTPS) server on loopback that answers every request with what
     `respond` says: a web page, a proxy's error, a redirect, JSON that is not Vault's."""
+    with header_answering_server(lambda method, path, _headers, body: respond(method, path, body), tls) as addr:
+        yield addr
+
+
+@contextmanager
+def header_answering_server(respond: HeaderResponder, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """`answering_server`, with the request's headers given to `respond` (a server that
+    echoes them, as some proxies and registries do in their errors)."""
 
     class Handler(_Handler):
         def _handle(self) -> None:
-            status, headers, payload = respond(self.command, self.path, self.read_body())
+            status, headers, payload = respond(self.command, self.path, dict(self.headers.items()), self.read_body())
             self.answer(status, list(headers.items()), payload)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
     with _serving(Handler, tls) as addr:
         yield addr

@@ -170,7 +170,15 @@ def test_remove_releases_an_adopted_secret_and_keeps_its_history(kv: KV) -> None
     assert [a.kind for a in planned.actions] == ["release"]
     operations.apply(vault, planned.actions)
     assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "old"}
-    assert ownership.read(kv.custom(DEMO_PATH)).unowned
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert not owners.declarations and owners.released_by == "demo"
+    # Another contract naming the path does not get it; the stack that released it takes it back.
+    intruder = build(kv, contract("intruder", secret("db", "demo", static("user", "admin"), generated("pass"))))
+    assert intruder.failed and "released by contract 'demo'" in messages(intruder)
+    back = build(kv, DEMO)
+    assert not back.failed, messages(back)
+    assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "old"}
+    assert set(ownership.read(kv.custom(DEMO_PATH)).declarations) == {"demo"}
 
 
 def test_remove_deletes_what_it_created(kv: KV) -> None:
@@ -310,7 +318,7 @@ def test_rotate_refuses_static_keys_and_secrets_it_does_not_own(kv: KV) -> None:
         mine = contract("demo", secret(name, "demo", generated("pass")))
         resolved = pipeline.build(resource_list(mine), kv.env, Options(write=False))
         refused = operations.plan_rotate(vault, "demo", resolved.targets)
-        assert "not owned by it" in messages(refused.findings) and not refused.actions, name
+        assert "not owned by contract 'demo'" in messages(refused.findings) and not refused.actions, name
 
 
 def test_rotate_is_the_way_out_of_a_deleted_history(kv: KV) -> None:

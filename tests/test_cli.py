@@ -255,3 +255,29 @@ def test_every_verb_explains_itself(tmp_path: Path) -> None:
         shown = secret_contract(verb, "--help").stdout
         assert "examples:" in shown and "needs Vault: yes" in shown and "VAULT_ADDR" in shown, verb
     assert "needs Vault: no" in secret_contract("render", "--help").stdout
+
+
+ESC = "\x1b[2J\x1b[31m"  # clear the screen, then red: what a hostile key name would do
+
+
+def test_control_characters_in_names_never_reach_the_terminal(stack: Path, vault: Vault, tmp_path: Path) -> None:
+    """Names from Vault (written by hand) and from contracts are printed with control
+    characters escaped; a contract may not carry them in a name at all."""
+    added = secret_contract("add", str(stack), env=vault.env)
+    assert added.returncode == 0, added.stderr
+    vault.client.secrets.kv.v2.patch(POSTGRES, {f"note{ESC}": "x"}, mount_point=vault.mount)
+    vault.client.secrets.kv.v2.create_or_update_secret("sample-app/hand", {f"k{ESC}": "v"}, mount_point=vault.mount)
+    listed = secret_contract("list", env={**vault.env, "SECRET_CONTRACT_VAULT_MOUNT": vault.mount})
+    pruned = secret_contract("prune", "--dry-run", str(stack), env=vault.env)
+    hostile = contract("demo", secret("db", "demo", static("user", "admin")), externalSecret={
+        "secretStoreRef": {"name": f"vault{ESC}", "kind": "ClusterSecretStore"}})  # fmt: skip
+    hostile["metadata"]["name"] = f"demo{ESC}"
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml_codec.dump(hostile))
+    rendered = secret_contract("render", str(path))
+    for ran in (listed, pruned, rendered):
+        assert "\x1b" not in ran.text, ran.text
+    assert listed.returncode == 0 and "\\x1b[2J" in listed.stdout
+    assert "\\x1b[2J" in pruned.stderr
+    assert rendered.returncode == 1 and "spec.externalSecret.secretStoreRef.name" in rendered.stderr
+    assert "control character" in rendered.stderr and "metadata.name" in rendered.stderr

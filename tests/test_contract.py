@@ -189,3 +189,72 @@ def test_template_labels_annotations_and_types_follow_kubernetes_rules() -> None
     assert (f"{base}.type", "kubernetes-metadata") in problems(template(type="kubernetes.io/tls"))
     assert (f"{base}.type", "kubernetes-metadata") in problems(template(type="has space"))
     assert problems(template(type="kubernetes.io/basic-auth")) == set()  # the contract has username and password
+
+
+STORE_ESC = {"secretStoreRef": {"name": "vault\x1b]0;x\x07"}}
+VIEW_CR = [{"name": "v", "data": [{"secretKey": "k", "property": "username\r"}]}]
+TEMPLATE_RLO = {"target": {"template": {"data": {"k\u202e": "{{ .username }}"}}}}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where"),
+    [
+        (["metadata", "name"], "sample-app\x1b[31m", "metadata.name"),
+        (["spec", "externalSecret"], STORE_ESC, "spec.externalSecret.secretStoreRef.name"),
+        (["spec", "secrets", 0, "externalSecrets"], VIEW_CR, "spec.secrets[0].externalSecrets[0].data[0].property"),
+        (
+            ["spec", "secrets", 0, "externalSecret"],
+            TEMPLATE_RLO,
+            "spec.secrets[0].externalSecret.target.template.data.k\u202e",
+        ),
+    ],
+)
+def test_control_characters_in_names_are_refused(path: list[Any], value: Any, where: str) -> None:
+    found = [r for r in contract.validate(with_(path, value)) if r.rule == "control-characters"]
+    assert [r.path for r in found] == [where] and "control character" in found[0].message
+
+
+def test_line_breaks_in_values_and_templates_are_text_not_names() -> None:
+    obj = with_(["spec", "secrets", 0, "data", 0, "value"], "-----BEGIN-----\nabc\n-----END-----\n")
+    text = "user={{ .username }}\npass={{ .password }}\n"
+    template = {"data": {"config": text}, "metadata": {"annotations": {"a": "x\ny"}}}
+    obj["spec"]["secrets"][0]["externalSecret"] = {"target": {"template": template}}
+    assert problems(obj) == set()
+
+
+def _with_template(text: str) -> dict[str, Any]:
+    obj = copy.deepcopy(VALID)
+    obj["spec"]["secrets"][0]["externalSecret"] = {"target": {"template": {"data": {"config": text}}}}
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{{ $.pasword }}", "refers to 'pasword'"),
+        ('{{ index $ "pasword" }}', "refers to 'pasword'"),
+        ("{{ index . `pasword` }}", "refers to 'pasword'"),
+        ("{{ index . $k }}", "cannot follow"),
+        ('{{ index $ (printf "%s" "pass") }}', "cannot follow"),
+        ('{{ $all := . }}{{ index $all "pasword" }}', "cannot follow"),
+        ("{{ with $d := $ }}{{ $d.pasword }}{{ end }}", "cannot follow"),
+    ],
+)
+def test_template_references_the_check_cannot_see_through_are_refused(text: str, says: str) -> None:
+    found = [r for r in contract.validate(_with_template(text)) if r.rule == "views" and r.severity == "error"]
+    assert found and says in found[0].message, found
+    assert found[0].path == "spec.secrets[0].externalSecret.target.template.data['config']"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ $.username }}:{{ .password }}",
+        '{{ index . "username" }}',
+        "{{ range $k, $v := . }}{{ $k }}={{ $v }}\n{{ end }}",
+        "{{ $u := .username }}{{ $u }}",
+        "{{ .password | b64enc }}",
+    ],
+)
+def test_template_references_the_check_follows_are_accepted(text: str) -> None:
+    assert problems(_with_template(text)) == set()

@@ -234,6 +234,24 @@ def test_the_project_file_sets_defaults_and_the_environment_wins(platform: Path,
     assert refused.returncode == 1 and "credentials are never read from a project file" in refused.stderr
 
 
+def test_an_address_from_the_project_file_never_receives_the_developers_token_file(
+    platform: Path, vault: Vault, tmp_path: Path
+) -> None:
+    """A cloned repository's `vaultAddr` must not collect ~/.vault-token: the token file is
+    sent only to an address the environment gives; a token given in the environment is sent."""
+    home = tmp_path / "dev-home"
+    home.mkdir()
+    (home / ".vault-token").write_text(vault.server.token)
+    (platform / "secret-contract.yaml").write_text(f"vaultAddr: {vault.server.addr}\nvaultMount: {vault.mount}\n")
+    refused = sc(platform, "add", "foundation/redis", env={"HOME": str(home)})
+    assert refused.returncode != 0 and "~/.vault-token is not sent to an address a repository chose" in refused.stderr
+    assert "secret-contract.yaml" in refused.stderr and vault.server.token not in refused.stderr + refused.stdout
+    assert vault.read("redis/redis-commander-credentials") is None
+    trusted = sc(platform, "add", "foundation/redis", env={"HOME": str(home), "VAULT_ADDR": vault.server.addr})
+    assert trusted.returncode == 0, trusted.stderr
+    assert vault.read("redis/redis-commander-credentials") is not None
+
+
 def test_a_stacks_removal_keeps_what_other_stacks_still_declare(platform: Path, vault: Vault) -> None:
     for stack in ("foundation/postgres", "foundation/redis"):
         assert sc(platform, "add", stack, env=vault.env).returncode == 0

@@ -173,3 +173,48 @@ def test_items_it_does_not_own_come_out_as_cat_would_give_them(kpt: str, tmp_pat
     }
     assert results["function"][kptfile].replace(FUNCTION, "cat") == results["cat"][kptfile]
     assert "defaultMode: 0644" in results["function"]["deployment.yaml"]
+
+
+OTHER_STACK = """\
+apiVersion: hostk8s.io/v1
+kind: SecretContract
+metadata:
+  name: other
+spec:
+  secrets:
+    - name: cache
+      namespace: other
+      data:
+        - key: token
+          generate: token
+"""
+
+
+@pytest.mark.parametrize("how", ["render", "eval"])
+def test_output_it_did_not_place_survives_render_and_eval(kpt: str, tmp_path: Path, vault: Vault, how: str) -> None:
+    """Another stack's committed `render` output (vendored/) and an old generated file beside no
+    contract stay as they are; only the function's own generated file is rewritten."""
+    other = tmp_path / "other.yaml"
+    other.write_text(OTHER_STACK)
+    rendered = run([sys.executable, "-m", "secret_contract", "render", str(other)])
+    assert rendered.returncode == 0 and "kind: ExternalSecret" in rendered.stdout, rendered.text
+    pkg = make_package(tmp_path)
+    (pkg / "vendored").mkdir()
+    (pkg / "vendored" / "other-stack.yaml").write_text(rendered.stdout)
+    (pkg / "gone").mkdir()
+    orphan = rendered.stdout.replace("name: cache\n", "name: orphan\n", 1)
+    (pkg / "gone" / "external-secrets.generated.yaml").write_text(orphan)
+    command = (
+        [kpt, "fn", "render", "--allow-exec", str(pkg)]
+        if how == "render"
+        else [kpt, "fn", "eval", str(pkg), "--exec", FUNCTION]
+    )
+    ran = run(command, env=vault.env)
+    assert ran.returncode == 0, ran.text
+    assert (pkg / "vendored" / "other-stack.yaml").read_text() == rendered.stdout
+    assert (pkg / "gone" / "external-secrets.generated.yaml").read_text() == orphan
+    assert "looks stale" in ran.text and "orphan" in ran.text
+    generated = yaml_codec.load_all((pkg / "external-secrets.generated.yaml").read_text())
+    assert [d["metadata"]["name"] for d in generated] == ["postgres-credentials", "redis-credentials"]
+    assert vault.read("other/cache") is None  # committed output is not a contract
+    assert_no_leak([ran.text], [*vault.values(), vault.server.token], ("postgres-credentials",))

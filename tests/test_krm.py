@@ -4,12 +4,13 @@ in-process here; test_reliability.py runs it as a process with broken input."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
 from conftest import secret_contract
 from fixtures import DEMO, contract, generated, generator_input, package_input, run_krm, secret, static, with_path
-from secret_contract import yaml_codec
+from secret_contract import krm, yaml_codec
 
 CONTRACT = DEMO
 
@@ -160,3 +161,68 @@ def test_help_on_a_terminal_and_for_every_command() -> None:
     for args in (["--help"], *[[cmd, "--help"] for cmd in ("add", "remove", "list", "render", "verify")]):
         ran = secret_contract(*args)
         assert ran.returncode == 0 and "usage: secret-contract" in ran.stdout, args
+
+
+def _rendered(obj: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """What `secret-contract render` would have committed for `obj`: its ExternalSecrets, no bookkeeping."""
+    items = run_krm(generator_input(obj), {}, capsys).output()["items"]
+    return [krm.strip_orchestrator_annotations(item) for item in items]
+
+
+def test_package_mode_replaces_only_what_it_placed_and_passes_other_output_through(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Committed render output of another stack (vendored/) is not this run's to drop; an
+    old generated file beside no contract of this run passes through with a warning."""
+    other = contract("other", secret("cache", "other", generated("k", "token")))
+    vendored = [with_path(es, "vendored/other.yaml", i) for i, es in enumerate(_rendered(other, capsys))]
+    orphan = with_path(_rendered(other, capsys)[0], "gone/external-secrets.generated.yaml")
+    orphan["metadata"]["name"] = "orphan"
+    mine = with_path(CONTRACT, "stack/hostk8s.secrets.yaml")
+    first = run_krm(package_input(mine), {}, capsys).output()["items"]
+    old = copy.deepcopy(first[1])
+    old["metadata"]["name"] = "left-the-contract"
+    ran = run_krm(package_input(mine, *vendored, orphan, first[1], old), {}, capsys)
+    assert ran.returncode == 0, ran.stderr
+    items = ran.output()["items"]
+    assert [i for i in items if i in vendored] == vendored
+    assert orphan in items
+    names = [i["metadata"]["name"] for i in items if i["kind"] == "ExternalSecret"]
+    assert sorted(names) == ["cache", "db", "orphan"]  # its own stale output is dropped, nothing else
+    warning = next(r for r in ran.output()["results"] if r["severity"] == "warning" and "orphan" in r["message"])
+    assert warning["file"]["path"] == "gone/external-secrets.generated.yaml" and "stale" in warning["message"]
+
+
+def test_a_shared_externalsecret_committed_elsewhere_is_kept_once_or_is_a_conflict(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mine = with_path(CONTRACT, "stack/hostk8s.secrets.yaml")
+    same = with_path(_rendered(CONTRACT, capsys)[0], "vendored/a.yaml")
+    ran = run_krm(package_input(mine, same), {}, capsys)
+    assert ran.returncode == 0, ran.stderr
+    ess = [i for i in ran.output()["items"] if i["kind"] == "ExternalSecret"]
+    assert ess == [same]  # delivered once, where it was committed
+    differing = copy.deepcopy(same)
+    differing["spec"]["refreshInterval"] = "5m"
+    ran = run_krm(package_input(mine, differing), {}, capsys)
+    assert ran.returncode == 1
+    assert "vendored/a.yaml" in ran.stderr and "stack/hostk8s.secrets.yaml" in ran.stderr
+    assert differing in ran.output()["items"]
+
+
+def test_an_unquoted_integer_of_thousands_of_digits_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Python refuses to convert more than 4,300 digits; no Kubernetes reader holds such a number."""
+    huge = "9" * 5000
+    bad = copy.deepcopy(CONTRACT)
+    bad["spec"]["secrets"][0]["data"][0]["value"] = "HUGE"
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"n": "HUGE"}}
+    stdin = package_input(with_path(bad, "stack/hostk8s.secrets.yaml"), with_path(config_map, "cm.yaml"))
+    ran = run_krm(stdin.replace('"HUGE"', huge).replace("HUGE", huge), {}, capsys)
+    assert ran.returncode == 1, ran.stderr
+    result = next(r for r in ran.output()["results"] if r["severity"] == "error")
+    assert result["field"] == {"path": "spec.secrets[0].data[0].value"}
+    assert result["file"]["path"] == "stack/hostk8s.secrets.yaml" and result["resourceRef"]["name"] == "demo"
+    assert "too large" in result["message"] and "quote" in result["message"]
+    assert "Traceback" not in ran.stderr and huge not in ran.stderr
+    cm = run_krm(package_input(with_path(config_map, "cm.yaml")).replace("HUGE", huge), {}, capsys)
+    assert cm.returncode == 0 and f'"n": {huge}' in cm.stdout  # another item passes through as it was

@@ -123,3 +123,44 @@ def test_a_preview_build_writes_nothing_and_says_what_it_would(
     assert kustomize(kubectl, sample_app, plugin_home, vault.env)[0] == 0
     rc, _, _ = kustomize(kubectl, sample_app, plugin_home, {**vault.env, "SECRET_CONTRACT_DRY_RUN": "true"})
     assert rc == 0  # nothing pending
+
+
+CONFIG_MAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-settings
+  namespace: sample-app
+data:
+  mode: "0644"
+  level: info
+"""
+
+
+def test_under_transformers_every_other_resource_passes_through(
+    kubectl: str, sample_app: Path, plugin_home: Path, vault: Vault
+) -> None:
+    """kustomize deletes whatever a transformer leaves out: the plugin returns its input with
+    the ExternalSecrets added."""
+    (sample_app / "settings.yaml").write_text(CONFIG_MAP)
+    (sample_app / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources:\n  - namespace.yaml\n  - settings.yaml\ntransformers:\n  - hostk8s.secrets.yaml\n"
+    )
+    rc, out, err = kustomize(kubectl, sample_app, plugin_home, vault.env)
+    assert rc == 0, err
+    docs = yaml_codec.load_all(out)
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+    assert kinds == [
+        ("ConfigMap", "app-settings"),
+        ("ExternalSecret", "postgres-credentials"),
+        ("ExternalSecret", "redis-credentials"),
+        ("Namespace", "sample-app"),
+    ]
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert config_map["data"] == {"mode": "0644", "level": "info"}
+    assert not any("config.k8s.io/id" in (d["metadata"].get("annotations") or {}) for d in docs)
+    assert vault.read("sample-app/postgres-credentials") is not None
+    rc, again, _ = kustomize(kubectl, sample_app, plugin_home, vault.env)
+    assert rc == 0 and again == out
+    assert_no_leak([out, err], [*vault.values(), vault.server.token], ("postgres-credentials", "redis-credentials"))

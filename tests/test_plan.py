@@ -96,11 +96,53 @@ def test_a_build_never_takes_over_unowned_values() -> None:
     assert differing.action == "blocked" and "migrate" in differing.reason and not differing.awaiting_owner
 
 
-def test_after_a_lost_race_unowned_values_are_a_concurrent_build_not_an_adoption() -> None:
-    same = plan.diff(DESIRED, Entry(FULL, 1, {}), raced=True)
-    assert same.action == "claim" and same.metadata[ownership.ORIGIN_KEY] == "created"
+def test_after_a_lost_race_unowned_values_are_joined_only_once_their_ownership_record_lands() -> None:
+    # Unowned data that matches: wait for the winner's record; never claim it as created.
+    same = plan.diff(DESIRED, Entry(FULL, 2, {}), raced=True)
+    assert same.action == "conflict" and same.awaiting_owner and not same.metadata
+    assert "recorded no ownership" in same.reason and "migrate" in same.reason
     other = plan.diff(DESIRED, Entry({**FULL, "username": "x"}, 1, {}), raced=True)
-    assert other.action == "conflict"
+    assert other.action == "conflict" and not other.awaiting_owner
+    # Once the record of a build of this tool is there, the usual rules apply: a join.
+    joined = plan.diff(DESIRED, Entry(FULL, 1, owned_by("other", DESIRED.digest)), raced=True)
+    assert joined.action == "claim" and ownership.ORIGIN_KEY not in joined.metadata
+
+
+def test_a_declaration_differing_only_in_generator_or_length_conflicts_after_a_race() -> None:
+    longer = Desired(DESIRED.mount, DESIRED.path, ("app",), DESIRED.static, {"password": GeneratedKey("password", 40)})
+    change = plan.diff(longer, Entry(FULL, 1, owned_by("other", DESIRED.digest)), raced=True)
+    assert change.action == "conflict" and "'other'" in change.reason
+
+
+def test_a_generated_key_an_earlier_version_holds_is_never_regenerated() -> None:
+    change = plan.diff(DESIRED, Entry({"username": "postgres", "port": "5432"}, 2, OWNED), earlier={"password": 1})
+    assert change.action == "blocked" and not change.writes
+    assert "'password' (v1)" in change.reason and "latest version (v2)" in change.reason
+    assert "kv rollback -mount=secret -version=1 ns/db" in change.reason and "rotate" in change.reason
+    # A key no version ever held is generated, as before.
+    gained = plan.diff(DESIRED, Entry({"username": "postgres", "port": "5432"}, 2, OWNED), earlier={})
+    assert gained.action == "update" and set(gained.generate) == {"password"}
+
+
+def test_values_another_contract_owns_at_a_legacy_path_are_its_live_secret_not_legacy_data() -> None:
+    change = plan.diff(DESIRED, None, {"shared/db": Entry(FULL, 2, owned_by("stack-a", DESIRED.digest))})
+    assert change.action == "conflict" and "live secret of contract 'stack-a'" in change.reason
+    assert "secret-contract migrate" not in change.reason
+    # The same stack's own secret at its former location may be moved.
+    own = plan.diff(DESIRED, None, {"shared/db": Entry(FULL, 2, owned_by("app", DESIRED.digest))})
+    assert own.action == "blocked" and "migrate app" in own.reason
+
+
+def test_a_released_secret_is_taken_back_only_by_the_stack_that_released_it() -> None:
+    owners = ownership.read(OWNED)
+    released = {**OWNED, **ownership.release(owners, "app", remaining=[])}
+    released = {k: v for k, v in released.items() if v is not None}
+    back = plan.diff(DESIRED, Entry(FULL, 1, released))
+    assert back.action == "claim" and back.metadata[ownership.RELEASED_KEY] is None
+    assert back.metadata[ownership.OWNER_KEY] == "app"
+    stranger = Desired(DESIRED.mount, DESIRED.path, ("intruder",), DESIRED.static, DESIRED.generated)
+    refused = plan.diff(stranger, Entry(FULL, 1, released))
+    assert refused.action == "blocked" and "released by contract 'app'" in refused.reason and not refused.writes
 
 
 def test_values_at_a_legacy_path_are_never_forked() -> None:
@@ -113,6 +155,13 @@ def test_the_digest_ignores_key_order_and_a_spelled_out_default_length() -> None
     two = Desired("m", "p", ("b",), {"u": "x"}, {"p": GeneratedKey("password", 32)})
     assert one.digest == two.digest
     assert one.digest != Desired("m", "p", ("a",), {"u": "y"}, {"p": GeneratedKey("password")}).digest
+
+
+def test_the_digest_covers_the_externalsecrets_and_earlier_releases_digests_read_as_unknown() -> None:
+    one = Desired("m", "p", ("a",), {"u": "x"}, delivery="one")
+    assert one.digest != Desired("m", "p", ("a",), {"u": "x"}, delivery="two").digest
+    old = ownership.read(ownership.declare({"b": "0123456789abcdef"}))
+    assert old.declarations == {"b": None}
 
 
 def test_summary_names_keys_never_values() -> None:

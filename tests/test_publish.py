@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run, serving_registry
+from faults import Answer, header_answering_server
 from fixtures import commit_tree, git
 from oci_artifact import MANIFEST, build_layer, get, pull
 from secret_contract import publish
@@ -182,3 +183,37 @@ def test_publish_from_a_git_url_builds_the_clone_and_refuses_what_is_unsafe(
         refused = from_git(*args, "oci://registry.example.com/a:b")
         assert refused.returncode == 1 and expected in refused.stderr, case
         assert "Traceback" not in refused.stderr and "t0ken-in-url" not in refused.text, case
+
+
+def test_a_registry_that_echoes_request_headers_never_prints_the_credentials(repository: Path, vault: Vault) -> None:
+    """The push carries the registry login as an Authorization header; a registry (or a proxy
+    in front of it) that echoes the request's headers in its error must not print them."""
+
+    def registry(method: str, path: str, headers: dict[str, str], _body: bytes) -> Answer:
+        if "Authorization" not in headers:
+            return 401, {"WWW-Authenticate": 'Basic realm="echo"', "Content-Type": "application/json"}, b"{}"
+        if path == "/v2/" or method == "HEAD":
+            return (200 if path == "/v2/" else 404), {"Content-Type": "application/json"}, b"{}"
+        first = sorted(headers.items(), key=lambda kv: kv[0] != "Authorization")  # before any cut
+        echoed = {"errors": [{"code": "DENIED", "message": "; ".join(f"{k}: {v}" for k, v in first)}]}
+        return 400, {"Content-Type": "application/json"}, json.dumps(echoed).encode()
+
+    env = {**vault.env, "REGISTRY_USERNAME": "pusher-sentinel", "REGISTRY_PASSWORD": "pushpass-sentinel"}
+    with header_answering_server(registry) as addr:
+        ran = publish_cli(repository, f"oci://{addr.removeprefix('http://')}/platform/echo:x", env, "--insecure")
+    assert ran.returncode == 1 and "pushing" in ran.stderr and "Authorization" in ran.stderr, ran.stderr
+    pair = base64.b64encode(b"pusher-sentinel:pushpass-sentinel").decode()
+    assert_no_leak([ran.text], ["pushpass-sentinel", "pusher-sentinel", pair, pair[:16]])
+
+
+def test_dry_run_into_a_missing_folder_fails_before_the_build(repository: Path, vault: Vault, tmp_path: Path) -> None:
+    output = tmp_path / "missing" / "dir" / "artifact.tar.gz"
+    ran = publish_cli(repository, "oci://127.0.0.1:9/platform/dry:x", vault.env, "--dry-run", "--output", str(output))
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    assert f"--output {output}" in ran.stderr and "no such directory" in ran.stderr
+    assert vault.paths() == []  # checked before the build wrote Vault
+
+
+def test_a_source_date_epoch_of_thousands_of_digits_is_not_a_time() -> None:
+    notes = publish.annotations(publish.Origin(), {"SOURCE_DATE_EPOCH": "9" * 5000})
+    assert notes["org.opencontainers.image.created"].endswith("Z")

@@ -4,6 +4,7 @@ that could carry a credential or a value into a message. Real servers on loopbac
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import ssl
@@ -11,11 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import Ran, Vault, assert_no_leak, secret_contract
-from faults import Answer, answering_server, drip, flood, forwarding_proxy, raw_server
+from faults import Answer, answering_server, drip, flood, forwarding_proxy, header_answering_server, raw_server
 from fixtures import DEMO, DEMO_PATH, generator_input
 from peak_rss import run_measured
 from secret_contract import yaml_codec
@@ -219,3 +221,94 @@ def test_user_info_in_vault_addr_is_never_printed() -> None:
     ran = build({"VAULT_ADDR": "http://operator:pw-sentinel-789@127.0.0.1:9", "VAULT_TOKEN": "t"})
     assert ran.returncode == 0 and "http://***@127.0.0.1:9: cannot connect to Vault" in ran.stderr
     assert "pw-sentinel-789" not in ran.text and "operator" not in ran.text
+
+
+def test_an_error_from_the_host_a_redirect_led_to_names_that_host(vault: Vault) -> None:
+    """The token follows a 307 to another host, as Vault's client sends it; what that host
+    answers is its own answer, not Vault refusing the token."""
+    denied = (403, {"Content-Type": "application/json"}, b'{"errors":["denied"]}')
+    with (
+        answering_server(lambda *_: denied) as other,
+        answering_server(lambda _m, p, _b: (307, {"Location": f"{other}{p}"}, b"")) as front,
+    ):
+        ran = build({**vault.env, "VAULT_ADDR": front}, strict=True)
+    assert ran.returncode == 1
+    assert f"redirected to {other}" in ran.stderr and "refused" not in ran.stderr, ran.stderr
+    assert_no_leak([ran.text], [vault.server.token])
+    clean(ran)
+
+
+def test_a_content_length_of_thousands_of_digits_is_refused_as_too_large() -> None:
+    def answer(conn: Any) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + b"9" * 5000
+        conn.sendall(head + b"\r\n\r\n{}")
+
+    with raw_server(answer) as addr:
+        ran = build({"VAULT_ADDR": addr, "VAULT_TOKEN": "t"}, strict=True)
+    assert ran.returncode == 1 and "5000-digit" in ran.stderr and "limit" in ran.stderr
+    clean(ran)
+
+
+def test_a_server_that_echoes_request_headers_never_prints_basic_credentials() -> None:
+    """User info in VAULT_ADDR travels as an Authorization header; a server that echoes the
+    request's headers in its errors must not put them, or the token, on the terminal."""
+
+    def echo(method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        if path.startswith("/v1/sys/internal/ui/mounts/"):
+            info = {"data": {"type": "kv", "path": "secret/", "options": {"version": "2"}}}
+            return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
+        if method == "GET":
+            return 404, {"Content-Type": "application/json"}, b'{"errors": []}'
+        if path == "/v1/sys/capabilities-self":
+            return 200, {"Content-Type": "application/json"}, json.dumps({"data": _all(body)}).encode()
+        lines = [f"{k}: {v}" for k, v in headers.items()] + [f"{k}={v}" for k, v in headers.items()]
+        return 400, {"Content-Type": "application/json"}, json.dumps({"errors": lines}).encode()
+
+    with header_answering_server(echo) as addr:
+        with_user = addr.replace("http://", "http://operator:pw-sentinel-789@")
+        ran = build({"VAULT_ADDR": with_user, "VAULT_TOKEN": "s.echotokensentinel"}, strict=True)
+    assert ran.returncode == 1 and "Vault was not written" in ran.stderr, ran.stderr
+    pair = base64.b64encode(b"operator:pw-sentinel-789").decode()
+    assert_no_leak([ran.text], ["pw-sentinel-789", "operator", pair, "s.echotokensentinel"])
+    clean(ran)
+
+
+def test_no_proxy_cidrs_are_honoured_for_ip_addresses_only(vault: Vault) -> None:
+    """As Go's client (and so the Vault CLI) reads NO_PROXY: a CIDR matches a literal IP
+    address in it, never a host name."""
+    port = int(vault.server.addr.rsplit(":", 1)[1])
+    with forwarding_proxy({"vault.test": port}) as (proxy, seen):
+        base = {**vault.env, "HTTP_PROXY": proxy, "VAULT_CLIENT_TIMEOUT": "2", "VAULT_MAX_RETRIES": "0"}
+        by_ip = {**base, "VAULT_ADDR": f"http://192.0.2.1:{port}"}  # TEST-NET-1: reachable only through the proxy
+        assert build(by_ip, strict=True).returncode == 0 and seen
+        count = len(seen)
+        direct = build({**by_ip, "NO_PROXY": "example.com, 192.0.2.0/24"}, strict=True)
+        assert direct.returncode == 1 and len(seen) == count, direct.stderr
+        assert "http://192.0.2.1" in direct.stderr
+        by_name = build({**base, "VAULT_ADDR": f"http://vault.test:{port}", "NO_PROXY": "192.0.2.0/24"}, strict=True)
+        assert by_name.returncode == 0 and len(seen) > count, by_name.stderr
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "host", "port", "proxied"),
+    [
+        ("10.0.0.0/8", "10.1.2.3", 8200, False),
+        ("10.0.0.0/8", "11.1.2.3", 8200, True),
+        ("2001:db8::/32", "2001:db8::1", 8200, False),
+        ("10.1.2.3", "10.1.2.3", 8200, False),
+        ("10.1.2.3:8201", "10.1.2.3", 8200, True),
+        ("vault.example.com", "vault.example.com", 8200, False),
+        ("example.com", "vault.example.com", 8200, False),
+        (".example.com", "example.com", 8200, True),
+        ("*.example.com", "vault.example.com", 8200, False),
+        ("example.com:8200", "vault.example.com", 8200, False),
+        ("example.com:443", "vault.example.com", 8200, True),
+        ("*", "anything", 8200, False),
+        ("notexample.com", "example.com", 8200, True),
+    ],
+)
+def test_no_proxy_matches_as_go_does(no_proxy: str, host: str, port: int, proxied: bool) -> None:
+    from secret_contract.vault_http import Proxies
+
+    proxies = Proxies.from_env({"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": no_proxy})
+    assert (proxies.for_url("https", host, port) is not None) is proxied

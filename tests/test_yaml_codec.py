@@ -5,6 +5,8 @@ kyaml (go-yaml v3) does, which is what kustomize and kpt run on."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from peak_rss import run_measured
 from secret_contract import yaml_codec
 
 scalars = st.one_of(
@@ -230,3 +233,48 @@ def test_keys_longer_than_an_implicit_key_may_be_are_written_explicitly() -> Non
     doc = {"k" * 2000: {"a": [1, "b"]}, "v": "x" * 3000, "list": [{"q" * 1500: None}]}
     text = yaml_codec.dump(doc)
     assert yaml.safe_load(text) == doc and yaml_codec.load(text) == doc
+
+
+def _merge_bomb(keys: int, mappings: int, sources: int = 1) -> str:
+    """One mapping of `keys` keys, merged (`<<: *a`, or `sources` times in one list) into
+    `mappings` mappings: small text, keys x mappings x sources entries once merged."""
+    merged = "*a" if sources == 1 else "[" + ", ".join(["*a"] * sources) + "]"
+    lines = ["base: &a"] + [f"  k{i}: v" for i in range(keys)]
+    lines += [f"m{i}: {{<<: {merged}}}" for i in range(mappings)]
+    return "\n".join(lines) + "\n"
+
+
+MERGE_BOMBS = {
+    "8000 keys into 8000 mappings": _merge_bomb(8000, 8000),
+    "30000 keys into 30000 mappings": _merge_bomb(30000, 30000),
+    "8000 keys merged 100000 times into one mapping": _merge_bomb(8000, 1, 100_000),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MERGE_BOMBS))
+def test_a_merge_key_bomb_is_refused_while_parsing_in_bounded_memory(case: str, tmp_path: Path) -> None:
+    text = MERGE_BOMBS[case]
+    assert len(text) < 1_000_000
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    ran = run_measured([sys.executable, "-m", "secret_contract", "render", str(path)], timeout=120)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert f"{path}: invalid YAML: " in ran.stderr and "past 1,000,000" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert ran.peak_mb < 200, f"peak memory {ran.peak_mb:.0f} MB"
+    assert ran.wall < 30, f"{ran.wall:.1f} s"  # generous: refused while parsing, well under 2 s alone
+
+
+def test_a_merge_key_bomb_on_stdin_is_a_resource_list_error() -> None:
+    bomb = _merge_bomb(8000, 8000).replace("\n", "\n    ")
+    item = f"- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: x}}\n  data:\n    {bomb}\n"
+    stdin = f"apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n{item}"
+    ran = run_measured([sys.executable, "-m", "secret_contract"], stdin, timeout=120)
+    assert ran.returncode == 1 and "past 1,000,000" in ran.stderr
+    assert yaml_codec.load(ran.stdout)["results"][0]["severity"] == "error"
+    assert ran.peak_mb < 200, f"peak memory {ran.peak_mb:.0f} MB"
+
+
+def test_merge_keys_within_the_bound_are_merged() -> None:
+    doc = yaml_codec.load(_merge_bomb(100, 50))
+    assert doc["m49"] == doc["base"] and len(doc["base"]) == 100

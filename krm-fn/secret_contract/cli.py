@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from secret_contract import __version__, krm, pipeline, project, yaml_codec
 from secret_contract.errors import InvalidInput, SecretContractError
 from secret_contract.krm import ResourceList
-from secret_contract.results import FileRef, Result, error, format_line, has_errors, info
+from secret_contract.results import FileRef, Result, error, format_line, has_errors, info, printable
 from secret_contract.results import sort as sort_results
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except SecretContractError as exc:
-        print(f"secret-contract: error: {exc}", file=sys.stderr)
+        print(f"secret-contract: error: {printable(str(exc), keep=chr(10))}", file=sys.stderr)
         return EXIT_FAILED
     except Exception:
         import traceback
@@ -119,10 +119,12 @@ def run_legacy_plugin(config_path: str, stdout: TextIO, env: Mapping[str, str]) 
         raise InvalidInput(f"cannot read the generator config {config_path}: {type(exc).__name__}") from None
     if not isinstance(config, dict):
         raise InvalidInput("the generator config is not a mapping")
+    from secret_contract import plugin
+
+    # Under `transformers:` the input comes back with the ExternalSecrets added, never dropped.
+    items = plugin.resources(sys.stdin, env) or [config]
     here = project.find(os.getcwd(), env)
-    outcome = pipeline.build(
-        ResourceList([config], function_config=config), here.environment(env), project=here.settings
-    )
+    outcome = pipeline.build(ResourceList(items, function_config=config), here.environment(env), project=here.settings)
     findings = _with_config_file([*_project_problems(here), *outcome.findings], config)
     _report(findings)
     code = _exit(findings, outcome.pending)
@@ -237,18 +239,15 @@ def _print_externalsecrets(items: list[krm.Item]) -> None:
     sys.stdout.write(yaml_codec.dump_all([krm.strip_orchestrator_annotations(es) for es in items]))
 
 
-def _declared_elsewhere(given: Given) -> dict[str, set[str]]:
-    """Vault path -> stacks of every contract under the stacks root that declares it."""
-    from secret_contract import inputs
+def _declared_elsewhere(given: Given) -> dict[str, dict[str, str]]:
+    """Vault path -> {stack: digest} of every contract under the stacks root that declares it."""
+    from secret_contract import inputs, operations
 
     files = inputs.stack_contracts(given.here)
     if not files:
         return {}
     everything = pipeline.build(inputs.read_files(files), given.env, pipeline.Options(write=False), given.here.settings)
-    out: dict[str, set[str]] = {}
-    for target in everything.targets:
-        out.setdefault(target.where, set()).update(target.desired.stacks)
-    return out
+    return operations.repository_declarations(everything.targets)
 
 
 def _confirm(planned: operations.Planned, args: argparse.Namespace, verb: str, ask: bool = True) -> bool:
@@ -260,7 +259,7 @@ def _confirm(planned: operations.Planned, args: argparse.Namespace, verb: str, a
         _report([info(f"nothing to {verb}")])
         return False
     for action in planned.actions:
-        sys.stderr.write(f"secret-contract: {'would' if args.dry_run else 'will'} {action.describe()}\n")
+        sys.stderr.write(f"secret-contract: {'would' if args.dry_run else 'will'} {printable(action.describe())}\n")
     if args.dry_run:
         return False
     if not ask or getattr(args, "yes", False):
@@ -279,8 +278,9 @@ def _carry_out(store: SecretStore, planned: operations.Planned) -> int:
     if refused:
         _report([*refused, error("nothing was changed")])
         return EXIT_FAILED
-    _report(operations.apply(store, planned.actions, _progress()))
-    return EXIT_OK
+    findings = operations.apply(store, planned.actions, _progress())
+    _report(findings)
+    return EXIT_FAILED if has_errors(findings) else EXIT_OK
 
 
 # --- the commands ------------------------------------------------------------------------------
@@ -385,8 +385,7 @@ def _removal(args: argparse.Namespace, decide: Callable[..., operations.Planned]
     elsewhere = _declared_elsewhere(given)
     code = EXIT_OK
     for contract in outcome.contracts:
-        others = {k: v - {contract.contract.stack} for k, v in elsewhere.items()}
-        planned = decide(store, contract, outcome.targets, others)
+        planned = decide(store, contract, outcome.targets, elsewhere)
         if planned.refused:
             code = EXIT_FAILED
         if _confirm(planned, args, verb):
@@ -499,10 +498,10 @@ def _print_rows(rows: list[operations.Row], output: str) -> None:
         return
     table = [
         (
-            r.path,
+            printable(r.path),
             f"v{r.version}" + ("" if r.state == "live" else f" ({r.state})"),
-            ", ".join(r.owners) or "-",
-            ", ".join(r.keys),
+            printable(", ".join(r.owners)) or "-",
+            printable(", ".join(r.keys)),
         )
         for r in rows
     ]

@@ -28,7 +28,7 @@ KIND = "SecretContract"
 @dataclass(frozen=True)
 class DataEntry:
     key: str
-    value: str | None = None
+    value: str | None = field(default=None, repr=False)
     generate: str | None = None
     length: int | None = None
 

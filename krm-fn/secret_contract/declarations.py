@@ -4,11 +4,16 @@ and one ExternalSecret per identity, however many contracts declare them.
 Contracts may declare the same Secret on purpose (a component's credentials redeclared by
 every stack that uses the component). Such declarations must agree on every key, generator,
 length and static value, and yield identical ExternalSecrets; otherwise the build fails
-before Vault is touched, naming both contracts and the field that differs.
+before Vault is touched, naming both contracts and the field that differs. Two different
+ExternalSecrets never write one Kubernetes Secret: ESO would have them overwrite each other.
+The ExternalSecrets a Vault secret yields are part of its recorded declaration (`Desired.
+delivery`), so stacks built apart cannot deliver it differently either.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +32,7 @@ class Declared:
     contract: Contract
     secret: Secret
     resolved: Resolved
+    manifests: tuple[dict[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
@@ -48,19 +54,21 @@ def collect(resolved: list[ResolvedContract]) -> Collected:
     out = Collected()
     by_path: dict[tuple[str, str], list[Declared]] = {}
     by_identity: dict[tuple[str, str, str, str], tuple[Declared, dict[str, Any]]] = {}
+    by_target: dict[tuple[str, str], tuple[Declared, str]] = {}  # the Secret ESO writes -> first writer
     for rc in resolved:
         for secret, r in zip(rc.contract.secrets, rc.secrets, strict=True):
-            declared = Declared(rc.contract, secret, r)
+            declared = Declared(rc.contract, secret, r, tuple(externalsecret.build(secret, r)))
             problem = r.layout.eso_problem(r.path)
             if problem:
                 out.findings.append(declared.finding(problem, f"{secret.field_path}.name"))
                 continue
             by_path.setdefault((r.mount, r.path), []).append(declared)
-            for es in externalsecret.build(secret, r):
+            for es in declared.manifests:
                 ident = krm.identity(es)
                 if ident not in by_identity:
                     by_identity[ident] = (declared, es)
                     out.externalsecrets.append((es, rc.contract.file))
+                    out.findings.extend(_second_writer(by_target, declared, es))
                     continue
                 first, first_es = by_identity[ident]
                 difference = _first_difference(first_es, es)
@@ -81,6 +89,31 @@ def collect(resolved: list[ResolvedContract]) -> Collected:
     return out
 
 
+def _second_writer(
+    by_target: dict[tuple[str, str], tuple[Declared, str]], declared: Declared, es: dict[str, Any]
+) -> list[Result]:
+    """A finding when another ExternalSecret already writes the Secret `es` targets."""
+    namespace, name = es["metadata"]["namespace"], es["metadata"]["name"]
+    target = (namespace, es["spec"]["target"]["name"])
+    first = by_target.setdefault(target, (declared, name))
+    if first[1] == name:
+        return []
+    return [
+        declared.finding(
+            f"ExternalSecret {namespace}/{name} writes Secret {namespace}/{target[1]}, which ExternalSecret "
+            f"{namespace}/{first[1]} of {first[0].label} already writes: ESO would have them overwrite each other; "
+            "give one of them another target name",
+            declared.secret.field_path,
+        )
+    ]
+
+
+def delivery_digest(manifests: tuple[dict[str, Any], ...]) -> str:
+    """Identifies the ExternalSecrets that deliver one Vault secret."""
+    text = json.dumps(sorted(manifests, key=krm.identity), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _target(declarations: list[Declared]) -> Target:
     first = declarations[0]
     r = first.resolved
@@ -92,8 +125,12 @@ def _target(declarations: list[Declared]) -> Target:
             static={e.key: e.value for e in first.secret.data if e.value is not None},
             generated={e.key: GeneratedKey(e.generate, e.length) for e in first.secret.data if e.generate},
             legacy=r.legacy,
+            delivery=delivery_digest(first.manifests),
         ),
-        tuple(Declaration(d.contract.resource, d.contract.file, d.secret.field_path) for d in declarations),
+        tuple(
+            Declaration(d.contract.resource, d.contract.file, d.secret.field_path, d.secret.namespace, d.secret.name)
+            for d in declarations
+        ),
     )
 
 
@@ -115,6 +152,11 @@ def _disagreements(first: Declared, other: Declared) -> list[Result]:
         field_name = _differing_field(entry, theirs_entry)
         if field_name:
             found.append(other.finding(f"{where}, which declares key '{key}' differently", f"{path}.{field_name}"))
+    if not found and delivery_digest(first.manifests) != delivery_digest(other.manifests):
+        difference = _first_difference(list(first.manifests), list(other.manifests)) or "its ExternalSecrets"
+        found.append(
+            other.finding(f"{where}, whose ExternalSecrets differ from this declaration's at {difference}", at)
+        )
     return found
 
 

@@ -31,6 +31,11 @@ class VaultPermissionDenied(SecretContractError):
     """Vault refused the token for an operation on a path."""
 
 
+class RefusedAfterRedirect(VaultPermissionDenied):
+    """Another host, to which Vault's address redirected, refused a request: not Vault's
+    verdict on the token."""
+
+
 class VaultRequestFailed(SecretContractError):
     """Vault rejected a request for a reason other than permissions or CAS."""
 

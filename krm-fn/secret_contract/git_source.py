@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from secret_contract import redact
 from secret_contract.errors import InvalidInput, SecretContractError
 from secret_contract.vault_auth import secret_input
 
@@ -67,7 +68,7 @@ def clone(url: str, ref: str, into: str, env: Mapping[str, str], insecure: bool 
     try:
         repo = porcelain.clone(url, into, depth=1, branch=ref, checkout=True, errstream=progress, **credentials)
     except Exception as exc:  # dulwich raises many kinds (protocol, HTTP, missing ref)
-        raise CloneFailed(f"cloning {url} at {ref} failed: {_reason(exc, password)}") from None
+        raise CloneFailed(f"cloning {url} at {ref} failed: {_reason(exc, username, password)}") from None
     from dulwich.objects import Commit, Tag
 
     with repo:
@@ -81,8 +82,7 @@ def clone(url: str, ref: str, into: str, env: Mapping[str, str], insecure: bool 
     return Checkout(into, url, f"{ref}@sha1:{commit}", committed)
 
 
-def _reason(exc: Exception, password: str | None) -> str:
+def _reason(exc: Exception, username: str, password: str | None) -> str:
+    """An exception's text, scrubbed: a server may echo the request's headers in its errors."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if password:
-        text = text.replace(password, "***")
-    return text[:300]
+    return redact.scrub(text, redact.basic_forms(username, password) if password else [])[:300]

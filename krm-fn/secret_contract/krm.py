@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import yaml
 
 from secret_contract import results, yaml_codec
+from secret_contract.contract import is_contract
 from secret_contract.errors import InvalidResourceList
 from secret_contract.results import FileRef, ResourceRef, Result
 
@@ -31,8 +32,9 @@ Item = dict[str, Any]
 
 @dataclass
 class ResourceList:
-    items: list[Item]
-    function_config: Item | None = None
+    # Items and the function config may be contracts, whose static values are stored in Vault.
+    items: list[Item] = field(repr=False)
+    function_config: Item | None = field(default=None, repr=False)
     results: list[dict[str, Any]] = field(default_factory=list)
     api_version: str = RESOURCE_LIST_API_VERSIONS[0]
     # The text each input item had (by the item's identity): an item that comes out unchanged
@@ -198,38 +200,83 @@ def place(
     to the input the way the orchestrator needs it.
 
     A kustomize generator returns only what it generated (the contract must not reach the
-    build). A kpt function returns every item: others untouched, its own earlier output
-    replaced in place or dropped when stale, new items placed beside their contract. An
-    item of the same identity that the function did not generate is a conflict.
+    build). A kpt function returns every item: others untouched, new items placed beside their
+    contract. Only what this function placed (an item `is_ours` in the generated file beside a
+    contract of this run) is its own earlier output, replaced in place or dropped when stale:
+    anything else carrying the label (another stack's committed `render` output) passes through,
+    since kpt deletes a file whose items a function leaves out. An item of a generated identity
+    that the function did not place is kept in its stead when identical, else a conflict.
     """
     if is_generator_call(rl):
         return [item for item, _ in built], []
-    new = {identity(item): home for item, home in built}
+    new = {identity(item): (item, home) for item, home in built}
+    homes = _generated_files(rl, built)
     kept: list[Item] = []
     previous: dict[tuple[str, str, str, str], Item] = {}
+    delivered: set[tuple[str, str, str, str]] = set()
     findings: list[Result] = []
     for item in rl.items:
-        ident = identity(item)
-        if ident in new and is_ours(item):
-            previous[ident] = item
-        elif ident in new:
-            findings.append(_conflict(item, new[ident]))
-            kept.append(item)
-        elif not is_ours(item):
-            kept.append(item)  # anything that is not this function's stale output passes through
+        ident, placed_here = identity(item), _in(item, homes) and is_ours(item)
+        if placed_here:
+            if ident in new:
+                previous[ident] = item
+            continue  # this function's stale output: it left the contract
+        kept.append(item)
+        if is_ours(item) and _in_generated_file(item):
+            findings.append(_stale(item))
+        if ident not in new:
+            continue
+        if is_ours(item) and _same(item, new[ident][0]):
+            delivered.add(ident)  # delivered from where it was committed; not twice
+        else:
+            findings.append(_conflict(item, new[ident][1], is_ours(item)))
     used = _used_indexes([*kept, *previous.values()])
-    placed = [_place(item, previous.get(identity(item)), home, used) for item, home in built]
+    placed = [
+        _place(item, previous.get(identity(item)), home, used)
+        for item, home in built
+        if identity(item) not in delivered
+    ]
     return kept + placed, findings
 
 
-def _conflict(existing: Item, contract_file: FileRef | None) -> Result:
-    ref = resource_ref(existing)
-    file = file_ref(existing)
+def _generated_files(rl: ResourceList, built: list[tuple[Item, FileRef | None]]) -> set[str]:
+    """The files this run writes: the generated file beside each contract it was given."""
+    contracts = [file_ref(item) for item in rl.items if is_contract(item)]
+    contracts += [home for _, home in built]
+    return {sibling_path(ref, GENERATED_FILE) for ref in contracts if ref is not None}
+
+
+def _in(item: Item, files: set[str]) -> bool:
+    ref = file_ref(item)
+    return ref is not None and ref.path in files
+
+
+def _in_generated_file(item: Item) -> bool:
+    ref = file_ref(item)
+    return ref is not None and posixpath.basename(ref.path) == GENERATED_FILE
+
+
+def _same(existing: Item, generated: Item) -> bool:
+    return strip_orchestrator_annotations(existing) == strip_orchestrator_annotations(generated)
+
+
+def _stale(item: Item) -> Result:
+    ref = resource_ref(item)
     message = (
-        f"{ref.kind} {ref.namespace}/{ref.name} is written by hand here and generated from a SecretContract"
+        f"{ref.kind} {ref.namespace}/{ref.name} looks stale: it is in a generated file beside no SecretContract "
+        "of this run, so it is left as it is; delete the file if its contract is gone"
+    )
+    return Result("warning", message, "metadata.name", resource=ref, file=file_ref(item), rule="identity")
+
+
+def _conflict(existing: Item, contract_file: FileRef | None, labelled: bool) -> Result:
+    ref = resource_ref(existing)
+    how = "committed here with other content" if labelled else "written by hand here"
+    message = (
+        f"{ref.kind} {ref.namespace}/{ref.name} is {how} and generated from a SecretContract"
         f"{f' ({contract_file.path})' if contract_file else ''}: remove one of them"
     )
-    return Result("error", message, "metadata.name", resource=ref, file=file, rule="identity")
+    return Result("error", message, "metadata.name", resource=ref, file=file_ref(existing), rule="identity")
 
 
 def _used_indexes(items: list[Item]) -> dict[str, set[int]]:

@@ -4,17 +4,20 @@ migrate. Each works on the targets of resolved contracts (or on a mount) through
 
 Destructive operations come in two steps, so the command line can show what will happen
 and ask before it does: `plan_*()` reads and decides (pure decisions, no writes), `apply()`
-carries the decisions out after one permission check for all of them.
+carries the decisions out after one permission check for all of them. Who may do what with a
+secret is decided by `policy`, as for a build. Between the two steps others may build: each
+action records what its decision rested on (`Expect`), and `apply()` reads the secret again
+right before acting and leaves it alone if that changed.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from secret_contract import generators, ownership, plan
+from secret_contract import generators, ownership, plan, policy
+from secret_contract.errors import SecretContractError
 from secret_contract.plan import Desired
 from secret_contract.results import Result, error, info, warning
 from secret_contract.settings import ResolvedContract
@@ -22,6 +25,31 @@ from secret_contract.store import Entry, Progress, SecretStore, WriteCheck, para
 from secret_contract.sync import Target, read_states
 
 ActionKind = Literal["delete", "release", "drop-keys", "rotate", "copy", "adopt", "mark-source", "delete-source"]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a decision rested on: the secret's version and who declared it."""
+
+    version: int
+    declarations: frozenset[tuple[str, str | None]]
+
+    @classmethod
+    def of(cls, entry: Entry) -> Expect:
+        owners = ownership.read(entry.custom_metadata)
+        return cls(entry.version, frozenset(owners.declarations.items()))
+
+    def changed(self, entry: Entry | None) -> str | None:
+        """How `entry` differs from what was expected, or None."""
+        if entry is None:
+            return "it is gone"
+        now = Expect.of(entry)
+        if now.version != self.version:
+            return f"it has a new version (v{now.version}, planned on v{self.version})"
+        if now.declarations != self.declarations:
+            stacks = sorted(s for s, _ in now.declarations) or ["no contract"]
+            return f"who declares it changed (now {', '.join(stacks)})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -38,6 +66,7 @@ class Action:
     keep: Mapping[str, str] = field(default_factory=dict, repr=False)
     metadata: Mapping[str, str | None] = field(default_factory=dict)
     note: str = ""
+    expect: Expect | None = None  # checked again right before the action, when set
 
     @property
     def where(self) -> str:
@@ -146,102 +175,124 @@ def _row(mount: str, path: str, entry: Entry) -> Row:
 
 # --- remove and prune ----------------------------------------------------------------------
 
+# Vault path -> {stack: declaration digest} of every contract of the repository that declares it.
+Elsewhere = Mapping[str, Mapping[str, str]]
+
+
+def repository_declarations(targets: list[Target]) -> dict[str, dict[str, str]]:
+    """Who declares each Vault path among `targets` (a build of every contract of the
+    repository): the claims that stand whether or not those stacks ever built."""
+    return {t.where: dict(t.desired.declarations()) for t in targets}
+
 
 def plan_remove(
-    store: SecretStore,
-    contract: ResolvedContract,
-    targets: list[Target],
-    declared_elsewhere: Mapping[str, set[str]] | None = None,
+    store: SecretStore, contract: ResolvedContract, targets: list[Target], elsewhere: Elsewhere | None = None
 ) -> Planned:
     """Everything the contract's stack owns: what it declares, and what it left behind in its
     folders. A secret another contract still declares is kept, and only this stack's record
     is removed; a secret this tool adopted (or migrated) is released, never destroyed."""
     stack = contract.contract.stack
-    declared, paths = _candidates(store, contract, targets)
-    elsewhere = declared_elsewhere or {}
+    found = _candidates(store, contract, targets, elsewhere or {})
     out = Planned()
-    for where, (mount, path, entry) in paths.items():
+    for where, (mount, path, entry) in found.paths.items():
         if entry is None:
-            if where in declared:
+            if where in found.declared:
                 out.findings.append(info(f"{where}: not in Vault, nothing to remove"))
             continue
-        _plan_release(out, stack, mount, path, entry, elsewhere.get(where, set()), where in declared)
+        _plan_release(out, stack, mount, path, entry, (elsewhere or {}).get(where, {}), where in found.declared)
+    out.findings.extend(found.notes)
     return out
 
 
 def plan_prune(
-    store: SecretStore,
-    contract: ResolvedContract,
-    targets: list[Target],
-    declared_elsewhere: Mapping[str, set[str]] | None = None,
+    store: SecretStore, contract: ResolvedContract, targets: list[Target], elsewhere: Elsewhere | None = None
 ) -> Planned:
-    """Only what left the contract: secrets the stack owns and no longer declares, and keys of
-    its secrets that the contract no longer names (secrets this tool created, declared by
-    this stack alone; older versions keep the keys)."""
+    """Only what left the contract: secrets the stack owns and no longer declares (its record
+    is released where another contract still declares them), and keys of its secrets that the
+    contract no longer names (secrets this tool created, declared by this stack alone; older
+    versions keep the keys)."""
     stack = contract.contract.stack
-    declared, paths = _candidates(store, contract, targets)
-    elsewhere = declared_elsewhere or {}
+    found = _candidates(store, contract, targets, elsewhere or {})
     out = Planned()
-    for where, (mount, path, entry) in paths.items():
+    for where, (mount, path, entry) in found.paths.items():
         if entry is None:
             continue
-        if where not in declared:
-            _plan_release(out, stack, mount, path, entry, elsewhere.get(where, set()), False)
+        if where not in found.declared:
+            _plan_release(out, stack, mount, path, entry, (elsewhere or {}).get(where, {}), False)
             continue
         owners = ownership.read(entry.custom_metadata)
-        extra = sorted(set(entry.data) - set(declared[where].desired.key_names()))
+        extra = sorted(set(entry.data) - set(found.declared[where].desired.key_names()))
         if not extra or not entry.live:
             continue
-        if owners.created_here and set(owners.declarations) == {stack}:
+        if policy.may_drop_keys(owners, stack):
             keep = {k: v for k, v in entry.data.items() if k not in extra}
-            out.actions.append(Action("drop-keys", mount, path, tuple(extra), cas=entry.version, keep=keep))
+            out.actions.append(
+                Action("drop-keys", mount, path, tuple(extra), cas=entry.version, keep=keep, expect=Expect.of(entry))
+            )
         else:
             out.findings.append(
                 warning(f"{where}: keeps {', '.join(extra)}: the secret was not created by this contract alone")
             )
+    out.findings.extend(found.notes)
     return out
 
 
+@dataclass
+class Candidates:
+    declared: dict[str, Target]  # what the stack's contract declares, by `mount/path`
+    paths: dict[str, tuple[str, str, Entry | None]]  # those and everything else it may hold
+    notes: list[Result] = field(default_factory=list)  # what could not be searched
+
+
 def _candidates(
-    store: SecretStore, contract: ResolvedContract, targets: list[Target]
-) -> tuple[dict[str, Target], dict[str, tuple[str, str, Entry | None]]]:
-    """The targets the contract's stack declares, by path; and those paths plus every path in
-    the contract's folders, with what Vault holds."""
-    declared = {t.where: t for t in targets if contract.contract.stack in t.desired.stacks}
+    store: SecretStore, contract: ResolvedContract, targets: list[Target], elsewhere: Elsewhere
+) -> Candidates:
+    """The targets the contract's stack declares; and, with what Vault holds at each, those
+    paths, every path under the contract's folders (at any depth), and the paths other
+    contracts of the repository declare (a shared secret this stack stopped declaring)."""
+    stack = contract.contract.stack
+    declared = {t.where: t for t in targets if stack in t.desired.stacks}
     layout = contract.secrets[0].layout
     for mount in {r.mount for r in contract.secrets}:
         store.check_mount(mount)
     keys = {where: (t.desired.mount, t.desired.path) for where, t in declared.items()}
     namespaces = sorted({s.namespace for s in contract.contract.secrets})
-    for folder in layout.folders(contract.contract.stack, namespaces):
-        for name in store.list(layout.mount, folder) or []:
-            if not name.endswith("/"):
-                path = posixpath.join(folder, name)
-                keys.setdefault(f"{layout.mount}/{path}", (layout.mount, path))
+    for folder in layout.folders(stack, namespaces):
+        for path in list_paths(store, layout.mount, folder):
+            keys.setdefault(f"{layout.mount}/{path}", (layout.mount, path))
+    for where in elsewhere:
+        mount, _, path = where.partition("/")
+        keys.setdefault(where, (mount, path))
     entries = parallel(lambda k: store.read(*k), list(keys.values()))
-    return declared, {where: (*key, entry) for (where, key), entry in zip(keys.items(), entries, strict=True)}
+    notes = []
+    if layout.scheme != "stack":
+        notes.append(
+            info(
+                f"contract '{stack}': secrets it left behind are found in the folders of the namespaces it declares "
+                f"({', '.join(namespaces)}) and among the repository's contracts; a namespace it no longer declares "
+                "is not searched (list it with `secret-contract list`)"
+            )
+        )
+    return Candidates(declared, {w: (*k, e) for (w, k), e in zip(keys.items(), entries, strict=True)}, notes)
 
 
 def _plan_release(
-    out: Planned, stack: str, mount: str, path: str, entry: Entry, elsewhere: set[str], is_declared: bool
+    out: Planned, stack: str, mount: str, path: str, entry: Entry, elsewhere: Mapping[str, str], is_declared: bool
 ) -> None:
     where = f"{mount}/{path}"
     owners = ownership.read(entry.custom_metadata)
-    if owners.foreign_tool or not owners.declared_by(stack):
+    disposal = policy.dispose(owners, stack, elsewhere)
+    if disposal is None:
         if is_declared:
-            holder = f"managed by '{owners.foreign_tool}'" if owners.foreign_tool else "not owned by it"
-            out.findings.append(warning(f"{where}: kept, {holder} (contract '{stack}')"))
+            out.findings.append(warning(f"{where}: kept, {policy.refusal_to_change(owners, stack)}"))
         return
-    others = (set(owners.declarations) | elsewhere) - {stack}
-    if owners.created_here and not others:
-        out.actions.append(Action("delete", mount, path, tuple(sorted(entry.data))))
-        return
-    if others:
-        note = f"still declared by {', '.join(sorted(others))}"
+    expect = Expect.of(entry)
+    if disposal.kind == "delete":
+        out.actions.append(Action("delete", mount, path, tuple(sorted(entry.data)), expect=expect))
     else:
-        origin = owners.origin or "recorded by an earlier release, origin unknown"
-        note = f"not created by secret-contract ({origin}): its versions stay; delete it by hand if meant"
-    out.actions.append(Action("release", mount, path, metadata=ownership.release(owners, stack), note=note))
+        out.actions.append(
+            Action("release", mount, path, metadata=disposal.metadata, note=disposal.note, expect=expect)
+        )
 
 
 # --- rotate --------------------------------------------------------------------------------
@@ -251,11 +302,17 @@ def plan_rotate(
     store: SecretStore, stack: str, targets: list[Target], secret: str | None = None, keys: tuple[str, ...] = ()
 ) -> Planned:
     """New values for generated keys: every generated key of the stack's secrets, or those of
-    one secret (`name` or `namespace/name`) and only the named keys."""
+    one secret (`namespace/name`, or a `name` that only one namespace has) and only the named
+    keys."""
     out = Planned()
-    chosen = [t for t in targets if stack in t.desired.stacks and _matches(t, secret)]
+    mine = [t for t in targets if stack in t.desired.stacks]
+    chosen = [t for t in mine if secret is None or _matches(t, secret)]
     if not chosen:
         out.findings.append(error(f"contract '{stack}' declares no secret {secret!r}" if secret else "no secrets"))
+        return out
+    if secret and "/" not in secret and len(chosen) > 1:
+        names = ", ".join(sorted(i for t in chosen for i in t.secret_ids if i.endswith(f"/{secret}")))
+        out.findings.append(error(f"'{secret}' names several secrets ({names}): name one as NAMESPACE/NAME"))
         return out
     entries = parallel(lambda t: store.read(t.desired.mount, t.desired.path), chosen)
     for target, entry in zip(chosen, entries, strict=True):
@@ -278,9 +335,9 @@ def plan_rotate(
             out.findings.append(error(f"{target.where}: not in Vault; a build creates it"))
             continue
         owners = ownership.read(entry.custom_metadata)
-        if owners.foreign_tool or not owners.declared_by(stack):
-            holder = f"managed by '{owners.foreign_tool}'" if owners.foreign_tool else "not owned by it"
-            out.findings.append(error(f"{target.where}: refusing to rotate, {holder} (contract '{stack}')"))
+        refusal = policy.refusal_to_change(owners, stack)
+        if refusal:
+            out.findings.append(error(f"{target.where}: refusing to rotate, {refusal}"))
             continue
         regenerate = {k: desired.generated[k] for k in wanted}
         if not entry.live:
@@ -304,12 +361,11 @@ def plan_rotate(
     return out
 
 
-def _matches(target: Target, secret: str | None) -> bool:
-    if not secret:
-        return True
-    namespace, _, name = secret.rpartition("/")
-    path = target.desired.path
-    return path.endswith(f"/{secret}") if namespace else posixpath.basename(path) == name
+def _matches(target: Target, secret: str) -> bool:
+    """Whether `secret` (`namespace/name`, or a bare `name`) is one of the target's Secrets."""
+    if "/" in secret:
+        return secret in target.secret_ids
+    return any(i.rpartition("/")[2] == secret for i in target.secret_ids)
 
 
 # --- migrate -------------------------------------------------------------------------------
@@ -318,7 +374,8 @@ def _matches(target: Target, secret: str | None) -> bool:
 def plan_migrate(store: SecretStore, targets: list[Target], delete_source: bool = False) -> Planned:
     """Bring values written by the older script (or under another layout) to where the
     contracts resolve, keeping every value: copy, then mark the source as migrated (delete
-    it only with `delete_source`); values already in place are adopted as they are."""
+    it only with `delete_source`); values already in place are adopted as they are. A source
+    another contract owns is its live secret, never taken."""
     out = Planned()
     states = read_states(store, targets)
     for target, state in zip(targets, states, strict=True):
@@ -336,11 +393,9 @@ def plan_migrate(store: SecretStore, targets: list[Target], delete_source: bool 
             out.findings.append(error(f"{target.where}: values exist at several places ({places}); keep one"))
             continue
         source_path, source = sources[0]
-        source_owners = ownership.read(source.custom_metadata)
-        if source_owners.foreign_tool:
-            out.findings.append(
-                error(f"{target.where}: {desired.mount}/{source_path} is managed by '{source_owners.foreign_tool}'")
-            )
+        refusal = policy.refusal_as_source(ownership.read(source.custom_metadata), desired.stacks)
+        if refusal:
+            out.findings.append(error(f"{target.where}: not migrating from {desired.mount}/{source_path}: {refusal}"))
             continue
         origin = f"{ownership.MIGRATED}:{desired.mount}/{source_path}"
         out.actions.append(
@@ -355,8 +410,11 @@ def plan_migrate(store: SecretStore, targets: list[Target], delete_source: bool 
                 note=f"from {desired.mount}/{source_path}{_still_missing(desired, source.data)}",
             )
         )
+        expect = Expect.of(source)
         if delete_source:
-            out.actions.append(Action("delete-source", desired.mount, source_path, tuple(sorted(source.data))))
+            out.actions.append(
+                Action("delete-source", desired.mount, source_path, tuple(sorted(source.data)), expect=expect)
+            )
         else:
             out.actions.append(
                 Action(
@@ -365,6 +423,7 @@ def plan_migrate(store: SecretStore, targets: list[Target], delete_source: bool 
                     source_path,
                     metadata={ownership.MIGRATED_TO_KEY: target.where},
                     note=f"to {target.where}; its versions stay",
+                    expect=expect,
                 )
             )
     return out
@@ -375,7 +434,7 @@ def _plan_in_place(out: Planned, target: Target, current: Entry) -> None:
     owners = ownership.read(current.custom_metadata)
     if owners.foreign_tool:
         out.findings.append(error(f"{target.where}: managed by '{owners.foreign_tool}', not migrated"))
-    elif not owners.unowned:
+    elif owners.declarations:
         out.findings.append(info(f"{target.where}: already owned by {', '.join(sorted(owners.declarations))}"))
     elif not current.live:
         out.findings.append(error(f"{target.where}: its latest version is {current.latest}; restore it first"))
@@ -386,8 +445,12 @@ def _plan_in_place(out: Planned, target: Target, current: Entry) -> None:
                 desired.mount,
                 desired.path,
                 cas=current.version,
-                metadata=ownership.claim(desired.declarations(), f"{ownership.ADOPTED}:{current.version}"),
+                metadata={
+                    **ownership.claim(desired.declarations(), f"{ownership.ADOPTED}:{current.version}"),
+                    **({ownership.RELEASED_KEY: None} if owners.released_by else {}),
+                },
                 note=f"in place{_still_missing(desired, current.data)}",
+                expect=Expect.of(current),
             )
         )
 
@@ -416,13 +479,40 @@ def denied(store: SecretStore, actions: list[Action]) -> list[Result]:
 
 
 def apply(store: SecretStore, actions: list[Action], progress: Progress | None = None) -> list[Result]:
-    """Carry out the actions, in order (a copy before its source is marked or deleted)."""
-    findings = []
+    """Carry out the actions, in order (a copy before its source is marked or deleted), and say
+    what each did. An action whose secret changed since it was planned is left out (with the
+    actions on the same secret after it); a failure stops the rest, and the findings still
+    name everything that was done before it."""
+    findings: list[Result] = []
+    skipped: set[str] = set()
     for done, action in enumerate(actions, 1):
-        findings.append(_apply_one(store, action))
+        if action.where in skipped:
+            findings.append(warning(f"{action.where}: not done: {action.describe()}"))
+            continue
+        try:
+            changed = _recheck(store, action)
+            if changed:
+                skipped.add(action.where)
+                findings.append(
+                    error(f"{action.where}: left as it is: {changed} since this was planned; run the command again")
+                )
+                continue
+            findings.append(_apply_one(store, action))
+        except SecretContractError as exc:
+            findings.append(error(f"{action.where}: failed: {exc}"))
+            findings.extend(warning(f"{a.where}: not done: {a.describe()}") for a in actions[done:])
+            break
         if progress:
             progress("writing Vault", done, len(actions))
     return findings
+
+
+def _recheck(store: SecretStore, action: Action) -> str | None:
+    """Read the secret again right before acting on it. KV v2 has no conditional delete or
+    metadata patch: this narrows the window to one round trip (docs/reliability.md)."""
+    if action.expect is None:
+        return None
+    return action.expect.changed(store.read(action.mount, action.path))
 
 
 def _apply_one(store: SecretStore, action: Action) -> Result:

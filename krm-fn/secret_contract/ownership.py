@@ -7,7 +7,11 @@ Keys (custom metadata values are strings, at most 64 keys):
   (versions 1..N existed before: written by another tool or by hand) or `migrated:<path>`;
 - `secret-contract-declared-by.<hash>: <digest> <stack>`, one key per declaring contract, so
   that contracts sharing a secret record themselves with merge patches that never overwrite
-  each other. The digest identifies the declaration (keys, generators, static values).
+  each other. The digest identifies the declaration: keys, generators, static values and
+  every field of the ExternalSecrets it yields (digests of earlier releases read as unknown);
+- `secret-contract-released-by: <stack>`, on a secret kept after its last declarer left (this
+  tool did not write every version, or another contract of the repository still declares it
+  without having built): that stack may take it back, and `migrate` may adopt it.
 
 Secrets recorded by earlier releases carry only `managed-by` and `secret-contract-owner`;
 they read as declared by the owner with an unknown digest. The rules that decide what a
@@ -26,6 +30,8 @@ OWNER_KEY = "secret-contract-owner"
 ORIGIN_KEY = "secret-contract-origin"
 DECLARED_PREFIX = "secret-contract-declared-by."
 MIGRATED_TO_KEY = "secret-contract-migrated-to"
+RELEASED_KEY = "secret-contract-released-by"
+DIGEST_VERSION = "2-"  # digests without it were recorded by earlier releases over less
 
 CREATED = "created"
 ADOPTED = "adopted"
@@ -46,6 +52,7 @@ class Ownership:
     origin: str | None = None
     declarations: Mapping[str, str | None] = field(default_factory=dict)  # stack -> digest
     migrated_to: str | None = None
+    released_by: str | None = None
 
     @property
     def foreign_tool(self) -> str | None:
@@ -54,7 +61,8 @@ class Ownership:
 
     @property
     def unowned(self) -> bool:
-        return self.managed_by is None and not self.declarations
+        """No contract declares it and none released it: the older script's data, or a hand's."""
+        return not self.foreign_tool and not self.declarations and self.released_by is None
 
     @property
     def created_here(self) -> bool:
@@ -70,7 +78,7 @@ def read(custom: Mapping[str, str]) -> Ownership:
     for key, value in custom.items():
         if key.startswith(DECLARED_PREFIX) and isinstance(value, str) and " " in value:
             digest, stack = value.split(" ", 1)
-            declarations[stack] = digest
+            declarations[stack] = digest if digest.startswith(DIGEST_VERSION) else None
     owner = custom.get(OWNER_KEY) or None
     if owner and owner not in declarations:
         declarations[owner] = None  # recorded by an earlier release: the declaration is unknown
@@ -80,6 +88,7 @@ def read(custom: Mapping[str, str]) -> Ownership:
         origin=custom.get(ORIGIN_KEY) or None,
         declarations=declarations,
         migrated_to=custom.get(MIGRATED_TO_KEY) or None,
+        released_by=custom.get(RELEASED_KEY) or None,
     )
 
 
@@ -98,12 +107,13 @@ def claim(stacks: Mapping[str, str], origin: str) -> dict[str, str | None]:
     }
 
 
-def release(current: Ownership, stack: str) -> dict[str, str | None]:
-    """Metadata changes that remove `stack`'s declaration; the last one leaves no record."""
+def release(current: Ownership, stack: str, remaining: list[str]) -> dict[str, str | None]:
+    """Metadata changes that remove `stack`'s declaration while `remaining` stacks keep theirs.
+    The last declarer leaves the marker and origin in place and records itself as the one
+    that released it, so that it can come back (the values stay either way)."""
     changes: dict[str, str | None] = {declared_key(stack): None}
-    remaining = sorted(s for s in current.declarations if s != stack)
     if not remaining:
-        changes.update({MANAGED_BY_KEY: None, OWNER_KEY: None, ORIGIN_KEY: None})
-    elif current.owner == stack:
-        changes[OWNER_KEY] = remaining[0]
+        changes.update({OWNER_KEY: None, RELEASED_KEY: stack})
+    elif current.owner == stack or current.owner not in remaining:
+        changes[OWNER_KEY] = sorted(remaining)[0]
     return changes

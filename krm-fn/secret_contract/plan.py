@@ -7,14 +7,18 @@ The rules ("How a build treats Vault" in the README):
 - nothing to change means no write, so a re-run creates no KV version;
 - a secret whose latest version was deleted, destroyed or expired is never refilled with
   new generated values: that would silently rotate a credential (`rotate` does it on purpose);
+  nor is a generated key that an earlier version holds and the latest lacks (a `kv put` of
+  other keys, a `kv rollback` to before the key existed);
 - a secret another tool manages, or that other contracts declare differently, is not touched;
 - data nobody owns (the older script's, or written by hand) is never taken over by a build:
   a contract could otherwise claim any secret and then overwrite it; `migrate` adopts it
-  explicitly, keeping its values;
+  explicitly, keeping its values. After a lost race to create a secret, the winner's data is
+  joined only once its ownership record shows it was a build of this tool;
 - values that already exist at another location of the same Secret (an older layout) are
   never forked into new ones: the build stops and names `migrate`.
 
-This module is the one place that owns these rules; `ownership` only encodes metadata.
+This module applies these rules to a build; who may do what given the ownership record is
+decided in `policy` (shared with the other commands), and `ownership` only encodes metadata.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from secret_contract import generators, ownership
+from secret_contract import generators, ownership, policy
 from secret_contract.ownership import Ownership
+from secret_contract.policy import contracts as _contracts
 from secret_contract.store import Entry
 
 Action = Literal["create", "update", "claim", "noop", "conflict", "blocked"]
@@ -54,9 +59,10 @@ class Desired:
     mount: str
     path: str  # inside the mount
     stacks: tuple[str, ...]  # every contract of this build that declares it
-    static: Mapping[str, str] = field(default_factory=dict)
+    static: Mapping[str, str] = field(default_factory=dict, repr=False)
     generated: Mapping[str, GeneratedKey] = field(default_factory=dict)
     legacy: tuple[str, ...] = ()  # other paths in the mount where its values may already live
+    delivery: str = ""  # a digest of the ExternalSecrets that deliver it (see `declarations`)
 
     @property
     def where(self) -> str:
@@ -67,13 +73,18 @@ class Desired:
 
     @cached_property
     def digest(self) -> str:
-        """Identifies the declaration: two contracts agree on a secret iff their digests match."""
+        """Identifies the declaration: two contracts agree on a secret iff their digests match.
+        It covers the keys, generators, lengths, static values and the ExternalSecrets that
+        deliver it, so stacks built apart cannot emit different ExternalSecrets for one Secret."""
         canonical = {
-            **{k: ["static", hashlib.sha256(v.encode()).hexdigest()] for k, v in self.static.items()},
-            **{k: [g.generator, g.effective_length] for k, g in self.generated.items()},
+            "keys": {
+                **{k: ["static", hashlib.sha256(v.encode()).hexdigest()] for k, v in self.static.items()},
+                **{k: [g.generator, g.effective_length] for k, g in self.generated.items()},
+            },
+            "delivery": self.delivery,
         }
         text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return ownership.DIGEST_VERSION + hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def declarations(self) -> dict[str, str]:
         return dict.fromkeys(self.stacks, self.digest)
@@ -85,9 +96,9 @@ class Change:
 
     action: Action
     cas: int = 0
-    set_static: Mapping[str, str] = field(default_factory=dict)
+    set_static: Mapping[str, str] = field(default_factory=dict, repr=False)
     generate: Mapping[str, GeneratedKey] = field(default_factory=dict)
-    keep: Mapping[str, str] = field(default_factory=dict)  # current data carried over unchanged
+    keep: Mapping[str, str] = field(default_factory=dict, repr=False)  # current data carried over unchanged
     metadata: Mapping[str, str | None] = field(default_factory=dict)
     reason: str = ""  # why a conflict or a block; what a recreation means
     recreated: bool = False
@@ -118,13 +129,18 @@ class Change:
 
 
 def diff(
-    desired: Desired, current: Entry | None, legacy: Mapping[str, Entry | None] | None = None, raced: bool = False
+    desired: Desired,
+    current: Entry | None,
+    legacy: Mapping[str, Entry | None] | None = None,
+    raced: bool = False,
+    earlier: Mapping[str, int] | None = None,
 ) -> Change:
     """What to write so that Vault satisfies `desired`, given what it holds now.
 
     `legacy` holds what the desired secret's legacy paths hold (read only when the path
     itself is empty). `raced` means the path was empty when first read and another writer
-    filled it since: its data is then a concurrent build's, never something to adopt.
+    filled it since. `earlier` maps generated keys the latest version lacks to the newest
+    earlier version that holds them.
     """
     if current is None:
         found = {path: entry for path, entry in (legacy or {}).items() if entry is not None and entry.ever_written}
@@ -144,6 +160,10 @@ def diff(
         return _deleted_history(desired, current)
     if owners.unowned:
         return _adopt(desired, current, raced)
+    if not owners.declarations:
+        if not policy.may_take_back(owners, desired.stacks):
+            return Change("blocked", reason=_released(desired, owners))
+        return _update(desired, current, owners, [], earlier or {})
     disagreeing = sorted(s for s, digest in others.items() if digest is not None and digest != desired.digest)
     if disagreeing:
         return Change("conflict", reason=_disagreement(desired, current, disagreeing))
@@ -153,7 +173,7 @@ def diff(
             return Change("conflict", reason=f"{_contracts(others)} declares it differently ({'; '.join(gaps)})")
         return Change("claim", cas=current.version, metadata=ownership.declare(desired.declarations()))
     unknown = sorted(s for s, digest in others.items() if digest is None)
-    return _update(desired, current, owners, unknown)
+    return _update(desired, current, owners, unknown, earlier or {})
 
 
 def _create(desired: Desired, cas: int) -> Change:
@@ -166,19 +186,28 @@ def _create(desired: Desired, cas: int) -> Change:
     )
 
 
-def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[str]) -> Change:
+def _update(
+    desired: Desired, current: Entry, owners: Ownership, unknown: list[str], earlier: Mapping[str, int]
+) -> Change:
     data = current.data
     set_static = {k: v for k, v in desired.static.items() if data.get(k) != v}
     generate = {k: g for k, g in desired.generated.items() if k not in data}
+    held = {k: earlier[k] for k in sorted(generate) if k in earlier}
+    if held:
+        return Change("blocked", reason=_held_earlier(desired, current, held))
     if unknown and (set_static or generate):
         # Another contract shares it, recorded by an earlier release without its declaration:
         # changing the data could undo what that contract relies on.
         gaps = _mismatches(desired, data)
         return Change("conflict", reason=f"it is shared with {_contracts(unknown)} ({'; '.join(gaps)})")
     record = {s: d for s, d in desired.declarations().items() if owners.declarations.get(s) != d}
-    metadata = ownership.declare(record) if record else {}
+    metadata: dict[str, str | None] = dict(ownership.declare(record)) if record else {}
     if owners.managed_by is None:
         metadata = {ownership.MANAGED_BY_KEY: ownership.MANAGED_BY, **metadata}
+    if owners.released_by is not None:
+        metadata[ownership.RELEASED_KEY] = None
+        if owners.owner is None:
+            metadata[ownership.OWNER_KEY] = min(desired.stacks)
     if not set_static and not generate:
         return Change("noop" if not metadata else "claim", cas=current.version, metadata=metadata)
     keep = {k: v for k, v in data.items() if k not in set_static}
@@ -186,14 +215,20 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
 
 
 def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:
-    """Data nobody owns. After a lost race (the path was empty when read) it is a concurrent
-    build's, joined when it satisfies this declaration; otherwise it is never taken over."""
+    """Data nobody owns is never taken over. When it satisfies this declaration it may be a
+    concurrent build's whose ownership record has not landed yet: the caller re-reads for a
+    moment before refusing. After a lost race to create the path, that is the only way to join
+    it: data another writer put there without a record (by hand, say) is not this tool's."""
     gaps = _mismatches(desired, current.data)
     if raced:
-        if gaps:
-            reason = f"another writer created it at the same time with other values ({gaps[0]})"
-            return Change("conflict", reason=reason)
-        return Change("claim", cas=current.version, metadata=ownership.claim(desired.declarations(), ownership.CREATED))
+        what = f"with other values ({gaps[0]})" if gaps else f"in {current.version} version(s)"
+        return Change(
+            "conflict",
+            reason=f"another writer created it at the same time {what} and recorded no ownership; a build never "
+            "takes over a secret it did not create: adopt it with `secret-contract migrate` if it is meant for "
+            "this contract",
+            awaiting_owner=not gaps,
+        )
     how = f"that differ from this contract ({'; '.join(gaps)})" if gaps else "that match this contract"
     return Change(
         "blocked",
@@ -201,6 +236,26 @@ def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:
         "over a secret it did not create: adopt it with `secret-contract migrate` (its values are kept)"
         + ("" if gaps else " if it is meant for this contract"),
         awaiting_owner=not gaps,
+    )
+
+
+def _released(desired: Desired, owners: Ownership) -> str:
+    return (
+        f"it was released by contract '{owners.released_by}' and no contract declares it now; only that stack "
+        "takes it back by building it. Adopt it with `secret-contract migrate` if it is meant for "
+        f"{_contracts(desired.stacks)} (its values are kept)"
+    )
+
+
+def _held_earlier(desired: Desired, current: Entry, held: Mapping[str, int]) -> str:
+    keys = ", ".join(f"'{k}' (v{v})" for k, v in held.items())
+    newest = max(held.values())
+    return (
+        f"generated key(s) {keys} are missing from its latest version (v{current.version}) but an earlier version "
+        "holds them (a `kv put` without them, or a `kv rollback`); a new value would replace a credential in use. "
+        f"Restore them (`bao kv rollback -mount={desired.mount} -version={newest} {desired.path}`, or "
+        f"`bao kv patch -mount={desired.mount} {desired.path} KEY=VALUE` with the value of that version), or replace "
+        "them on purpose with `secret-contract rotate`"
     )
 
 
@@ -228,20 +283,20 @@ def _deleted_history(desired: Desired, current: Entry) -> Change:
 
 def _legacy_found(desired: Desired, found: Mapping[str, Entry]) -> Change:
     path, entry = next(iter(found.items()))
-    holder = _holder(ownership.read(entry.custom_metadata))
+    owners = ownership.read(entry.custom_metadata)
+    refusal = policy.refusal_as_source(owners, desired.stacks)
+    if refusal:
+        return Change(
+            "conflict",
+            reason=f"this Secret's values already exist at {desired.mount}/{path}: {refusal}; generating new ones here "
+            "would fork a live credential",
+        )
     return Change(
         "blocked",
-        reason=f"this Secret's values already exist at {desired.mount}/{path} ({holder}); generating new ones here "
-        f"would fork a live credential. Move them with `secret-contract migrate {' '.join(desired.stacks)}`",
+        reason=f"this Secret's values already exist at {desired.mount}/{path} ({policy.holder(owners)}); generating "
+        f"new ones here would fork a live credential. Move them with `secret-contract migrate "
+        f"{' '.join(desired.stacks)}`",
     )
-
-
-def _holder(owners: Ownership) -> str:
-    if owners.foreign_tool:
-        return f"managed by '{owners.foreign_tool}'"
-    if owners.declarations:
-        return f"recorded for {_contracts(owners.declarations)}"
-    return "no owner recorded: written by the older script or by hand"
 
 
 def _disagreement(desired: Desired, current: Entry, stacks: list[str]) -> str:
@@ -258,12 +313,6 @@ def _mismatches(desired: Desired, data: Mapping[str, str]) -> list[str]:
     found = [f"no key '{k}'" for k in desired.key_names() if k not in data]
     found += [f"key '{k}' holds another value" for k, v in desired.static.items() if k in data and data[k] != v]
     return found
-
-
-def _contracts(stacks: Mapping[str, object] | list[str]) -> str:
-    names = sorted(stacks)
-    label = "contract" if len(names) == 1 else "contracts"
-    return f"{label} " + ", ".join(f"'{s}'" for s in names)
 
 
 def gaps(desired: Desired, current: Entry | None) -> list[str]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 from secret_contract.contract import API_VERSION, KIND
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+# kustomize sets this for every exec plugin it runs (execplugin.getEnv); only then is stdin
+# known to be a pipe kustomize closes, so reading it cannot hang a plugin run by hand.
+UNDER_KUSTOMIZE_ENV = "KUSTOMIZE_PLUGIN_CONFIG_ROOT"
 
 
 def plugin_root(env: Mapping[str, str]) -> str:
@@ -38,6 +41,27 @@ def script(python: str) -> str:
         "# Installed by `secret-contract install-plugin`; re-run it after moving the installation.\n"
         f'exec {shlex.quote(python)} -m secret_contract "$@"\n'
     )
+
+
+def resources(stdin: TextIO | None, env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The resources kustomize passes a plugin configured under `transformers:` (none for
+    `generators:`). A transformer must return them: kustomize deletes what it leaves out."""
+    from secret_contract import yaml_codec
+    from secret_contract.errors import InvalidInput
+
+    if UNDER_KUSTOMIZE_ENV not in env or stdin is None or stdin.isatty():
+        return []
+    where = "the resources kustomize passed on stdin"
+    try:
+        docs = yaml_codec.load_all(stdin.read())
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{where}: not UTF-8 text") from None
+    except yaml_codec.yaml.YAMLError as exc:
+        raise InvalidInput(f"{where}: invalid YAML: {yaml_codec.describe_error(exc)}") from None
+    for index, doc in enumerate(docs):
+        if not (isinstance(doc, dict) and doc.get("apiVersion") and doc.get("kind")):
+            raise InvalidInput(f"{where}: document {index} is not a KRM object (needs apiVersion and kind)")
+    return docs
 
 
 def config_file(directory: str, config: Mapping[str, Any]) -> str | None:

@@ -3,7 +3,10 @@ its root or in `[tool.secret-contract]` of its pyproject.toml, and names its sta
 
 The environment always wins. The Vault address pinned here is for local development and is
 not used when `CI` is set (a CI job says where its Vault is, or renders without one). No
-credential is read from a project file: a key that looks like one is an error.
+credential is read from a project file: a key that looks like one is an error. Nor does a
+project file choose where a developer's own credential goes: with an address from the file,
+the token in ~/.vault-token is not sent (a cloned repository could otherwise collect it);
+a credential given in the environment (VAULT_TOKEN, a token file named there, a login) is.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secret_contract import settings, yaml_codec
+from secret_contract.vault_auth import ADDR_FROM_ENV
 
 PROJECT_FILE = "secret-contract.yaml"
 PYPROJECT = "pyproject.toml"
 STACKS_ROOT_ENV = "SECRET_CONTRACT_STACKS_ROOT"
 DEFAULT_STACKS_ROOT = "software/stacks"
 ENV_KEYS = {"vaultAddr": "VAULT_ADDR", "vaultNamespace": "VAULT_NAMESPACE"}
+
 OWN_KEYS = frozenset({*ENV_KEYS, "stacksRoot"})
 CREDENTIAL_WORDS = ("token", "password", "secret", "roleid", "jwt")
 
@@ -37,7 +42,11 @@ class Project:
         """`env` with the project's Vault variables where `env` lacks them (not in CI)."""
         if settings.flag(env, settings.CI_ENV):
             return dict(env)
-        return {**self.env, **{k: v for k, v in env.items() if v != ""}}
+        merged = {**self.env, **{k: v for k, v in env.items() if v != ""}}
+        merged.pop(ADDR_FROM_ENV, None)
+        if self.env.get("VAULT_ADDR") and not env.get("VAULT_ADDR"):
+            merged[ADDR_FROM_ENV] = self.file or PROJECT_FILE
+        return merged
 
 
 def find(start: str, env: Mapping[str, str]) -> Project:

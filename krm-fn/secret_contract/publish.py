@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from secret_contract import plugin, yaml_codec
+from secret_contract import plugin, redact, yaml_codec
 from secret_contract.errors import InvalidInput, SecretContractError
 
 CONFIG_MEDIA_TYPE = "application/vnd.cncf.flux.config.v1+json"
@@ -183,7 +183,9 @@ def annotations(origin: Origin, env: Mapping[str, str]) -> dict[str, str]:
     """What Flux reads from the manifest. `created` is the commit's time, else
     SOURCE_DATE_EPOCH, else now: a fixed input gives a fixed manifest."""
     epoch = env.get("SOURCE_DATE_EPOCH", "")
-    when = origin.committed if origin.committed is not None else int(epoch) if epoch.isdigit() else int(time.time())
+    # At most 11 digits (up to the year 5138): longer is no time, and int() refuses thousands.
+    given = int(epoch) if epoch.isdigit() and len(epoch) <= 11 else None
+    when = origin.committed if origin.committed is not None else given if given is not None else int(time.time())
     found = {
         "org.opencontainers.image.source": _without_userinfo(origin.source),
         "org.opencontainers.image.revision": origin.revision,
@@ -231,6 +233,8 @@ def publish(request: Request, env: Mapping[str, str]) -> Published:
     """Build the kustomization (writing Vault, strictly) and push or write the artifact."""
     from secret_contract import project
 
+    if request.output is not None:
+        _check_output(request.output)  # before the build: the build writes Vault
     with tempfile.TemporaryDirectory(prefix="secret-contract-source-") as work:
         directory, origin = _source(request, work, env)
         here = project.find(directory, env)
@@ -245,10 +249,24 @@ def publish(request: Request, env: Mapping[str, str]) -> Published:
     )
     artifact = pack(rendered, annotations(found, env))
     if request.output is not None:
-        with open(request.output, "wb") as handle:
-            handle.write(artifact.layer)
+        try:
+            with open(request.output, "wb") as handle:
+                handle.write(artifact.layer)
+        except OSError as exc:
+            raise PublishFailed(f"--output {request.output}: cannot write: {exc.strerror}") from None
         return Published(artifact, [])
     return Published(artifact, push(artifact, request.references, build_env, request.insecure))
+
+
+def _check_output(path: str) -> None:
+    """Refuse an output file that cannot be written, naming why."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidInput(f"--output {path}: no such directory {folder}")
+    if os.path.isdir(path):
+        raise InvalidInput(f"--output {path}: is a directory")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"--output {path}: not writable")
 
 
 def _source(request: Request, work: str, env: Mapping[str, str]) -> tuple[str, Origin]:
@@ -297,7 +315,8 @@ def push(artifact: Artifact, references: list[Reference], env: Mapping[str, str]
                     quiet=True,
                 )
             except Exception as exc:  # oras and requests raise many kinds; the message is what matters
-                raise PublishFailed(f"pushing {reference} failed: {_reason(exc)}") from None
+                held = redact.basic_forms(*credentials) if credentials else []
+                raise PublishFailed(f"pushing {reference} failed: {_reason(exc, held)}") from None
             digests.append(response.headers.get("Docker-Content-Digest", ""))
     return digests
 
@@ -357,8 +376,9 @@ def _docker_config(env: Mapping[str, str]) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def _reason(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+def _reason(exc: Exception, credentials: list[str] | None = None) -> str:
+    """An exception's text, scrubbed: a registry may echo the request's headers in its errors."""
+    text = redact.scrub(" ".join(str(exc).split()), credentials or [])
     return text[:300] or type(exc).__name__
 
 

@@ -100,14 +100,28 @@ def to_krm(result: Result) -> dict[str, Any]:
 
 
 def format_line(result: Result) -> str:
-    """One human-readable line: `file: Kind/name: field.path: [severity] message (rule)`."""
+    """One human-readable line: `file: Kind/name: field.path: [severity] message (rule)`,
+    control characters escaped (names in it may come from Vault or from a hostile file)."""
     parts = [str(p) for p in (result.file, result.resource) if p]
     if result.path:
         parts.append(result.path)
     where = ": ".join(parts)
     rule = f" ({result.rule})" if result.rule else ""
     text = f"[{result.severity}] {result.message}{rule}"
-    return f"{where}: {text}" if where else text
+    return printable(f"{where}: {text}" if where else text)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` fit for a terminal: every character that is not printable (ANSI escapes, carriage
+    returns, bidirectional overrides) written as a Python escape, except those in `keep`."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else _escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def field_path(parts: Iterable[str | int]) -> str:

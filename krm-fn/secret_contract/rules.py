@@ -277,7 +277,7 @@ def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
     while pending:
         path, node = pending.pop()
         if isinstance(node, Tagged):
-            what = "a date" if node.tag.endswith(":timestamp") else f"the YAML tag {node.tag}"
+            what = _tag_description(node.tag)
             yield error(
                 f"YAML reads {what} here, which has no meaning in a SecretContract: quote the value", field_path(path)
             )
@@ -285,6 +285,58 @@ def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
             pending.extend(([*path, str(k)], v) for k, v in node.items())
         elif isinstance(node, list):
             pending.extend(([*path, i], v) for i, v in enumerate(node))
+
+
+@rule("control-characters")
+def control_characters(obj: dict[str, Any]) -> Iterator[Result]:
+    """Names (the stack, secrets, keys, views, stores, template keys) hold no control
+    characters: an ANSI escape in a name would reach every terminal that prints it. Values
+    (static values, templates, annotation values) may hold line breaks and are not checked.
+
+    PASS: `name: vault-backend`    FAIL: a store name holding ESC (`\x1b[31m`)
+    """
+    meta = obj.get("metadata")
+    pending: list[tuple[list[str | int], Any]] = [
+        (["metadata", "name"], meta.get("name") if isinstance(meta, dict) else None)
+    ]
+    pending.append((["spec"], obj.get("spec")))
+    while pending:
+        path, node = pending.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                where = [*path, str(key)]
+                if isinstance(key, str) and _control(key):
+                    yield error(f"the key {_control(key)}", field_path(where))
+                if not _is_free_text(where):
+                    pending.append((where, value))
+        elif isinstance(node, list):
+            pending.extend(([*path, i], v) for i, v in enumerate(node))
+        elif isinstance(node, str) and _control(node):
+            yield error(f"this name {_control(node)}", field_path(path))
+
+
+def _control(text: str) -> str | None:
+    """What is wrong with a name holding a control character, naming the first one."""
+    found = next((c for c in text if not c.isprintable()), None)
+    return None if found is None else f"holds the control character U+{ord(found):04X}; names may not"
+
+
+def _is_free_text(path: list[str | int]) -> bool:
+    """Values that are text, not names: a static value, a template, an annotation's value."""
+    tail = [p for p in path if isinstance(p, str)][-3:]
+    return (
+        tail[-1:] == ["value"]
+        or (len(tail) >= 2 and tail[-2] == "data" and "template" in path)
+        or (len(tail) >= 2 and tail[-2] == "annotations")
+    )
+
+
+def _tag_description(tag: str) -> str:
+    if tag.endswith(":timestamp"):
+        return "a date"
+    if tag.endswith((":int", ":float")):  # only a plain number out of every reader's range carries these
+        return "a number too large for any Kubernetes tool to hold"
+    return f"the YAML tag {tag}"
 
 
 def _views(secret: dict[str, Any], at: str) -> Iterator[tuple[str, dict[str, Any], Any]]:
@@ -389,8 +441,16 @@ def _delivered(view: dict[str, Any], declared: set[Any]) -> set[Any]:
 
 
 TEMPLATE_ACTION = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
-TEMPLATE_FIELD = re.compile(r"(?<![\w$)\].])\.([A-Za-z_][A-Za-z0-9_]*)")
-TEMPLATE_INDEX = re.compile(r'index\s+\.\s+"([^"]+)"')
+# `.name` and `$.name` (`$` is the data, as `.` is outside range and with); not `$var.name`
+# or `.a.name`, which are fields of something else.
+TEMPLATE_FIELD = re.compile(r"(?<![\w$)\].])\$?\.([A-Za-z_][A-Za-z0-9_]*)")
+# A key of the data looked up by name: `index . "name"`, `get $ `name``.
+TEMPLATE_INDEX = re.compile(r"\b(?:index|get)\s+[.$]\s+(?:\"([^\"]+)\"|`([^`]+)`)")
+# The data looked up by a key the check cannot read (`index . $k`), or handed to a variable
+# (`$all := .`; `range` over it visits only delivered keys), after which any key can be
+# reached without naming it.
+TEMPLATE_DYNAMIC = re.compile(r"\b(?:index|get)\s+[.$]\s+(?![\"`])\S")
+TEMPLATE_ALIAS = re.compile(r"\$\w*\s*:?=\s*[.$](?![\w.$])")
 
 
 @rule("views")
@@ -471,7 +531,16 @@ def _view_keys(view: dict[str, Any], where: str, declared: set[str]) -> Iterator
         if not isinstance(text, str):
             continue
         for action in TEMPLATE_ACTION.findall(text):
-            for ref in {*TEMPLATE_FIELD.findall(action), *TEMPLATE_INDEX.findall(action)}:
+            ranging = action.strip().startswith("range")
+            if TEMPLATE_DYNAMIC.search(action) or (TEMPLATE_ALIAS.search(action) and not ranging):
+                yield error(
+                    "the template reaches the data by a key or variable the reference check cannot follow "
+                    '(`index . $k`, `$all := .`): name each key, as in `.key` or `index . "key"`',
+                    path,
+                )
+                continue
+            named = {a or b for a, b in TEMPLATE_INDEX.findall(action)}
+            for ref in {*TEMPLATE_FIELD.findall(action), *named}:
                 if ref not in delivered:
                     have = ", ".join(sorted(k for k in delivered if isinstance(k, str)))
                     yield error(

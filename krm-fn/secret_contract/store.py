@@ -30,7 +30,7 @@ class Entry:
     have been soft-deleted, destroyed, or expired through `delete_version_after`.
     """
 
-    data: Mapping[str, str]
+    data: Mapping[str, str] = field(repr=False)
     version: int
     custom_metadata: Mapping[str, str] = field(default_factory=dict)
     latest: Latest = "live"
@@ -72,6 +72,9 @@ class SecretStore(Protocol):
 
     def read(self, mount: str, path: str) -> Entry | None:
         """The entry at `path`, None if nothing (not even metadata) is there."""
+
+    def read_version(self, mount: str, path: str, version: int) -> Mapping[str, str] | None:
+        """The data of one version; None if it was deleted, destroyed or never existed."""
 
     def list(self, mount: str, folder: str) -> list[str] | None:
         """Names directly in `folder` (sub-folders end in '/'); None if the token may not list."""

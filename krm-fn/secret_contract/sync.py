@@ -3,7 +3,8 @@
 The order is what makes "nothing half-written" hold (docs/reliability.md):
 1. every mount is checked to be KV version 2;
 2. every secret's state is read (a folder holding many of them is listed first, so that
-   paths known to be empty need no read), and for an empty path its legacy paths;
+   paths known to be empty need no read), for an empty path its legacy paths, and where the
+   latest version lacks a generated key, the earlier versions that may hold it;
 3. every secret is planned (`plan.diff`, pure); unowned data matching its declaration is
    re-read for a moment (a concurrent build records its ownership just after its data);
    one conflict or block means no write;
@@ -33,15 +34,18 @@ MAX_ATTEMPTS = 8
 MAX_DETAILED = 50
 LIST_THRESHOLD = 4  # a folder with at least this many paths to read is listed first
 SETTLE_ATTEMPTS, SETTLE_DELAY = 5, 0.05  # re-reads of unowned matching data: 0.05 s doubling, ~1.5 s in all
+HISTORY_DEPTH = 100  # earlier versions searched for a generated key the latest one lacks
 
 
 @dataclass(frozen=True)
 class Declaration:
-    """Where a contract declares a secret, for findings."""
+    """Where a contract declares a secret, for findings, and which Kubernetes Secret it is."""
 
     resource: ResourceRef
     file: FileRef | None
     field_path: str
+    namespace: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ class Target:
     def where(self) -> str:
         return self.desired.where
 
+    @property
+    def secret_ids(self) -> frozenset[str]:
+        """`namespace/name` of every Kubernetes Secret declared with this Vault secret."""
+        return frozenset(f"{d.namespace}/{d.name}" for d in self.declared_at)
+
     def finding(self, make: Callable[[str, str], Result], message: str) -> Result:
         first = self.declared_at[0]
         return make(message, first.field_path).at(first.resource, first.file)
@@ -66,6 +75,7 @@ class State:
 
     current: Entry | None
     legacy: dict[str, Entry | None] = field(default_factory=dict)
+    earlier: dict[str, int] = field(default_factory=dict)  # generated key -> newest earlier version holding it
 
 
 @dataclass
@@ -79,7 +89,7 @@ class Report:
     recorded: int = 0  # ownership records written without data (claims, declarations)
     pending: int = 0  # changes a dry run did not make
     failure: SecretContractError | None = None
-    values: list[str] = field(default_factory=list)  # generated values, for scrubbing messages
+    values: list[str] = field(default_factory=list, repr=False)  # generated values, for scrubbing messages
 
     @property
     def refused(self) -> bool:
@@ -105,10 +115,42 @@ def read_states(
     legacy_listed = _listings(store, legacy_keys, workers)
     found = parallel(lambda k: _read_legacy(store, legacy_listed, *k), legacy_keys, workers)
     legacy_entries = dict(zip(legacy_keys, found, strict=True))
+    lacking = [(t, cur) for t, cur in zip(targets, currents, strict=True) if _lacks_generated(t.desired, cur)]
+    looked_up = parallel(lambda tc: earlier_versions(store, *tc), lacking, workers)
+    histories = {id(t): found for (t, _), found in zip(lacking, looked_up, strict=True)}
     return [
-        State(cur, {p: legacy_entries[(t.desired.mount, p)] for p in t.desired.legacy} if cur is None else {})
+        State(
+            cur,
+            {p: legacy_entries[(t.desired.mount, p)] for p in t.desired.legacy} if cur is None else {},
+            histories.get(id(t), {}),
+        )
         for t, cur in zip(targets, currents, strict=True)
     ]
+
+
+def _lacks_generated(desired: Desired, current: Entry | None) -> bool:
+    return (
+        current is not None
+        and current.live
+        and current.version > 1
+        and any(k not in current.data for k in desired.generated)
+    )
+
+
+def earlier_versions(store: SecretStore, target: Target, current: Entry | None) -> dict[str, int]:
+    """For each generated key the latest version lacks, the newest earlier version holding it
+    (deleted and destroyed versions cannot be read and are passed over)."""
+    if not _lacks_generated(target.desired, current):
+        return {}
+    assert current is not None
+    missing = [k for k in target.desired.generated if k not in current.data]
+    found: dict[str, int] = {}
+    for version in range(current.version - 1, max(0, current.version - 1 - HISTORY_DEPTH), -1):
+        data = store.read_version(target.desired.mount, target.desired.path, version) or {}
+        found.update({k: version for k in missing if k in data and k not in found})
+        if len(found) == len(missing):
+            break
+    return found
 
 
 def _listings(store: SecretStore, keys: list[tuple[str, str]], workers: int) -> dict[tuple[str, str], frozenset[str]]:
@@ -141,7 +183,7 @@ def _read_legacy(
 
 
 def plan_all(targets: list[Target], states: list[State]) -> list[Change]:
-    return [plan.diff(t.desired, s.current, s.legacy) for t, s in zip(targets, states, strict=True)]
+    return [plan.diff(t.desired, s.current, s.legacy, earlier=s.earlier) for t, s in zip(targets, states, strict=True)]
 
 
 def writes_of(target: Target, change: Change) -> list[WriteCheck]:
@@ -207,15 +249,25 @@ def _settle(store: SecretStore, targets: list[Target], states: list[State], chan
     their declaration: a concurrent build writes its ownership record right after its data, so
     such a path is usually owned a moment later. What stays unowned is refused."""
     waiting = [i for i, c in enumerate(changes) if c.awaiting_owner]
-    for attempt in range(SETTLE_ATTEMPTS):
-        if not waiting:
-            break
-        time.sleep(SETTLE_DELAY * 2**attempt)
-        fresh = parallel(lambda i: store.read(targets[i].desired.mount, targets[i].desired.path), waiting)
-        for i, entry in zip(waiting, fresh, strict=True):
-            changes[i] = plan.diff(targets[i].desired, entry, states[i].legacy)
-        waiting = [i for i in waiting if changes[i].awaiting_owner]
+    settled = parallel(lambda i: _await_owner(store, targets[i], states[i].legacy, raced=False), waiting)
+    for i, change in zip(waiting, settled, strict=True):
+        changes[i] = change
     return changes
+
+
+def _await_owner(store: SecretStore, target: Target, legacy: dict[str, Entry | None], raced: bool) -> Change:
+    """Re-read and re-plan one path until its data is owned (or the wait is over)."""
+    desired = target.desired
+    change = None
+    for attempt in range(SETTLE_ATTEMPTS):
+        time.sleep(SETTLE_DELAY * 2**attempt)
+        current = store.read(desired.mount, desired.path)
+        earlier = earlier_versions(store, target, current)
+        change = plan.diff(desired, current, legacy, raced=raced, earlier=earlier)
+        if not change.awaiting_owner:
+            break
+    assert change is not None
+    return change
 
 
 def _apply_all(
@@ -286,7 +338,11 @@ def _apply(
             except CasConflict:
                 raced = raced or change.cas == 0
                 current = store.read(desired.mount, desired.path)
-                change = plan.diff(desired, current, raced=raced)
+                change = plan.diff(desired, current, raced=raced, earlier=earlier_versions(store, target, current))
+                if change.awaiting_owner:
+                    # Another writer won the race: join it only once its ownership record shows
+                    # it was a build of this tool (that record follows the data within moments).
+                    change = _await_owner(store, target, {}, raced=raced)
                 continue
             data_written(change.cas)
         if change.metadata:

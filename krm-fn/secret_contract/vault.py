@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from secret_contract import vault_auth
+from secret_contract import redact, vault_auth
 from secret_contract.errors import (
     CasConflict,
+    RefusedAfterRedirect,
     SecretContractError,
     VaultConfigError,
     VaultPermissionDenied,
@@ -44,7 +45,6 @@ CAPABILITY_BATCH = 500
 PROBE_CAS = 2**31 - 1  # a version no secret reaches: the write is refused after the policy check
 RETRYABLE = {412, 429, 500, 502, 503, 504}
 ALLOW_ALL = {"root", "sudo"}
-SCRUB_MIN = 3  # shorter strings are not scrubbed from server text (they would shred it)
 _INVALID_TOKEN = "the token was refused: it is invalid or expired (VAULT_TOKEN, the token file, or the login)"  # noqa: S105
 
 
@@ -162,6 +162,8 @@ class VaultStore:
                 return
         try:
             body = self._json("look up the mount", mount, "GET", f"/v1/sys/internal/ui/mounts/{_quote(mount)}")
+        except RefusedAfterRedirect:
+            raise
         except VaultPermissionDenied:
             # Vault answers 403 for a mount that does not exist, whatever the token.
             raise VaultPermissionDenied(self._mount_refused(mount)) from None
@@ -199,6 +201,16 @@ class VaultStore:
             latest = "destroyed" if meta.get("destroyed") else "deleted"
             return Entry({}, version, custom, latest, str(meta.get("deletion_time") or ""))
         return Entry(_strings(data.get("data")), version, custom)
+
+    def read_version(self, mount: str, path: str, version: int) -> Mapping[str, str] | None:
+        where = f"{mount}/{path}"
+        resp = self._call(
+            "read", where, "GET", f"/v1/{_quote(mount)}/data/{_quote(path)}?version={int(version)}", missing=True
+        )
+        data = self._body(resp, "read", where).get("data")
+        if resp.status == 404 or not isinstance(data, dict) or not isinstance(data.get("data"), dict):
+            return None
+        return _strings(data.get("data"))
 
     def list(self, mount: str, folder: str) -> list[str] | None:
         where = f"{mount}/{folder}".rstrip("/")
@@ -368,6 +380,8 @@ class VaultStore:
         detail = f": {reasons}" if reasons else ""
         if status == 400 and cas is not None and "check-and-set" in reasons:
             return CasConflict(where, cas)
+        if resp.redirected_to:
+            return self._redirected_error(resp, op, where, detail)
         if status in (401, 403):
             why = _INVALID_TOKEN if self._token_valid() is False else "the token's policy lacks that capability"
             return VaultPermissionDenied(f"{self.addr}: permission denied to {op} {where}: {why}")
@@ -384,6 +398,17 @@ class VaultStore:
             return VaultRequestFailed(f"{self.addr}: not found: {op} {where} (HTTP 404){detail}")
         return VaultRequestFailed(f"{self.addr}: cannot {op} {where} (HTTP {status}){detail}")
 
+    def _redirected_error(self, resp: Response, op: str, where: str, detail: str) -> SecretContractError:
+        """An error answer from the host a redirect led to: named as that host's, since it says
+        nothing about whether Vault accepts the token."""
+        status = resp.status
+        text = f"{self.addr}: redirected to {resp.redirected_to}, which answered HTTP {status} to {op} {where}{detail}"
+        if status in (401, 403):
+            return RefusedAfterRedirect(text)
+        if status in RETRYABLE or 300 <= status < 400:
+            return VaultUnavailable(text)
+        return VaultRequestFailed(text)
+
     def _reasons(self, resp: Response, sent: Any) -> str:
         """Vault's `errors` list, scrubbed of anything the request or this client holds."""
         try:
@@ -394,8 +419,9 @@ class VaultStore:
         errors = body.get("errors") if isinstance(body, dict) else None
         if not isinstance(errors, list):
             return ""
-        text = "; ".join(" ".join(str(e).split())[:300] for e in errors if str(e).strip())
-        return _scrub(text, [*_strings_in(sent), *([self._token] if self._token else [])])
+        held = [*_strings_in(sent), *self._transport.credentials, *([self._token] if self._token else [])]
+        # Scrubbed before the cut: a credential cut in half would no longer match.
+        return "; ".join(redact.scrub(" ".join(str(e).split()), held)[:300] for e in errors if str(e).strip())
 
     def _token_valid(self) -> bool | None:
         """Whether Vault accepts the token at all (None: could not tell). The UI's mount list
@@ -405,6 +431,8 @@ class VaultStore:
                 resp = self._transport.request("GET", "/v1/sys/internal/ui/mounts", headers=self._headers())
             except TransportError:
                 return None
+            if resp.redirected_to:
+                return None  # another host's answer says nothing about this token
             self._valid = resp.status == 200
         return self._valid
 
@@ -587,9 +615,3 @@ def _strings_in(value: Any) -> Iterable[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings_in(item)
-
-
-def _scrub(text: str, values: Iterable[str]) -> str:
-    for value in sorted({v for v in values if len(v) >= SCRUB_MIN}, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text

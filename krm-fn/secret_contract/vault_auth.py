@@ -18,6 +18,8 @@ METHOD_ENV = "SECRET_CONTRACT_AUTH_METHOD"
 MOUNT_ENV = "SECRET_CONTRACT_AUTH_MOUNT"
 ROLE_ENV = "SECRET_CONTRACT_AUTH_ROLE"
 TOKEN_FILE_ENV = "SECRET_CONTRACT_TOKEN_FILE"
+# Names the project file when VAULT_ADDR came from it (set by `project.Project.environment`).
+ADDR_FROM_ENV = "SECRET_CONTRACT_VAULT_ADDR_FROM"
 ROLE_ID_ENV = "SECRET_CONTRACT_AUTH_ROLE_ID"
 SECRET_ID_ENV = "SECRET_CONTRACT_AUTH_SECRET_ID"
 JWT_ENV = "SECRET_CONTRACT_AUTH_JWT"
@@ -116,9 +118,18 @@ def _token(env: Mapping[str, str]) -> Credentials:
         if named:
             text, problem = _read(named, TOKEN_FILE_ENV)
         else:
-            text, problem = _read(home_file, "~/.vault-token")
-            if problem and not os.path.exists(home_file):
+            if not os.path.exists(home_file):
                 return Credentials()  # no token anywhere: the caller says how to give one
+            chosen_by = env.get(ADDR_FROM_ENV, "").strip()
+            if chosen_by:
+                return Credentials(
+                    problems=(
+                        f"the Vault address comes from {chosen_by} (repository content), and ~/.vault-token is not "
+                        "sent to an address a repository chose: set VAULT_ADDR in the environment if you trust "
+                        "it, or give a token with VAULT_TOKEN",
+                    )
+                )
+            text, problem = _read(home_file, "~/.vault-token")
         if problem:
             return Credentials(problems=(problem,))
         token, source = text or "", named or home_file

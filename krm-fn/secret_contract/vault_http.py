@@ -29,11 +29,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from secret_contract.errors import VaultUnavailable
+from secret_contract.redact import basic_forms
 
 MAX_BODY = 32 * 1024 * 1024
 REDIRECTS = (301, 302, 307, 308)
@@ -53,6 +54,7 @@ class Response:
     headers: Mapping[str, str]  # case-insensitive lookups (http.client's message; parsed on demand)
     body: bytes
     url: str
+    redirected_to: str | None = None  # the other origin that answered, after a redirect
 
     def json(self) -> Any:
         """The body as JSON; a `TransportError` if it is not (a proxy's or a web server's page)."""
@@ -119,15 +121,72 @@ class Proxies:
                 found[name.removesuffix("_proxy")] = value.strip()
         return cls(explicit, found)
 
-    def for_url(self, scheme: str, host: str) -> str | None:
+    def credentials(self) -> list[str]:
+        """The user names and passwords in the proxies' addresses, in every form they travel in."""
+        urls = [self.explicit or "", *(v for k, v in self.by_scheme.items() if k != "no")]
+        return [form for url in urls if url for form in basic_forms(*_userinfo(url))]
+
+    def for_url(self, scheme: str, host: str, port: int) -> str | None:
         if self.explicit:
             return self.explicit
         proxy = self.by_scheme.get(scheme)
         if not proxy or _is_loopback(host):
             return None
-        from urllib.request import proxy_bypass_environment  # costs more to import than most builds take
+        return None if bypasses(self.by_scheme.get("no", ""), host, port) else proxy
 
-        return None if proxy_bypass_environment(host, dict(self.by_scheme)) else proxy
+
+def bypasses(no_proxy: str, host: str, port: int) -> bool:
+    """Whether NO_PROXY exempts host:port, as Go's net/http/httpproxy reads it (so the Vault
+    CLI and this client agree): `*`; a CIDR or an IP address (optionally with a port), which
+    match only a literal IP address; a domain (`example.com`, `.example.com`, `*.example.com`,
+    optionally with a port), which matches it and its subdomains (with a leading dot only the
+    subdomains)."""
+    host = host.strip("[]").lower().rstrip(".")
+    ip = _ip(host)
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        if entry and _matches(entry, host, ip, port):
+            return True
+    return False
+
+
+def _matches(entry: str, host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, port: int) -> bool:
+    try:
+        network = ipaddress.ip_network(entry, strict=False) if "/" in entry else None
+    except ValueError:
+        network = None
+    if network is not None:
+        return ip is not None and ip in network
+    name, wanted = _split_port(entry)
+    if _ip(name) is not None:
+        return ip is not None and ip == _ip(name) and wanted in ("", str(port))
+    if not name or (wanted and wanted != str(port)):
+        return False
+    if ip is not None:
+        return False  # a domain entry never matches a literal address
+    name = name.removeprefix("*")
+    if name.startswith("."):
+        return host.endswith(name)
+    return host == name or host.endswith("." + name)
+
+
+def _split_port(entry: str) -> tuple[str, str]:
+    """`host:port`, `[v6]:port` or a bare host (an IPv6 address without brackets has no port)."""
+    if entry.startswith("["):
+        name, _, rest = entry[1:].partition("]")
+        return name, rest.removeprefix(":")
+    if entry.count(":") == 1:
+        name, _, port = entry.partition(":")
+        return name, port
+    return entry, ""
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def _is_loopback(host: str) -> bool:
@@ -228,6 +287,8 @@ class Transport:
         self._context = self._tls.context() if parts.scheme == "https" else None
         self._timeout = timeout
         self._proxies = proxies or Proxies()
+        # Sent with requests (as Basic headers), so scrubbed from anything a server answers.
+        self.credentials = (*basic_forms(parts.username, parts.password), *self._proxies.credentials())
         self._local = threading.local()
         self._lock = threading.Lock()
         self._routes: dict[str, _Route] = {}
@@ -262,7 +323,10 @@ class Transport:
             if target.scheme not in ("http", "https") or not target.hostname:
                 raise TransportError("protocol", f"{self.addr}: HTTP {response.status} without a usable Location")
             path = target.path + (f"?{target.query}" if target.query else "")
-            response = self._send(method, self._route(target.scheme, target.netloc), path, body, sent)
+            route = self._route(target.scheme, target.netloc)
+            response = self._send(method, route, path, body, sent)
+            if route.key[:3] != self._home.key[:3]:
+                response = replace(response, redirected_to=route.where)
         with self._lock:
             self.counts[method] += 1
         return response
@@ -272,11 +336,12 @@ class Transport:
         if found is None:
             parts = urlsplit(f"{scheme}://{netloc}")
             host = parts.hostname or ""
-            proxy = self._proxies.for_url(scheme, host)
+            port = parts.port or (443 if scheme == "https" else 80)
+            proxy = self._proxies.for_url(scheme, host, port)
             found = _Route(
                 scheme=scheme,
                 host=host,
-                port=parts.port or (443 if scheme == "https" else 80),
+                port=port,
                 netloc=netloc,
                 proxy=proxy,
                 proxy_auth=_basic(*_userinfo(proxy)) if proxy else None,
@@ -381,9 +446,11 @@ class Transport:
 
 
 def _read_bounded(resp: http.client.HTTPResponse, where: str) -> bytes:
-    length = resp.getheader("Content-Length")
-    if length and length.isdigit() and int(length) > MAX_BODY:
-        raise TransportError("too-large", f"{where}: answer of {int(length):,} bytes is over the {MAX_BODY:,} limit")
+    length = (resp.getheader("Content-Length") or "").strip()
+    # A length of thousands of digits is over the limit too, and too long for int() to read.
+    if length.isdigit() and (len(length) > len(str(MAX_BODY)) or int(length) > MAX_BODY):
+        size = f"{int(length):,}" if len(length) <= 20 else f"a {len(length)}-digit number of"
+        raise TransportError("too-large", f"{where}: answer of {size} bytes is over the {MAX_BODY:,} limit")
     content = resp.read(MAX_BODY + 1)
     if len(content) > MAX_BODY:
         raise TransportError("too-large", f"{where}: answer is over the {MAX_BODY:,} byte limit")

@@ -15,6 +15,7 @@ something else.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,22 +107,34 @@ def resolve_plain(text: str) -> Any:
     if number:
         sign, digits = number.groups()
         value = _go_int(digits)
-        value = -value if sign == "-" else value
-        if -(2**63) <= value < 2**64:
+        value = -value if value is not None and sign == "-" else value
+        if value is not None and -(2**63) <= value < 2**64:
             return value
     if _GO_FLOAT.fullmatch(plain):
-        return float(plain)
+        value = float(plain)
+        if not math.isinf(value):
+            return value
+        return TaggedStr(text, _TAG + "float")  # Go's ParseFloat refuses it (out of range)
+    if number:
+        return TaggedStr(text, _TAG + "int")  # past 64 bits: no Kubernetes tool reads it as a number
     return text
 
 
-def _go_int(digits: str) -> int:
-    """strconv.ParseInt with base 0: a leading 0 means octal, as in Go."""
+# Digits of the largest 64-bit value in the narrowest base: more significant digits than this
+# are out of range in every base, and are never converted (Python refuses past 4,300 digits).
+_MAX_INT_DIGITS = 64
+
+
+def _go_int(digits: str) -> int | None:
+    """strconv.ParseInt with base 0: a leading 0 means octal, as in Go. None when the number
+    is out of range for any 64-bit reader."""
     prefix = digits[:2].lower()
-    if prefix in ("0x", "0o", "0b"):
-        return int(digits[2:], {"0x": 16, "0o": 8, "0b": 2}[prefix])
-    if len(digits) > 1 and digits[0] == "0":
-        return int(digits, 8)
-    return int(digits, 10)
+    base, body = {"0x": (16, digits[2:]), "0o": (8, digits[2:]), "0b": (2, digits[2:])}.get(prefix, (10, digits))
+    if base == 10 and len(digits) > 1 and digits[0] == "0":
+        base = 8
+    if len(body.lstrip("0")) > _MAX_INT_DIGITS:
+        return None
+    return int(body, base)
 
 
 def _typed(tag: str, text: str, mark: Any) -> Any:
@@ -166,17 +179,37 @@ class _Mapping:
         self.mark = mark
         self.merges: list[Any] = []
 
-    def close(self) -> dict[Any, Any]:
-        """Merge keys: explicit keys win, then earlier merged mappings over later ones."""
+    def close(self, budget: _Budget) -> dict[Any, Any]:
+        """Merge keys: explicit keys win, then earlier merged mappings over later ones. Each
+        merged entry is paid for before it is copied, so a few lines of `<<: *a` cannot make
+        the parser build gigabytes before the size check runs."""
         for source in self.merges:
             for merged in source if isinstance(source, list) else [source]:
                 if not isinstance(merged, dict):
                     raise yaml.constructor.ConstructorError(
                         "while constructing a mapping", self.mark, "a merge key needs a mapping", None
                     )
+                budget.spend(len(merged), self.mark)
                 for key, value in merged.items():
                     self.value.setdefault(key, value)
         return self.value
+
+
+@dataclass
+class _Budget:
+    """Entries that merge keys may still copy in one stream (the expansion limit)."""
+
+    left: int
+
+    def spend(self, entries: int, mark: Any) -> None:
+        self.left -= entries
+        if self.left < 0:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                mark,
+                f"merge keys expand the document past {MAX_EXPANDED_NODES:,} nodes",
+                None,
+            )
 
 
 @dataclass(frozen=True)
@@ -206,6 +239,7 @@ def _documents(text: str, want_spans: bool = False) -> tuple[list[Any], Spans | 
     """
     docs: list[Any] = []
     stack: list[_Mapping | list[Any]] = []
+    budget = _Budget(MAX_EXPANDED_NODES)
     anchors: dict[str, Any] = {}
     aliased = False
     items_seq: list[Any] | None = None
@@ -242,7 +276,7 @@ def _documents(text: str, want_spans: bool = False) -> tuple[list[Any], Spans | 
             continue
         elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             done = stack.pop()
-            value = done.close() if isinstance(done, _Mapping) else done
+            value = done.close(budget) if isinstance(done, _Mapping) else done
             if done is items_seq and items_seq is not None:
                 end_line = event.start_mark.line
         elif kind is yaml.DocumentStartEvent:

@@ -1,0 +1,119 @@
+"""Who may do what with a Vault secret, given who holds it: the ownership rules every command
+applies (a build through `plan`, and remove, prune, rotate and migrate through `operations`).
+
+Pure: each function takes what the secret's custom metadata says (`ownership.Ownership`) and
+the stacks involved, and returns a decision; nothing here reads Vault. The rules:
+- a secret another tool manages is never changed or destroyed;
+- a stack may change (rotate, prune keys of) only a secret it is recorded as declaring;
+- a secret is destroyed only when this tool wrote every version and no other contract declares
+  it, in Vault's record or in the repository; otherwise the stack's claim is released and the
+  values stay, with the other declarers' records intact so that any of them can build it again;
+- data any contract owns is never "legacy" data to migrate from: it is that contract's live
+  credential, and copying or deleting it would fork or destroy it;
+- a secret kept after its last declarer left is taken back only by that stack (or adopted with
+  `migrate`): otherwise any contract could claim a credential by naming its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from secret_contract import ownership
+from secret_contract.ownership import Ownership
+
+
+def contracts(stacks: Mapping[str, object] | list[str] | set[str] | tuple[str, ...]) -> str:
+    """`contract 'a'` or `contracts 'a', 'b'`, sorted."""
+    names = sorted(stacks)
+    label = "contract" if len(names) == 1 else "contracts"
+    return f"{label} " + ", ".join(f"'{s}'" for s in names)
+
+
+def holder(owners: Ownership) -> str:
+    """Who holds a secret, for messages."""
+    if owners.foreign_tool:
+        return f"managed by '{owners.foreign_tool}'"
+    if owners.declarations:
+        return f"recorded for {contracts(owners.declarations)}"
+    if owners.released_by:
+        return f"released by contract '{owners.released_by}', values kept"
+    return "no owner recorded: written by the older script or by hand"
+
+
+def refusal_to_change(owners: Ownership, stack: str) -> str | None:
+    """Why `stack` may not change this secret's data, or None when it may."""
+    if owners.foreign_tool:
+        return f"managed by '{owners.foreign_tool}'"
+    if not owners.declared_by(stack):
+        return f"not owned by contract '{stack}' ({holder(owners)})"
+    return None
+
+
+def refusal_as_source(owners: Ownership, stacks: tuple[str, ...]) -> str | None:
+    """Why a secret may not be taken as values to move to where `stacks` now resolve it, or
+    None when it may.
+
+    Only data nobody owns (an older layout's), or a secret these same stacks own at their
+    former location, may be moved: a secret another contract declares is that contract's live
+    credential, and copying or deleting it would fork or destroy it (contracts that disagree
+    on where a Secret lives are fixed in the contracts, not by moving its values)."""
+    if owners.foreign_tool:
+        return f"it is managed by '{owners.foreign_tool}'"
+    others = sorted(set(owners.declarations) - set(stacks))
+    if others:
+        return (
+            f"it is the live secret of {contracts(others)}, not data to migrate: make the contracts agree on where "
+            "this Secret lives (the same layout and prefix) instead"
+        )
+    return None
+
+
+def may_take_back(owners: Ownership, stacks: tuple[str, ...]) -> bool:
+    """Whether a build of `stacks` may record itself on a secret no contract declares any more:
+    only the stack that released it last (a `make down` followed by a `make up`)."""
+    return owners.released_by is not None and owners.released_by in stacks
+
+
+Disposition = Literal["delete", "release"]
+
+
+@dataclass(frozen=True)
+class Disposal:
+    """What removing `stack`'s claim does to one secret."""
+
+    kind: Disposition
+    metadata: Mapping[str, str | None] = field(default_factory=dict)
+    note: str = ""
+
+
+def dispose(owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str]) -> Disposal | None:
+    """What `stack` leaving this secret does to it: None when the stack holds no claim on it.
+
+    `declared_elsewhere` maps every other stack whose contract (in the repository) declares
+    the secret to its declaration digest: their claim stands even where they never built."""
+    if owners.foreign_tool or not owners.declared_by(stack):
+        return None
+    recorded = {s: d for s, d in owners.declarations.items() if s != stack}
+    others = {**{s: d for s, d in declared_elsewhere.items() if s != stack}, **recorded}
+    if owners.created_here and not others:
+        return Disposal("delete")
+    if others:
+        # Record the repository's other declarers that never built, so that any of them (and
+        # this stack, back again) finds the secret owned and joins it instead of being refused.
+        unrecorded = {s: d for s, d in others.items() if s not in recorded and d}
+        changes = {**ownership.release(owners, stack, remaining=sorted(others)), **ownership.declare(unrecorded)}
+        return Disposal("release", changes, f"still declared by {', '.join(sorted(others))}")
+    origin = owners.origin or "recorded by an earlier release, origin unknown"
+    return Disposal(
+        "release",
+        ownership.release(owners, stack, remaining=[]),
+        f"not created by secret-contract ({origin}): its versions stay; delete it by hand if meant",
+    )
+
+
+def may_drop_keys(owners: Ownership, stack: str) -> bool:
+    """Whether `stack` may write a version without keys its contract no longer names: only on
+    a secret this tool created and that no other contract declares."""
+    return owners.created_here and set(owners.declarations) == {stack}

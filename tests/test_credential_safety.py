@@ -1,0 +1,285 @@
+"""No operation loses or forks a live credential, under races and operator mistakes. Each case
+runs on the in-memory store and on the real OpenBao (the `kv` fixture), like test_behaviour."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from conftest import KV
+from fixtures import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
+from secret_contract import operations, ownership, pipeline
+from secret_contract.pipeline import Options, Outcome
+from test_behaviour import build, messages, store
+
+
+def resolved(kv: KV, *contracts: dict[str, Any]) -> Outcome:
+    return pipeline.build(resource_list(*contracts), kv.env, Options(write=False))
+
+
+class HandBeforeWrite:
+    """A store that runs `hand` once, right before the first data write of `path` it forwards:
+    what another writer does while a build's request is in flight."""
+
+    def __init__(self, inner: Any, path: str, hand: Any) -> None:
+        self.inner, self.path, self.hand, self.fired = inner, path, hand, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write(self, mount: str, path: str, data: Any, cas: int) -> int:
+        if path == self.path and not self.fired:
+            self.fired = True
+            self.hand()
+        return int(self.inner.write(mount, path, data, cas))
+
+
+def hooked(kv: KV, path: str, hand: Any) -> Any:
+    inner = kv.factory()
+    return lambda config: HandBeforeWrite(inner(config), path, hand)
+
+
+SHARED = secret("db", "shared", static("user", "app"), generated("password", length=20))
+STACK_A = contract("stack-a", SHARED)
+
+
+# --- 1: migrate never takes another stack's live secret as its source ---------------------------
+
+
+def test_migrate_refuses_a_source_another_contract_owns_and_the_build_names_the_owner(kv: KV) -> None:
+    assert not build(kv, STACK_A).failed
+    vault = store(kv)
+    first = resolved(kv, STACK_A)
+    operations.apply(vault, operations.plan_rotate(vault, "stack-a", first.targets).actions)
+    before = (kv.versions("shared/db"), kv.data("shared/db"), kv.custom("shared/db"))
+    for spec in ({"layout": "stack"}, {"prefix": "apps"}):
+        stack_b = contract("stack-b", SHARED, vault=spec)
+        refused = build(kv, stack_b)
+        assert refused.failed and "live secret of contract 'stack-a'" in messages(refused)
+        assert "secret-contract migrate" not in messages(refused)
+        b_targets = resolved(kv, stack_b).targets
+        for delete_source in (False, True):
+            planned = operations.plan_migrate(vault, b_targets, delete_source=delete_source)
+            assert planned.refused and not planned.actions  # a dry run shows the same refusal
+            assert "live secret of contract 'stack-a'" in messages(planned.findings)
+    assert (kv.versions("shared/db"), kv.data("shared/db"), kv.custom("shared/db")) == before
+    assert ownership.MIGRATED_TO_KEY not in kv.custom("shared/db")
+    assert kv.paths() == ["shared/db"]
+
+
+# --- 2: remove and prune never delete on a stale plan --------------------------------------------
+
+
+def test_remove_leaves_a_secret_another_stack_joined_after_the_plan(kv: KV) -> None:
+    assert not build(kv, STACK_A).failed
+    vault = store(kv)
+    a = resolved(kv, STACK_A)
+    planned = operations.plan_remove(vault, a.contracts[0], a.targets)
+    assert [x.kind for x in planned.actions] == ["delete"]
+    # While `remove` waits at its prompt, another stack joins the secret.
+    assert not build(kv, contract("stack-b", SHARED)).failed
+    value = (kv.data("shared/db") or {})["password"]
+    findings = operations.apply(vault, planned.actions)
+    assert "left as it is: who declares it changed" in messages(findings)
+    assert (kv.data("shared/db") or {})["password"] == value
+    assert set(ownership.read(kv.custom("shared/db")).declarations) == {"stack-a", "stack-b"}
+
+
+def test_prune_leaves_a_secret_another_stack_joined_between_its_read_and_its_delete(kv: KV) -> None:
+    own = secret("own", "shared", generated("k"))
+    assert not build(kv, contract("stack-a", SHARED, own)).failed
+    vault = store(kv)
+    after = resolved(kv, contract("stack-a", own))  # the contract no longer declares shared/db
+    planned = operations.plan_prune(vault, after.contracts[0], after.targets)
+    assert [(x.kind, x.path) for x in planned.actions] == [("delete", "shared/db")]
+    assert not build(kv, contract("stack-b", SHARED)).failed
+    findings = operations.apply(vault, planned.actions)
+    assert "left as it is" in messages(findings) and kv.data("shared/db") is not None
+
+
+# --- 3: a generated key an earlier version holds is never regenerated ------------------------------
+
+
+def test_a_generated_key_missing_from_the_latest_version_is_refused_naming_the_version(kv: KV) -> None:
+    assert not build(kv, DEMO).failed
+    original = kv.data(DEMO_PATH) or {}
+    kv.seed(DEMO_PATH, {"user": "admin"})  # `kv put` replaces every key: `pass` survives only in v1
+    outcome = build(kv, DEMO)
+    assert outcome.failed and kv.versions(DEMO_PATH) == 2
+    text = messages(outcome)
+    assert "'pass' (v1)" in text and f"kv rollback -mount={kv.mount} -version=1 {DEMO_PATH}" in text
+    assert "kv patch" in text and original["pass"] not in text
+    kv.seed(DEMO_PATH, original)  # the rollback
+    assert not build(kv, DEMO).failed and kv.data(DEMO_PATH) == original
+
+
+def test_a_rollback_to_before_a_key_existed_does_not_regenerate_it(kv: KV) -> None:
+    assert not build(kv, DEMO).failed
+    v1 = kv.data(DEMO_PATH) or {}
+    grown = contract("demo", secret("db", "demo", static("user", "admin"), generated("pass"), generated("api")))
+    assert not build(kv, grown).failed
+    api = (kv.data(DEMO_PATH) or {})["api"]
+    kv.seed(DEMO_PATH, v1)  # `kv rollback -version=1`
+    outcome = build(kv, grown)
+    assert outcome.failed and "'api' (v2)" in messages(outcome) and api not in messages(outcome)
+    assert kv.versions(DEMO_PATH) == 3
+
+
+# --- 4: the last deployed declarer leaves, and comes back -------------------------------------------
+
+
+def test_removing_the_last_deployed_declarer_keeps_the_others_claims_and_it_can_be_added_again(kv: KV) -> None:
+    rc = secret("redis-commander-credentials", "redis", static("username", "admin"), generated("password"))
+    redis, airflow, app = (contract(s, rc) for s in ("foundation/redis", "foundation/airflow", "sample-app"))
+    assert not build(kv, redis).failed
+    path = "redis/redis-commander-credentials"
+    value = (kv.data(path) or {})["password"]
+    vault = store(kv)
+    repository = operations.repository_declarations(resolved(kv, redis, airflow, app).targets)
+    mine = resolved(kv, redis)
+    planned = operations.plan_remove(vault, mine.contracts[0], mine.targets, repository)
+    assert [x.kind for x in planned.actions] == ["release"]
+    assert "still declared by foundation/airflow, sample-app" in planned.actions[0].note
+    operations.apply(vault, planned.actions)
+    assert set(ownership.read(kv.custom(path)).declarations) == {"foundation/airflow", "sample-app"}
+    for stack in (redis, airflow, app):  # `make up` of any of them after `make down redis`
+        outcome = build(kv, stack)
+        assert not outcome.failed, messages(outcome)
+    assert (kv.data(path) or {})["password"] == value and kv.versions(path) == 1
+
+
+# --- 5 and 6: what a lost create race may join -----------------------------------------------------
+
+
+def test_a_create_that_loses_to_a_hand_write_is_refused_not_recorded_as_created(kv: KV) -> None:
+    def by_hand() -> None:
+        kv.seed("team/api", {"token": "hand-1"})
+        kv.seed("team/api", {"token": "hand-2"})
+
+    api = contract("team", secret("api", "team", generated("token")))
+    options = Options(store_factory=hooked(kv, "team/api", by_hand))
+    outcome = pipeline.build(resource_list(api), kv.env, options)
+    assert outcome.failed and "recorded no ownership" in messages(outcome)
+    assert kv.data("team/api") == {"token": "hand-2"} and ownership.read(kv.custom("team/api")).unowned
+
+
+def test_racing_contracts_that_differ_only_in_length_never_both_succeed(kv: KV) -> None:
+    short = contract("alpha", secret("db", "race", static("user", "u"), generated("pass", length=16)))
+    long = contract("beta", secret("db", "race", static("user", "u"), generated("pass", length=24)))
+    for _ in range(3):
+        for path in kv.paths():
+            store(kv).delete(kv.mount, path)
+        results: list[Outcome] = []
+        runs = [threading.Thread(target=lambda c=c, out=results: out.append(build(kv, c))) for c in (short, long)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        assert len([o for o in results if not o.failed]) == 1, [messages(o) for o in results]
+
+
+# --- 7 and 8: one Secret, one ExternalSecret --------------------------------------------------------
+
+
+def test_two_externalsecrets_of_two_contracts_never_write_one_secret(kv: KV) -> None:
+    a = contract("a", secret("db", "app", generated("password")))
+    view = {"name": "other-view", "target": {"name": "db"}}
+    b = contract("b", secret("other", "app", generated("token"), externalSecrets=[view]))
+    outcome = build(kv, a, b)
+    assert outcome.failed and "ExternalSecret app/other-view writes Secret app/db" in messages(outcome)
+    assert kv.paths() == []
+
+
+def test_a_shared_secret_joined_with_different_externalsecrets_is_refused_when_built_apart(kv: KV) -> None:
+    base = secret("db", "app", static("user", "u"), generated("password"))
+    assert not build(kv, contract("a", base)).failed
+    templated = {**base, "externalSecret": {"target": {"template": {"data": {"password": "known"}}}}}
+    slower = {**base, "externalSecret": {"refreshInterval": "24h"}}
+    for other in (templated, slower):
+        outcome = build(kv, contract("c", other))
+        assert outcome.failed and "contract 'a' declares it differently" in messages(outcome)
+    assert set(ownership.read(kv.custom("app/db")).declarations) == {"a"}
+    # Within one build the same difference is named at its field.
+    together = build(kv, contract("a", base), contract("c", templated))
+    assert together.failed
+
+
+# --- 13: rotate matches NAMESPACE/NAME and reports what it did --------------------------------------
+
+
+def test_rotate_matches_namespace_and_name_and_refuses_an_ambiguous_bare_name(kv: KV) -> None:
+    two = contract("demo", secret("db", "one", generated("p")), secret("db", "two", generated("p")))
+    assert not build(kv, two).failed
+    vault = store(kv)
+    targets = resolved(kv, two).targets
+    chosen = operations.plan_rotate(vault, "demo", targets, "two/db")
+    assert [a.path for a in chosen.actions] == ["two/db"]
+    ambiguous = operations.plan_rotate(vault, "demo", targets, "db")
+    assert ambiguous.refused and not ambiguous.actions and "one/db, two/db" in messages(ambiguous.findings)
+
+
+def test_a_partial_rotate_reports_what_it_rotated_before_the_failure(kv: KV) -> None:
+    two = contract("demo", secret("a", "demo", generated("p")), secret("b", "demo", generated("p")))
+    assert not build(kv, two).failed
+    planned = operations.plan_rotate(store(kv), "demo", resolved(kv, two).targets)
+    assert [a.path for a in planned.actions] == ["demo/a", "demo/b"]
+    racing = HandBeforeWrite(store(kv), "demo/b", lambda: kv.seed("demo/b", {"p": "by-hand"}))
+    findings = operations.apply(racing, planned.actions)
+    assert "demo/a: rotated p" in messages(findings, "info") and "demo/b: failed" in messages(findings)
+    assert kv.data("demo/b") == {"p": "by-hand"}
+
+
+# --- low: what prune and remove find -------------------------------------------------------------
+
+
+def test_prune_and_remove_find_what_the_stack_layout_left_one_level_deeper(kv: KV) -> None:
+    both = contract(
+        "st", secret("a", "ns", generated("p")), secret("b", "ns", generated("p")), vault={"layout": "stack"}
+    )
+    assert not build(kv, both).failed
+    vault = store(kv)
+    fewer = resolved(kv, contract("st", secret("a", "ns", generated("p")), vault={"layout": "stack"}))
+    planned = operations.plan_prune(vault, fewer.contracts[0], fewer.targets)
+    assert [(a.kind, a.path) for a in planned.actions] == [("delete", "st/ns/b")]
+    removal = operations.plan_remove(vault, fewer.contracts[0], fewer.targets)
+    assert sorted(a.path for a in removal.actions) == ["st/ns/a", "st/ns/b"]
+
+
+def test_prune_releases_the_record_of_a_shared_secret_the_stack_stopped_declaring(kv: KV) -> None:
+    rc = secret("rc", "redis", static("username", "admin"), generated("password"))
+    own = secret("own", "app", generated("k"))
+    redis, app = contract("redis", rc), contract("app", rc, own)
+    assert not build(kv, redis).failed and not build(kv, app).failed
+    vault = store(kv)
+    app_now = contract("app", own)
+    repository = operations.repository_declarations(resolved(kv, redis, app_now).targets)
+    now = resolved(kv, app_now)
+    planned = operations.plan_prune(vault, now.contracts[0], now.targets, repository)
+    assert [(a.kind, a.path) for a in planned.actions] == [("release", "redis/rc")]
+    operations.apply(vault, planned.actions)
+    assert set(ownership.read(kv.custom("redis/rc")).declarations) == {"redis"}
+
+
+# --- no value in any repr (a failing assertion prints reprs) -----------------------------------------
+
+
+def test_no_stored_value_appears_in_the_repr_of_any_result_object(kv: KV) -> None:
+    demo = contract("demo", secret("db", "demo", static("user", "static-sentinel-user"), generated("pass")))
+    outcome = build(kv, demo)
+    assert not outcome.failed
+    values = list((kv.data(DEMO_PATH) or {}).values())
+    vault = store(kv)
+    targets = resolved(kv, demo).targets
+    report = build(
+        kv, contract("demo", secret("db", "demo", static("user", "static-sentinel-other"), generated("pass")))
+    )
+    values.append("static-sentinel-other")
+    rotate = operations.plan_rotate(vault, "demo", targets)
+    entry = vault.read(kv.mount, DEMO_PATH)
+    from secret_contract import plan, sync
+
+    states = sync.read_states(vault, targets)
+    change = plan.diff(targets[0].desired, entry)
+    shown = "\n".join(repr(x) for x in (outcome, report, rotate, entry, states, change, targets))
+    for value in values:
+        assert value not in shown
