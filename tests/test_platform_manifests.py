@@ -116,6 +116,37 @@ def test_flux_manifests_are_valid_for_flux_2_6_and_2_7(kubectl: str) -> None:
     assert auth[vault_auth.METHOD_ENV] == "kubernetes"
 
 
+def test_external_artifact_route_manifests_are_valid_for_flux_2_7_and_kubernetes(kubectl: str) -> None:
+    route = kustomize(kubectl, EXAMPLES / "flux" / "external-artifact")
+    crd = next(d for d in route if d["kind"] == "CustomResourceDefinition")
+    crd_file = EXAMPLES / "flux" / "external-artifact" / "crd.yaml"
+    for doc in route:
+        if doc["apiVersion"].endswith(".fluxcd.io/v1"):
+            # ExternalArtifact is a source kind from Flux 2.7 on; 2.6 refuses it.
+            found = flux_problems(doc)
+            assert found["v2.7"] == [], doc["kind"]
+            assert any("ExternalArtifact" in p for p in found["v2.6"]), found
+        elif doc["apiVersion"] == "hostk8s.io/v1alpha1":
+            assert problems(doc, crd_file) == [], doc["kind"]
+        else:
+            assert kubernetes_problems(doc) == [], doc["kind"]
+    kinds = {d["kind"]: d for d in route}
+    render, apply = kinds["SecretContractRender"], kinds["Kustomization"]
+    assert apply["spec"]["sourceRef"] == {"kind": "ExternalArtifact", "name": render["metadata"]["name"]}
+    assert crd["spec"]["names"]["kind"] == "SecretContractRender"
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["serviceAccountName"] == kinds["ServiceAccount"]["metadata"]["name"]
+    _, token = token_mount(pod, container)
+    assert token["audience"] == "vault"
+    assert (
+        kinds["Deployment"]["spec"]["replicas"] == 1 and kinds["Deployment"]["spec"]["strategy"]["type"] == "Recreate"
+    )
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"  # the artifact port: only the leader is ready
+    rules = kinds["ClusterRole"]["rules"]
+    assert not any("secrets" in r["resources"] for r in rules)  # Vault is reached with the projected token
+
+
 def argocd_install(tmp_path: Path) -> Path:
     """The example's kustomization over the stored upstream manifests instead of the remote
     install.yaml (no network in tests)."""

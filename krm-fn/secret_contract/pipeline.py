@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from secret_contract.vault import VaultConfig
 
 STATS_ENV = "SECRET_CONTRACT_STATS"
+STATS_FILE_ENV = "SECRET_CONTRACT_STATS_FILE"  # append a JSON line of counts per build
 
 StoreFactory = Callable[["VaultConfig"], SecretStore]
 
@@ -130,7 +131,19 @@ def _write_vault(
     if settings.flag(env, STATS_ENV):
         counts = ", ".join(f"{method} {n}" for method, n in sorted(store.request_counts.items()))
         findings.append(info(f"Vault requests: {counts or 'none'}", rule="stats"))
+    if env.get(STATS_FILE_ENV):
+        _append_stats(env[STATS_FILE_ENV], report, store.request_counts)
     return report, findings
+
+
+def _append_stats(path: str, report: sync.Report, requests: Mapping[str, int]) -> None:
+    """One JSON line per build, for a caller that runs the build through kustomize (whose
+    plugin output it cannot see): what was written, and the requests sent."""
+    import json
+
+    line = {"written": len(report.written), "recorded": report.recorded, "requests": dict(requests)}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, sort_keys=True) + "\n")
 
 
 def _vault_config(env: Mapping[str, str]) -> VaultConfig | None:
