@@ -283,3 +283,20 @@ def test_no_stored_value_appears_in_the_repr_of_any_result_object(kv: KV) -> Non
     shown = "\n".join(repr(x) for x in (outcome, report, rotate, entry, states, change, targets))
     for value in values:
         assert value not in shown
+
+
+# --- a changed generator or length is said to be not applied (issue 21, item 4) ----------------------
+
+
+def test_a_changed_length_is_not_applied_and_plan_and_build_name_rotate(kv: KV) -> None:
+    assert not build(kv, DEMO).failed
+    value = (kv.data(DEMO_PATH) or {})["pass"]
+    shorter = contract("demo", secret("db", "demo", static("user", "admin"), generated("pass", length=12)))
+    planned = pipeline.build(resource_list(shorter), kv.env, Options(store_factory=kv.factory(), dry_run=True))
+    built = build(kv, shorter)
+    for outcome in (planned, built):
+        text = messages(outcome, "warning")
+        assert "generator or length for 'pass' is not applied" in text
+        assert "secret-contract rotate demo --secret demo/db --key pass" in text and value not in text
+    assert (kv.data(DEMO_PATH) or {})["pass"] == value
+    assert messages(build(kv, DEMO), "warning") == ""  # the original declaration: nothing to say

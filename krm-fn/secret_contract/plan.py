@@ -105,6 +105,9 @@ class Change:
     # Unowned data that already satisfies this declaration: most likely a concurrent build
     # whose ownership record has not landed yet, so the caller re-reads before refusing.
     awaiting_owner: bool = False
+    # Generated keys whose stored value another generator or length made: a build keeps them
+    # (it never rotates), and says that the contract's change is not applied.
+    unapplied: tuple[str, ...] = ()
 
     @property
     def writes_data(self) -> bool:
@@ -200,6 +203,7 @@ def _update(
         # changing the data could undo what that contract relies on.
         gaps = _mismatches(desired, data)
         return Change("conflict", reason=f"it is shared with {_contracts(unknown)} ({'; '.join(gaps)})")
+    unapplied = _unapplied(desired, data)
     record = {s: d for s, d in desired.declarations().items() if owners.declarations.get(s) != d}
     metadata: dict[str, str | None] = dict(ownership.declare(record)) if record else {}
     if owners.managed_by is None:
@@ -209,9 +213,29 @@ def _update(
         if owners.owner is None:
             metadata[ownership.OWNER_KEY] = min(desired.stacks)
     if not set_static and not generate:
-        return Change("noop" if not metadata else "claim", cas=current.version, metadata=metadata)
+        return Change("noop" if not metadata else "claim", cas=current.version, metadata=metadata, unapplied=unapplied)
     keep = {k: v for k, v in data.items() if k not in set_static}
-    return Change("update", cas=current.version, set_static=set_static, generate=generate, keep=keep, metadata=metadata)
+    return Change(
+        "update",
+        cas=current.version,
+        set_static=set_static,
+        generate=generate,
+        keep=keep,
+        metadata=metadata,
+        unapplied=unapplied,
+    )
+
+
+def _unapplied(desired: Desired, data: Mapping[str, str]) -> tuple[str, ...]:
+    """Generated keys whose stored value the declared generator and length could not make
+    (the contract changed `generate` or `length` after the value was made)."""
+    return tuple(
+        sorted(
+            k
+            for k, g in desired.generated.items()
+            if k in data and generators.implausible(g.generator, g.length, data[k]) is not None
+        )
+    )
 
 
 def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:

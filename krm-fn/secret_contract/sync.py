@@ -221,7 +221,8 @@ def sync(
     pending = [(t, c) for t, c in report.changes if c.writes]
     if dry_run:
         report.pending = len(pending)
-        report.findings.extend(_summarize([f for t, c in pending for f in _describe(t, c, True)], verbose))
+        described = [f for t, c in report.changes if c.writes or c.unapplied for f in _describe(t, c, True)]
+        report.findings.extend(_summarize(described, verbose))
         return report
     checks = [check for t, c in pending for check in writes_of(t, c)]
     by_path = {(t.desired.mount, t.desired.path): t for t, _ in pending}
@@ -352,6 +353,26 @@ def _apply(
 
 
 def _describe(target: Target, change: Change, dry_run: bool) -> list[Result]:
+    return [*_described(target, change, dry_run), *_unapplied(target, change)]
+
+
+def _unapplied(target: Target, change: Change) -> list[Result]:
+    if not change.unapplied:
+        return []
+    keys = ", ".join(f"'{k}'" for k in change.unapplied)
+    secret = sorted(target.secret_ids)[0]
+    flags = " ".join(f"--key {k}" for k in change.unapplied)
+    return [
+        target.finding(
+            warning,
+            f"{target.where}: the contract's generator or length for {keys} is not applied: the stored value was "
+            f"made otherwise, and a build never replaces a generated value. Replace it on purpose with "
+            f"`secret-contract rotate {target.desired.stacks[0]} --secret {secret} {flags}`",
+        )
+    ]
+
+
+def _described(target: Target, change: Change, dry_run: bool) -> list[Result]:
     where = target.where
     would = "would " if dry_run else ""
     if change.action == "conflict":
