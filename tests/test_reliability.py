@@ -160,10 +160,16 @@ def test_a_version_written_between_the_data_and_the_metadata_read_is_read_again(
 
 def test_connection_reset_on_every_request_names_the_address(vault: Vault) -> None:
     with fault_proxy(vault.server.addr, lambda *_: DROP) as proxy:
+        # A Vault is configured and could not be written: the build fails, strict or not.
         ran = secret_contract(stdin=generator_input(CONTRACT), env={**vault.env, "VAULT_ADDR": proxy.addr})
-        assert ran.returncode == 0  # not strict: rendered, with a warning
-        assert f"[warning] Vault was not written: {proxy.addr}: cannot connect to Vault" in ran.stderr
+        assert ran.returncode == 1
+        assert f"[error] Vault was not written: {proxy.addr}: cannot connect to Vault" in ran.stderr
         assert len(proxy.seen) == 3  # one request, retried VAULT_MAX_RETRIES (2) times
+        # Only strictness turned off on purpose renders anyway, and says so.
+        lenient = {**vault.env, "VAULT_ADDR": proxy.addr, "SECRET_CONTRACT_STRICT": "false"}
+        ran = secret_contract(stdin=generator_input(CONTRACT), env=lenient)
+        assert ran.returncode == 0 and "[warning] Vault was not written" in ran.stderr
+        assert "SECRET_CONTRACT_STRICT=false: the ExternalSecrets were emitted anyway" in ran.stderr
     assert vault.paths() == []
 
 
@@ -187,9 +193,10 @@ def test_sealed_vault(tmp_path: Path) -> None:
         assert found, "OpenBao printed no unseal key"
         unseal_key = found.group(1)
         server.client().sys.seal()
-        warned = secret_contract(stdin=generator_input(CONTRACT), env=env)
+        lenient = {**env, "SECRET_CONTRACT_STRICT": "false"}
+        warned = secret_contract(stdin=generator_input(CONTRACT), env=lenient)
         assert warned.returncode == 0 and "Vault is sealed" in warned.stderr
-        failed = secret_contract(stdin=generator_input(CONTRACT), env={**env, "SECRET_CONTRACT_STRICT": "1"})
+        failed = secret_contract(stdin=generator_input(CONTRACT), env=env)  # a configured Vault: strict or not
         assert (
             failed.returncode == 1 and f"[error] Vault was not written: {server.addr}: Vault is sealed" in failed.stderr
         )

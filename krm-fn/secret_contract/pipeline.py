@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 STATS_ENV = "SECRET_CONTRACT_STATS"
 STATS_FILE_ENV = "SECRET_CONTRACT_STATS_FILE"  # append a JSON line of counts per build
+LENIENT_NOTE = (
+    "SECRET_CONTRACT_STRICT=false: the ExternalSecrets were emitted anyway, and may point at paths Vault does not hold"
+)
 
 StoreFactory = Callable[["VaultConfig"], SecretStore]
 
@@ -107,15 +110,24 @@ def _write_vault(
 ) -> tuple[sync.Report | None, list[Result]]:
     strict = defaults.strict if options.strict is None else options.strict
     dry_run = defaults.dry_run if options.dry_run is None else options.dry_run
-    severity = error if strict else warning
-    why = f" (strict: {defaults.strict_reason})" if strict and defaults.strict_reason and options.strict is None else ""
-    hint = "" if strict else " (ExternalSecrets were emitted anyway; set SECRET_CONTRACT_STRICT=true to fail)"
     config = _vault_config(env)
     if config is None:
+        # No Vault configured at all: rendering only is a choice, an error only when strict.
+        why = (
+            f" (strict: {defaults.strict_reason})"
+            if strict and defaults.strict_reason and options.strict is None
+            else ""
+        )
+        render_only = error if strict else warning
         return None, [
-            severity(f"VAULT_ADDR is not set: rendered ExternalSecrets without writing Vault{why}", rule="vault")
+            render_only(f"VAULT_ADDR is not set: rendered ExternalSecrets without writing Vault{why}", rule="vault")
         ]
     notes = [warning(message, rule="vault") for message in config.warnings()]
+    # A Vault is configured: a build that could not write it emits ExternalSecrets pointing at
+    # paths Vault may not hold, so it fails, unless strictness was turned off on purpose.
+    lenient = defaults.lenient and options.strict is not True
+    severity = warning if lenient else error
+    hint = f" ({LENIENT_NOTE})" if lenient else ""
     try:
         store = (options.store_factory or _vault_store)(config)
         report = sync.sync(targets, store, dry_run=dry_run, verbose=options.verbose, progress=options.progress)
@@ -124,10 +136,10 @@ def _write_vault(
     except CasConflict as exc:
         return None, [*notes, error(f"gave up after repeated concurrent writes: {exc}", rule="vault")]
     except SecretContractError as exc:
-        return None, [*notes, severity(f"Vault was not written: {exc}{why}{hint}", rule="vault")]
+        return None, [*notes, severity(f"Vault was not written: {exc}{hint}", rule="vault")]
     findings = [*notes, *report.findings]
     if report.failure is not None:
-        findings.append(severity(_partly_written(report) + why + hint, rule="vault"))
+        findings.append(severity(_partly_written(report) + hint, rule="vault"))
     if settings.flag(env, STATS_ENV):
         counts = ", ".join(f"{method} {n}" for method, n in sorted(store.request_counts.items()))
         findings.append(info(f"Vault requests: {counts or 'none'}", rule="stats"))

@@ -65,6 +65,7 @@ class Defaults:
     strict: bool = False
     strict_reason: str = ""  # why strict is on when nobody set it
     dry_run: bool = False
+    lenient: bool = False  # strictness turned off on purpose (set to false, not merely unset)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ def load(
         if parsed is None:
             findings.append(error(f"{found[0] if found else env_name} must be true or false", rule="settings"))
         values[attr] = bool(parsed)
+        if attr == "strict":
+            values["lenient"] = found is not None and parsed is False
     if found_none(env, layers) and _switch(env.get(CI_ENV)):
         # In CI nobody reads a warning: a build that could not write Vault must fail there.
         values["strict"] = True
