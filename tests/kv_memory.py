@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from secret_contract.errors import CasConflict, VaultPermissionDenied, VaultRequestFailed
-from secret_contract.store import Entry, WriteCheck
+from secret_contract.store import Entry, Version, WriteCheck
 
 
 @dataclass
@@ -75,15 +75,19 @@ class MemoryKV:
                 return Entry({}, secret.current, dict(secret.custom), "deleted", _stamp(deleted_at))
             return Entry(dict(latest.data), secret.current, dict(secret.custom))
 
-    def read_version(self, mount: str, path: str, version: int) -> Mapping[str, str] | None:
+    def read_version(self, mount: str, path: str, version: int) -> Version:
         self._require("read", f"{mount}/data/{path}")
         with self._lock:
             self._count("GET")
             secret = self._secrets.get((mount, path))
             found = secret.versions.get(version) if secret else None
-            if found is None or found.destroyed or (found.deleted_at is not None and found.deleted_at <= time.time()):
-                return None
-            return dict(found.data)
+            if found is None:
+                return Version("none")
+            if found.destroyed:
+                return Version("destroyed")
+            if found.deleted_at is not None and found.deleted_at <= time.time():
+                return Version("deleted")
+            return Version("live", dict(found.data))
 
     def list(self, mount: str, folder: str) -> list[str] | None:
         if self.policy is not None and not self.policy("list", f"{mount}/metadata/{folder}"):

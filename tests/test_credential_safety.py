@@ -300,3 +300,115 @@ def test_a_changed_length_is_not_applied_and_plan_and_build_name_rotate(kv: KV) 
         assert "secret-contract rotate demo --secret demo/db --key pass" in text and value not in text
     assert (kv.data(DEMO_PATH) or {})["pass"] == value
     assert messages(build(kv, DEMO), "warning") == ""  # the original declaration: nothing to say
+
+
+# --- found by an adversarial pass ----------------------------------------------------------------------
+
+
+def test_a_record_of_an_earlier_release_still_guards_the_declaration(kv: KV) -> None:
+    """Digests recorded before the ExternalSecret was part of them cover the keys alone."""
+    from secret_contract.plan import Desired, GeneratedKey
+
+    old = Desired(kv.mount, DEMO_PATH, ("first",), {"user": "admin"}, {"pass": GeneratedKey("password")})
+    assert not build(kv, contract("first", secret("db", "demo", static("user", "admin"), generated("pass")))).failed
+    store(kv).update_metadata(kv.mount, DEMO_PATH, ownership.declare({"first": old.earlier_digest}))
+    longer = contract("second", secret("db", "demo", static("user", "admin"), generated("pass", length=40)))
+    refused = build(kv, longer)
+    assert refused.failed and "contract 'first' declares it differently" in messages(refused)
+    same = build(kv, contract("second", secret("db", "demo", static("user", "admin"), generated("pass"))))
+    assert not same.failed, messages(same)
+
+
+def test_a_repository_wide_setting_change_does_not_set_stacks_built_apart_against_each_other(kv: KV) -> None:
+    rc = secret("rc", "redis", static("username", "admin"), generated("password"))
+    assert not build(kv, contract("redis", rc)).failed and not build(kv, contract("app", rc)).failed
+    for setting in ({"SECRET_CONTRACT_REFRESH_INTERVAL": "2h"}, {"SECRET_CONTRACT_STORE_NAME": "other"}):
+        again = build(kv, contract("redis", rc), **setting)
+        assert not again.failed, messages(again)
+
+
+def test_one_stacks_own_extra_view_on_a_shared_secret_is_its_own(kv: KV) -> None:
+    rc = secret("rc", "redis", static("username", "admin"), generated("password"))
+    viewed = {**rc, "externalSecrets": [{"name": "rc-admin", "target": {"name": "rc-admin"}}]}
+    assert not build(kv, contract("a", viewed)).failed
+    joined = build(kv, contract("b", rc))
+    assert not joined.failed, messages(joined)
+    assert not build(kv, contract("a", viewed), contract("b", rc)).failed
+
+
+def test_make_down_and_up_with_a_repository_declarer_that_differs_and_never_built(kv: KV) -> None:
+    rc = secret("rc", "redis", static("username", "admin"), generated("password"))
+    slow = {**rc, "externalSecret": {"refreshInterval": "24h"}}
+    redis, airflow, app = contract("redis", rc), contract("airflow", slow), contract("app", rc)
+    assert not build(kv, redis).failed
+    vault = store(kv)
+    repository = operations.repository_declarations(resolved(kv, redis, airflow, app).targets)
+    assert repository[f"{kv.mount}/redis/rc"]["app"] == repository[f"{kv.mount}/redis/rc"]["redis"]
+    assert repository[f"{kv.mount}/redis/rc"]["airflow"] != repository[f"{kv.mount}/redis/rc"]["redis"]
+    mine = resolved(kv, redis)
+    operations.apply(vault, operations.plan_remove(vault, mine.contracts[0], mine.targets, repository).actions)
+    # Each declarer is recorded with its own declaration: app as redis, airflow as itself.
+    recorded = ownership.read(kv.custom("redis/rc")).declarations
+    assert recorded["app"] == repository[f"{kv.mount}/redis/rc"]["redis"]
+    assert recorded["airflow"] == repository[f"{kv.mount}/redis/rc"]["airflow"]
+    # The repository disagrees with itself (airflow's refreshInterval): named, until it agrees.
+    back = build(kv, redis)
+    assert back.failed and "contract 'airflow' declares it differently" in messages(back)
+    assert not build(kv, contract("airflow", rc)).failed  # airflow's contract made to agree, and built
+    assert not build(kv, redis).failed
+
+
+def test_a_released_or_unowned_history_is_not_taken_over_after_its_latest_version_is_deleted(kv: KV) -> None:
+    kv.seed(DEMO_PATH, {"user": "admin", "pass": "old"})
+    vault = store(kv)
+    operations.apply(vault, operations.plan_migrate(vault, resolved(kv, DEMO).targets).actions)
+    mine = resolved(kv, DEMO)
+    operations.apply(vault, operations.plan_remove(vault, mine.contracts[0], mine.targets).actions)
+    kv.soft_delete(DEMO_PATH)
+    intruder = build(kv, contract("intruder", secret("db", "demo", static("user", "attacker"))))
+    assert intruder.failed and "does not write over a history it does not own" in messages(intruder)
+    assert ownership.read(kv.custom(DEMO_PATH)).released_by == "demo" and kv.versions(DEMO_PATH) == 1
+    kv.seed("demo/other", {"user": "hand"})
+    kv.soft_delete("demo/other")
+    hand = build(kv, contract("x", secret("other", "demo", static("user", "attacker"))))
+    assert hand.failed and kv.versions("demo/other") == 1
+
+
+def test_a_key_held_only_by_a_deleted_earlier_version_is_not_regenerated(kv: KV) -> None:
+    assert not build(kv, DEMO).failed
+    kv.soft_delete(DEMO_PATH)  # v1, holding `pass`
+    kv.seed(DEMO_PATH, {"user": "admin"})  # v2 without it
+    outcome = build(kv, DEMO)
+    assert outcome.failed and "v1 were deleted" in messages(outcome) and kv.versions(DEMO_PATH) == 2
+
+
+def test_a_key_prune_dropped_is_generated_anew_when_declared_again(kv: KV) -> None:
+    both = contract("demo", secret("db", "demo", static("user", "admin"), generated("pass"), generated("api")))
+    assert not build(kv, both).failed
+    vault = store(kv)
+    fewer = resolved(kv, DEMO)
+    operations.apply(vault, operations.plan_prune(vault, fewer.contracts[0], fewer.targets).actions)
+    assert "api" not in (kv.data(DEMO_PATH) or {})
+    again = build(kv, both)
+    assert not again.failed, messages(again)
+    assert "api" in (kv.data(DEMO_PATH) or {}) and ownership.DROPPED_KEY not in kv.custom(DEMO_PATH)
+
+
+def test_migrate_with_delete_source_of_one_older_secret_shared_by_two_contracts_succeeds(kv: KV) -> None:
+    kv.seed(DEMO_PATH, {"user": "admin", "pass": "old"})
+    one = contract("one", secret("db", "demo", static("user", "admin"), generated("pass")), vault={"layout": "stack"})
+    two = contract("two", secret("db", "demo", static("user", "admin"), generated("pass")), vault={"layout": "stack"})
+    vault = store(kv)
+    planned = operations.plan_migrate(vault, resolved(kv, one, two).targets, delete_source=True)
+    assert [a.kind for a in planned.actions] == ["copy", "delete-source", "copy"]
+    findings = operations.apply(vault, planned.actions)
+    assert messages(findings) == "" and kv.paths() == ["one/demo/db", "two/demo/db"]
+
+
+def test_no_credential_in_the_repr_of_the_vault_configuration() -> None:
+    from secret_contract.vault import VaultConfig
+
+    config = VaultConfig.from_env(
+        {"VAULT_ADDR": "http://alice:s3cretpw@h:8200", "HTTPS_PROXY": "http://bob:proxypw@p:3128"}
+    )
+    assert config is not None and "s3cretpw" not in repr(config) and "proxypw" not in repr(config)

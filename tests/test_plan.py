@@ -115,13 +115,27 @@ def test_a_declaration_differing_only_in_generator_or_length_conflicts_after_a_r
 
 
 def test_a_generated_key_an_earlier_version_holds_is_never_regenerated() -> None:
-    change = plan.diff(DESIRED, Entry({"username": "postgres", "port": "5432"}, 2, OWNED), earlier={"password": 1})
+    change = plan.diff(
+        DESIRED, Entry({"username": "postgres", "port": "5432"}, 2, OWNED), history=plan.History({"password": 1})
+    )
     assert change.action == "blocked" and not change.writes
     assert "'password' (v1)" in change.reason and "latest version (v2)" in change.reason
     assert "kv rollback -mount=secret -version=1 ns/db" in change.reason and "rotate" in change.reason
     # A key no version ever held is generated, as before.
-    gained = plan.diff(DESIRED, Entry({"username": "postgres", "port": "5432"}, 2, OWNED), earlier={})
+    gained = plan.diff(DESIRED, Entry({"username": "postgres", "port": "5432"}, 2, OWNED), history=plan.History())
     assert gained.action == "update" and set(gained.generate) == {"password"}
+    # An earlier version that was deleted may hold it: refused too, naming how to look.
+    hidden = plan.diff(
+        DESIRED, Entry({"username": "postgres", "port": "5432"}, 3, OWNED), history=plan.History({}, (1,))
+    )
+    assert hidden.action == "blocked" and "v1 were deleted" in hidden.reason and "kv undelete" in hidden.reason
+    # A key `prune` dropped was left behind on purpose: declared again, it is generated anew.
+    dropped = {**OWNED, **ownership.record_dropped({"password"})}
+    again = plan.diff(
+        DESIRED, Entry({"username": "postgres", "port": "5432"}, 2, dropped), history=plan.History({"password": 1})
+    )
+    assert again.action == "update" and set(again.generate) == {"password"}
+    assert again.metadata[ownership.DROPPED_KEY] is None
 
 
 def test_values_another_contract_owns_at_a_legacy_path_are_its_live_secret_not_legacy_data() -> None:
@@ -157,11 +171,17 @@ def test_the_digest_ignores_key_order_and_a_spelled_out_default_length() -> None
     assert one.digest != Desired("m", "p", ("a",), {"u": "y"}, {"p": GeneratedKey("password")}).digest
 
 
-def test_the_digest_covers_the_externalsecrets_and_earlier_releases_digests_read_as_unknown() -> None:
+def test_the_digest_covers_the_externalsecret_and_an_earlier_releases_digest_still_guards_the_keys() -> None:
     one = Desired("m", "p", ("a",), {"u": "x"}, delivery="one")
     assert one.digest != Desired("m", "p", ("a",), {"u": "x"}, delivery="two").digest
-    old = ownership.read(ownership.declare({"b": "0123456789abcdef"}))
-    assert old.declarations == {"b": None}
+    assert one.agrees(one.digest) and not one.agrees(Desired("m", "p", ("a",), {"u": "x"}, delivery="two").digest)
+    # A record of an earlier release covers the keys alone, and is compared as such.
+    assert one.agrees(Desired("m", "p", ("b",), {"u": "x"}, delivery="two").earlier_digest)
+    assert not one.agrees(Desired("m", "p", ("b",), {"u": "y"}).earlier_digest)
+    longer = Desired(DESIRED.mount, DESIRED.path, ("app",), DESIRED.static, {"password": GeneratedKey("password", 40)})
+    old_record = owned_by("other", DESIRED.earlier_digest)
+    assert plan.diff(longer, Entry(FULL, 1, old_record)).action == "conflict"
+    assert plan.diff(DESIRED, Entry(FULL, 1, old_record)).action == "claim"
 
 
 def test_summary_names_keys_never_values() -> None:

@@ -6,19 +6,23 @@ every stack that uses the component). Such declarations must agree on every key,
 length and static value, and yield identical ExternalSecrets; otherwise the build fails
 before Vault is touched, naming both contracts and the field that differs. Two different
 ExternalSecrets never write one Kubernetes Secret: ESO would have them overwrite each other.
-The ExternalSecrets a Vault secret yields are part of its recorded declaration (`Desired.
-delivery`), so stacks built apart cannot deliver it differently either.
+What a contract declares of the ExternalSecret named after a secret (the one every declarer
+emits) is part of its recorded declaration (`Desired.delivery`), so stacks built apart cannot
+deliver it differently either. Settings that come from the repository (project file, the
+environment, a kpt ConfigMap) are not: changing one for the whole repository must not set
+stacks rebuilt one at a time against each other. A stack's other views are its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from secret_contract import externalsecret, krm
-from secret_contract.contract import Contract, DataEntry, Secret
+from secret_contract.contract import Contract, DataEntry, ExternalSecretSettings, Secret
 from secret_contract.plan import Desired, GeneratedKey
 from secret_contract.results import FileRef, Result, error
 from secret_contract.settings import Resolved, ResolvedContract
@@ -108,29 +112,54 @@ def _second_writer(
     ]
 
 
-def delivery_digest(manifests: tuple[dict[str, Any], ...]) -> str:
-    """Identifies the ExternalSecrets that deliver one Vault secret."""
-    text = json.dumps(sorted(manifests, key=krm.identity), sort_keys=True, separators=(",", ":"))
+def delivery(declared: Declared) -> dict[str, Any]:
+    """What a contract declares of the ExternalSecret named after the secret: its own fields
+    over the contract's (None means inherited, from the repository's settings)."""
+    layers = (declared.secret.external_secret, declared.contract.external_secret)
+    shape: dict[str, Any] = {}
+    for f in fields(ExternalSecretSettings):
+        values = [getattr(layer, f.name) for layer in layers]
+        if isinstance(values[0], Mapping):
+            merged = {**values[1], **values[0]}
+            if merged:
+                shape[f.name] = dict(sorted(merged.items()))
+        else:
+            chosen = next((v for v in values if v not in (None, ())), None)
+            if chosen is not None:
+                shape[f.name] = chosen
+    return shape
+
+
+def delivery_digest(declared: Declared) -> str:
+    text = json.dumps(delivery(declared), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _desired(declared: Declared, stacks: tuple[str, ...]) -> Desired:
+    r = declared.resolved
+    return Desired(
+        mount=r.mount,
+        path=r.path,
+        stacks=stacks,
+        static={e.key: e.value for e in declared.secret.data if e.value is not None},
+        generated={e.key: GeneratedKey(e.generate, e.length) for e in declared.secret.data if e.generate},
+        legacy=r.legacy,
+        delivery=delivery_digest(declared),
+    )
 
 
 def _target(declarations: list[Declared]) -> Target:
     first = declarations[0]
-    r = first.resolved
+    desired = _desired(first, tuple(sorted({d.contract.stack for d in declarations})))
+    # Each declarer's own digest: in a build where they disagree (an error), they differ.
+    digests = {d.contract.stack: _desired(d, (d.contract.stack,)).digest for d in declarations[1:]}
     return Target(
-        Desired(
-            mount=r.mount,
-            path=r.path,
-            stacks=tuple(sorted({d.contract.stack for d in declarations})),
-            static={e.key: e.value for e in first.secret.data if e.value is not None},
-            generated={e.key: GeneratedKey(e.generate, e.length) for e in first.secret.data if e.generate},
-            legacy=r.legacy,
-            delivery=delivery_digest(first.manifests),
-        ),
+        desired,
         tuple(
             Declaration(d.contract.resource, d.contract.file, d.secret.field_path, d.secret.namespace, d.secret.name)
             for d in declarations
         ),
+        {**digests, first.contract.stack: desired.digest},
     )
 
 
@@ -152,10 +181,10 @@ def _disagreements(first: Declared, other: Declared) -> list[Result]:
         field_name = _differing_field(entry, theirs_entry)
         if field_name:
             found.append(other.finding(f"{where}, which declares key '{key}' differently", f"{path}.{field_name}"))
-    if not found and delivery_digest(first.manifests) != delivery_digest(other.manifests):
-        difference = _first_difference(list(first.manifests), list(other.manifests)) or "its ExternalSecrets"
+    if not found and delivery(first) != delivery(other):
+        difference = _first_difference(first.manifests[0], other.manifests[0]) or "its fields"
         found.append(
-            other.finding(f"{where}, whose ExternalSecrets differ from this declaration's at {difference}", at)
+            other.finding(f"{where}, whose ExternalSecret differs from this declaration's at {difference}", at)
         )
     return found
 

@@ -182,7 +182,7 @@ Elsewhere = Mapping[str, Mapping[str, str]]
 def repository_declarations(targets: list[Target]) -> dict[str, dict[str, str]]:
     """Who declares each Vault path among `targets` (a build of every contract of the
     repository): the claims that stand whether or not those stacks ever built."""
-    return {t.where: dict(t.desired.declarations()) for t in targets}
+    return {t.where: dict(t.digests or t.desired.declarations()) for t in targets}
 
 
 def plan_remove(
@@ -226,8 +226,18 @@ def plan_prune(
             continue
         if policy.may_drop_keys(owners, stack):
             keep = {k: v for k, v in entry.data.items() if k not in extra}
+            dropped = ownership.record_dropped(owners.dropped | set(extra))
             out.actions.append(
-                Action("drop-keys", mount, path, tuple(extra), cas=entry.version, keep=keep, expect=Expect.of(entry))
+                Action(
+                    "drop-keys",
+                    mount,
+                    path,
+                    tuple(extra),
+                    cas=entry.version,
+                    keep=keep,
+                    metadata=dropped,
+                    expect=Expect.of(entry),
+                )
             )
         else:
             out.findings.append(
@@ -411,6 +421,8 @@ def plan_migrate(store: SecretStore, targets: list[Target], delete_source: bool 
             )
         )
         expect = Expect.of(source)
+        if any(a.kind in ("delete-source", "mark-source") and a.path == source_path for a in out.actions):
+            continue  # one older secret copied to several contracts' paths: deleted or marked once
         if delete_source:
             out.actions.append(
                 Action("delete-source", desired.mount, source_path, tuple(sorted(source.data)), expect=expect)
@@ -512,7 +524,10 @@ def _recheck(store: SecretStore, action: Action) -> str | None:
     metadata patch: this narrows the window to one round trip (docs/reliability.md)."""
     if action.expect is None:
         return None
-    return action.expect.changed(store.read(action.mount, action.path))
+    entry = store.read(action.mount, action.path)
+    if entry is None and action.destroys:
+        return None  # already gone: deleting it again is the same outcome
+    return action.expect.changed(entry)
 
 
 def _apply_one(store: SecretStore, action: Action) -> Result:

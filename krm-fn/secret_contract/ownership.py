@@ -8,7 +8,10 @@ Keys (custom metadata values are strings, at most 64 keys):
 - `secret-contract-declared-by.<hash>: <digest> <stack>`, one key per declaring contract, so
   that contracts sharing a secret record themselves with merge patches that never overwrite
   each other. The digest identifies the declaration: keys, generators, static values and
-  every field of the ExternalSecrets it yields (digests of earlier releases read as unknown);
+  the ExternalSecret it is delivered by (a digest of an earlier release covers the keys alone,
+  and is compared as such);
+- `secret-contract-dropped-keys: <key>,...`, keys `prune` dropped: their values in older
+  versions were left behind on purpose, so declaring such a key again generates it anew;
 - `secret-contract-released-by: <stack>`, on a secret kept after its last declarer left (this
   tool did not write every version, or another contract of the repository still declares it
   without having built): that stack may take it back, and `migrate` may adopt it.
@@ -31,7 +34,9 @@ ORIGIN_KEY = "secret-contract-origin"
 DECLARED_PREFIX = "secret-contract-declared-by."
 MIGRATED_TO_KEY = "secret-contract-migrated-to"
 RELEASED_KEY = "secret-contract-released-by"
-DIGEST_VERSION = "2-"  # digests without it were recorded by earlier releases over less
+DROPPED_KEY = "secret-contract-dropped-keys"  # keys `prune` dropped: older versions hold them on purpose
+MAX_VALUE = 512  # characters of a custom metadata value
+DIGEST_VERSION = "2-"  # digests without it were recorded by earlier releases, over the keys alone
 
 CREATED = "created"
 ADOPTED = "adopted"
@@ -53,6 +58,7 @@ class Ownership:
     declarations: Mapping[str, str | None] = field(default_factory=dict)  # stack -> digest
     migrated_to: str | None = None
     released_by: str | None = None
+    dropped: frozenset[str] = frozenset()
 
     @property
     def foreign_tool(self) -> str | None:
@@ -78,7 +84,7 @@ def read(custom: Mapping[str, str]) -> Ownership:
     for key, value in custom.items():
         if key.startswith(DECLARED_PREFIX) and isinstance(value, str) and " " in value:
             digest, stack = value.split(" ", 1)
-            declarations[stack] = digest if digest.startswith(DIGEST_VERSION) else None
+            declarations[stack] = digest
     owner = custom.get(OWNER_KEY) or None
     if owner and owner not in declarations:
         declarations[owner] = None  # recorded by an earlier release: the declaration is unknown
@@ -89,7 +95,19 @@ def read(custom: Mapping[str, str]) -> Ownership:
         declarations=declarations,
         migrated_to=custom.get(MIGRATED_TO_KEY) or None,
         released_by=custom.get(RELEASED_KEY) or None,
+        dropped=frozenset(k for k in (custom.get(DROPPED_KEY) or "").split(",") if k),
     )
+
+
+def record_dropped(keys: set[str] | frozenset[str]) -> dict[str, str | None]:
+    """The metadata change listing the keys `prune` dropped (None when there are none). A list
+    too long for one value keeps what fits: a key left out is refused, not regenerated."""
+    text = ""
+    for key in sorted(keys):
+        if len(text) + len(key) + 1 > MAX_VALUE:
+            break
+        text = f"{text},{key}" if text else key
+    return {DROPPED_KEY: text or None}
 
 
 def declare(stacks: Mapping[str, str]) -> dict[str, str | None]:

@@ -74,20 +74,40 @@ class Desired:
     @cached_property
     def digest(self) -> str:
         """Identifies the declaration: two contracts agree on a secret iff their digests match.
-        It covers the keys, generators, lengths, static values and the ExternalSecrets that
-        deliver it, so stacks built apart cannot emit different ExternalSecrets for one Secret."""
-        canonical = {
-            "keys": {
-                **{k: ["static", hashlib.sha256(v.encode()).hexdigest()] for k, v in self.static.items()},
-                **{k: [g.generator, g.effective_length] for k, g in self.generated.items()},
-            },
-            "delivery": self.delivery,
-        }
-        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        It covers the keys, generators, lengths, static values and what the contract declares
+        of the ExternalSecret that delivers it, so stacks built apart cannot deliver it
+        differently."""
+        text = json.dumps({"keys": self._keys(), "delivery": self.delivery}, sort_keys=True, separators=(",", ":"))
         return ownership.DIGEST_VERSION + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @cached_property
+    def earlier_digest(self) -> str:
+        """The digest earlier releases recorded: over the keys alone."""
+        text = json.dumps(self._keys(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _keys(self) -> dict[str, list[object]]:
+        return {
+            **{k: ["static", hashlib.sha256(v.encode()).hexdigest()] for k, v in self.static.items()},
+            **{k: [g.generator, g.effective_length] for k, g in self.generated.items()},
+        }
+
+    def agrees(self, recorded: str) -> bool:
+        """Whether a recorded digest (of this release or an earlier one) is this declaration's."""
+        if recorded.startswith(ownership.DIGEST_VERSION):
+            return recorded == self.digest
+        return recorded == self.earlier_digest
 
     def declarations(self) -> dict[str, str]:
         return dict.fromkeys(self.stacks, self.digest)
+
+
+@dataclass(frozen=True)
+class History:
+    """What earlier versions hold of the generated keys the latest version lacks."""
+
+    held: Mapping[str, int] = field(default_factory=dict)  # key -> newest earlier version holding it
+    deleted: tuple[int, ...] = ()  # earlier versions that cannot be read and may be undeleted
 
 
 @dataclass(frozen=True)
@@ -136,14 +156,14 @@ def diff(
     current: Entry | None,
     legacy: Mapping[str, Entry | None] | None = None,
     raced: bool = False,
-    earlier: Mapping[str, int] | None = None,
+    history: History | None = None,
 ) -> Change:
     """What to write so that Vault satisfies `desired`, given what it holds now.
 
     `legacy` holds what the desired secret's legacy paths hold (read only when the path
     itself is empty). `raced` means the path was empty when first read and another writer
-    filled it since. `earlier` maps generated keys the latest version lacks to the newest
-    earlier version that holds them.
+    filled it since. `history` says what earlier versions hold of the generated keys the
+    latest version lacks.
     """
     if current is None:
         found = {path: entry for path, entry in (legacy or {}).items() if entry is not None and entry.ever_written}
@@ -160,14 +180,18 @@ def diff(
             return Change("conflict", reason=f"it is reserved by {_contracts(others)}")
         if not current.ever_written:
             return _create(desired, 0)  # metadata without a version: the path has never held data
+        if not ours and not policy.may_take_back(owners, desired.stacks):
+            # Its history is nobody's (or another stack released it): writing it again would
+            # take it over. Restored, it is adopted with `migrate` or taken back by its stack.
+            return Change("blocked", reason=_not_ours_deleted(desired, current, owners))
         return _deleted_history(desired, current)
     if owners.unowned:
         return _adopt(desired, current, raced)
     if not owners.declarations:
         if not policy.may_take_back(owners, desired.stacks):
             return Change("blocked", reason=_released(desired, owners))
-        return _update(desired, current, owners, [], earlier or {})
-    disagreeing = sorted(s for s, digest in others.items() if digest is not None and digest != desired.digest)
+        return _update(desired, current, owners, [], history or History())
+    disagreeing = sorted(s for s, digest in others.items() if digest is not None and not desired.agrees(digest))
     if disagreeing:
         return Change("conflict", reason=_disagreement(desired, current, disagreeing))
     if others and not ours:
@@ -176,7 +200,7 @@ def diff(
             return Change("conflict", reason=f"{_contracts(others)} declares it differently ({'; '.join(gaps)})")
         return Change("claim", cas=current.version, metadata=ownership.declare(desired.declarations()))
     unknown = sorted(s for s, digest in others.items() if digest is None)
-    return _update(desired, current, owners, unknown, earlier or {})
+    return _update(desired, current, owners, unknown, history or History())
 
 
 def _create(desired: Desired, cas: int) -> Change:
@@ -189,15 +213,17 @@ def _create(desired: Desired, cas: int) -> Change:
     )
 
 
-def _update(
-    desired: Desired, current: Entry, owners: Ownership, unknown: list[str], earlier: Mapping[str, int]
-) -> Change:
+def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[str], history: History) -> Change:
     data = current.data
     set_static = {k: v for k, v in desired.static.items() if data.get(k) != v}
     generate = {k: g for k, g in desired.generated.items() if k not in data}
-    held = {k: earlier[k] for k in sorted(generate) if k in earlier}
+    # A key `prune` dropped was left in older versions on purpose: declared again, it is new.
+    missing = sorted(k for k in generate if k not in owners.dropped)
+    held = {k: history.held[k] for k in missing if k in history.held}
     if held:
         return Change("blocked", reason=_held_earlier(desired, current, held))
+    if missing and history.deleted:
+        return Change("blocked", reason=_maybe_held(desired, missing, history.deleted))
     if unknown and (set_static or generate):
         # Another contract shares it, recorded by an earlier release without its declaration:
         # changing the data could undo what that contract relies on.
@@ -208,6 +234,8 @@ def _update(
     metadata: dict[str, str | None] = dict(ownership.declare(record)) if record else {}
     if owners.managed_by is None:
         metadata = {ownership.MANAGED_BY_KEY: ownership.MANAGED_BY, **metadata}
+    if owners.dropped & set(generate):
+        metadata.update(ownership.record_dropped(owners.dropped - set(generate)))
     if owners.released_by is not None:
         metadata[ownership.RELEASED_KEY] = None
         if owners.owner is None:
@@ -271,6 +299,26 @@ def _released(desired: Desired, owners: Ownership) -> str:
     )
 
 
+def _not_ours_deleted(desired: Desired, current: Entry, owners: Ownership) -> str:
+    return (
+        f"its latest version (v{current.version}) is {current.latest} and no declaration of "
+        f"{_contracts(desired.stacks)} is recorded on it ({policy.holder(owners)}); a build does not write over a "
+        f"history it does not own. Restore it (`bao kv undelete -mount={desired.mount} -versions={current.version} "
+        f"{desired.path}`), then adopt it with `secret-contract migrate`"
+    )
+
+
+def _maybe_held(desired: Desired, keys: list[str], deleted: tuple[int, ...]) -> str:
+    versions = ", ".join(f"v{v}" for v in deleted)
+    return (
+        f"generated key(s) {', '.join(repr(k) for k in keys)} are missing from its latest version, and earlier "
+        f"version(s) {versions} were deleted (or expired) and may hold them: a new value could replace a credential "
+        f"in use. Undelete them so the build can look (`bao kv undelete -mount={desired.mount} -versions="
+        f"{','.join(str(v) for v in deleted)} {desired.path}`), destroy them if they do not matter, or replace the "
+        "keys on purpose with `secret-contract rotate`"
+    )
+
+
 def _held_earlier(desired: Desired, current: Entry, held: Mapping[str, int]) -> str:
     keys = ", ".join(f"'{k}' (v{v})" for k, v in held.items())
     newest = max(held.values())
@@ -325,7 +373,7 @@ def _legacy_found(desired: Desired, found: Mapping[str, Entry]) -> Change:
 
 def _disagreement(desired: Desired, current: Entry, stacks: list[str]) -> str:
     gaps = _mismatches(desired, current.data)
-    detail = "; ".join(gaps) if gaps else "a key, generator, length or static value differs"
+    detail = "; ".join(gaps) if gaps else "a key, generator, length, static value or ExternalSecret field differs"
     return (
         f"{_contracts(stacks)} declares it differently ({detail}); make the declarations agree, then build them "
         f"together (`secret-contract add` with every stack that declares it)"

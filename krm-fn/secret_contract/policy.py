@@ -61,6 +61,8 @@ def refusal_as_source(owners: Ownership, stacks: tuple[str, ...]) -> str | None:
     on where a Secret lives are fixed in the contracts, not by moving its values)."""
     if owners.foreign_tool:
         return f"it is managed by '{owners.foreign_tool}'"
+    if not owners.declarations and owners.released_by and owners.released_by not in stacks:
+        return f"it was kept when contract '{owners.released_by}' released it; only that stack takes it back"
     others = sorted(set(owners.declarations) - set(stacks))
     if others:
         return (

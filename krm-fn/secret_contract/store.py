@@ -47,6 +47,14 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Version:
+    """One earlier version of a secret."""
+
+    state: Latest
+    data: Mapping[str, str] = field(default_factory=dict, repr=False)  # only when live
+
+
+@dataclass(frozen=True)
 class WriteCheck:
     """One write a plan will make, for the permission check that precedes every write."""
 
@@ -73,8 +81,9 @@ class SecretStore(Protocol):
     def read(self, mount: str, path: str) -> Entry | None:
         """The entry at `path`, None if nothing (not even metadata) is there."""
 
-    def read_version(self, mount: str, path: str, version: int) -> Mapping[str, str] | None:
-        """The data of one version; None if it was deleted, destroyed or never existed."""
+    def read_version(self, mount: str, path: str, version: int) -> Version:
+        """One version: its data if it can be read, else whether it was deleted (and may be
+        undeleted), destroyed, or is not there."""
 
     def list(self, mount: str, folder: str) -> list[str] | None:
         """Names directly in `folder` (sub-folders end in '/'); None if the token may not list."""

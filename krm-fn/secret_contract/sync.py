@@ -21,7 +21,7 @@ import posixpath
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from secret_contract import generators, plan
@@ -54,6 +54,7 @@ class Target:
 
     desired: Desired
     declared_at: tuple[Declaration, ...]
+    digests: Mapping[str, str] = field(default_factory=dict)  # stack -> the digest of its own declaration
 
     @property
     def where(self) -> str:
@@ -75,7 +76,7 @@ class State:
 
     current: Entry | None
     legacy: dict[str, Entry | None] = field(default_factory=dict)
-    earlier: dict[str, int] = field(default_factory=dict)  # generated key -> newest earlier version holding it
+    history: plan.History = field(default_factory=plan.History)  # of generated keys the latest lacks
 
 
 @dataclass
@@ -122,7 +123,7 @@ def read_states(
         State(
             cur,
             {p: legacy_entries[(t.desired.mount, p)] for p in t.desired.legacy} if cur is None else {},
-            histories.get(id(t), {}),
+            histories.get(id(t), plan.History()),
         )
         for t, cur in zip(targets, currents, strict=True)
     ]
@@ -137,20 +138,24 @@ def _lacks_generated(desired: Desired, current: Entry | None) -> bool:
     )
 
 
-def earlier_versions(store: SecretStore, target: Target, current: Entry | None) -> dict[str, int]:
-    """For each generated key the latest version lacks, the newest earlier version holding it
-    (deleted and destroyed versions cannot be read and are passed over)."""
+def earlier_versions(store: SecretStore, target: Target, current: Entry | None) -> plan.History:
+    """For each generated key the latest version lacks, the newest earlier version holding it,
+    and the earlier versions that were deleted (or expired) and so may hold one unseen.
+    Destroyed versions hold nothing any more."""
     if not _lacks_generated(target.desired, current):
-        return {}
+        return plan.History()
     assert current is not None
     missing = [k for k in target.desired.generated if k not in current.data]
     found: dict[str, int] = {}
+    deleted: list[int] = []
     for version in range(current.version - 1, max(0, current.version - 1 - HISTORY_DEPTH), -1):
-        data = store.read_version(target.desired.mount, target.desired.path, version) or {}
-        found.update({k: version for k in missing if k in data and k not in found})
+        earlier = store.read_version(target.desired.mount, target.desired.path, version)
+        if earlier.state == "deleted":
+            deleted.append(version)
+        found.update({k: version for k in missing if k in earlier.data and k not in found})
         if len(found) == len(missing):
             break
-    return found
+    return plan.History(found, tuple(sorted(deleted)))
 
 
 def _listings(store: SecretStore, keys: list[tuple[str, str]], workers: int) -> dict[tuple[str, str], frozenset[str]]:
@@ -183,7 +188,7 @@ def _read_legacy(
 
 
 def plan_all(targets: list[Target], states: list[State]) -> list[Change]:
-    return [plan.diff(t.desired, s.current, s.legacy, earlier=s.earlier) for t, s in zip(targets, states, strict=True)]
+    return [plan.diff(t.desired, s.current, s.legacy, history=s.history) for t, s in zip(targets, states, strict=True)]
 
 
 def writes_of(target: Target, change: Change) -> list[WriteCheck]:
@@ -263,8 +268,8 @@ def _await_owner(store: SecretStore, target: Target, legacy: dict[str, Entry | N
     for attempt in range(SETTLE_ATTEMPTS):
         time.sleep(SETTLE_DELAY * 2**attempt)
         current = store.read(desired.mount, desired.path)
-        earlier = earlier_versions(store, target, current)
-        change = plan.diff(desired, current, legacy, raced=raced, earlier=earlier)
+        history = earlier_versions(store, target, current)
+        change = plan.diff(desired, current, legacy, raced=raced, history=history)
         if not change.awaiting_owner:
             break
     assert change is not None
@@ -339,7 +344,7 @@ def _apply(
             except CasConflict:
                 raced = raced or change.cas == 0
                 current = store.read(desired.mount, desired.path)
-                change = plan.diff(desired, current, raced=raced, earlier=earlier_versions(store, target, current))
+                change = plan.diff(desired, current, raced=raced, history=earlier_versions(store, target, current))
                 if change.awaiting_owner:
                     # Another writer won the race: join it only once its ownership record shows
                     # it was a build of this tool (that record follows the data within moments).

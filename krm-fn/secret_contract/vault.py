@@ -34,7 +34,7 @@ from secret_contract.errors import (
     VaultUnavailable,
 )
 from secret_contract.settings import flag
-from secret_contract.store import Entry, WriteCheck, parallel
+from secret_contract.store import Entry, Version, WriteCheck, parallel
 from secret_contract.vault_http import TLS, Proxies, Response, Transport, TransportError, display_address
 
 DEFAULT_TIMEOUT = 30.0
@@ -56,11 +56,12 @@ READ_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class VaultConfig:
-    addr: str
+    # The address and proxies may carry user info (a password): shown through display_addr only.
+    addr: str = field(repr=False)
     credentials: vault_auth.Credentials = field(default_factory=vault_auth.Credentials, repr=False)
     namespace: str | None = None
     tls: TLS = field(default_factory=TLS)
-    proxies: Proxies = field(default_factory=Proxies)
+    proxies: Proxies = field(default_factory=Proxies, repr=False)
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     problems: tuple[str, ...] = ()
@@ -202,15 +203,20 @@ class VaultStore:
             return Entry({}, version, custom, latest, str(meta.get("deletion_time") or ""))
         return Entry(_strings(data.get("data")), version, custom)
 
-    def read_version(self, mount: str, path: str, version: int) -> Mapping[str, str] | None:
+    def read_version(self, mount: str, path: str, version: int) -> Version:
         where = f"{mount}/{path}"
         resp = self._call(
             "read", where, "GET", f"/v1/{_quote(mount)}/data/{_quote(path)}?version={int(version)}", missing=True
         )
-        data = self._body(resp, "read", where).get("data")
-        if resp.status == 404 or not isinstance(data, dict) or not isinstance(data.get("data"), dict):
-            return None
-        return _strings(data.get("data"))
+        body = self._body(resp, "read", where).get("data")
+        if not isinstance(body, dict):
+            return Version("none")
+        if resp.status != 404 and isinstance(body.get("data"), dict):
+            return Version("live", _strings(body.get("data")))
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if meta.get("destroyed"):
+            return Version("destroyed")
+        return Version("deleted" if meta.get("deletion_time") else "none")
 
     def list(self, mount: str, folder: str) -> list[str] | None:
         where = f"{mount}/{folder}".rstrip("/")
