@@ -279,16 +279,31 @@ def _conflict(existing: Item, contract_file: FileRef | None, labelled: bool) -> 
     return Result("error", message, "metadata.name", resource=ref, file=file_ref(existing), rule="identity")
 
 
-def _used_indexes(items: list[Item]) -> dict[str, set[int]]:
-    used: dict[str, set[int]] = {}
+@dataclass
+class _FileIndexes:
+    """The document indexes taken in one file; the lowest free one is found from a cursor
+    that only moves forward, so placing N items costs O(N), not O(N^2)."""
+
+    taken: set[int] = field(default_factory=set)
+    cursor: int = 0
+
+    def claim(self) -> int:
+        while self.cursor in self.taken:
+            self.cursor += 1
+        self.taken.add(self.cursor)
+        return self.cursor
+
+
+def _used_indexes(items: list[Item]) -> dict[str, _FileIndexes]:
+    used: dict[str, _FileIndexes] = {}
     for item in items:
         ref = file_ref(item)
         if ref:
-            used.setdefault(ref.path, set()).add(ref.index)
+            used.setdefault(ref.path, _FileIndexes()).taken.add(ref.index)
     return used
 
 
-def _place(item: Item, previous: Item | None, contract_file: FileRef | None, used: dict[str, set[int]]) -> Item:
+def _place(item: Item, previous: Item | None, contract_file: FileRef | None, used: dict[str, _FileIndexes]) -> Item:
     """Keep an item where it already lives; put a new one beside its contract."""
     if previous is not None:
         # Orchestrator bookkeeping (path, index, ids) lets kpt write it back in place.
@@ -299,8 +314,6 @@ def _place(item: Item, previous: Item | None, contract_file: FileRef | None, use
     if contract_file is None:
         return item
     path = sibling_path(contract_file, GENERATED_FILE)
-    taken = used.setdefault(path, set())
-    index = next(i for i in range(len(taken) + 1) if i not in taken)
-    taken.add(index)
+    index = used.setdefault(path, _FileIndexes()).claim()
     set_file(item, FileRef(path, index))
     return item
