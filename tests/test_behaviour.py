@@ -384,17 +384,22 @@ def test_incompatible_contracts_racing_on_one_path_never_both_succeed(kv: KV) ->
     for _ in range(5):
         for path in kv.paths():
             store(kv).delete(kv.mount, path)
-        results: list[Outcome] = []
-        runs = [threading.Thread(target=lambda c=c, out=results: out.append(build(kv, c))) for c in (alpha, beta)]
-        for run in runs:
-            run.start()
-        for run in runs:
-            run.join()
-        winners = [o for o in results if not o.failed]
+        winners = [o for o in at_once(kv, alpha, beta) if not o.failed]
         assert len(winners) == 1
         stack = winners[0].contracts[0].contract.stack
         assert (kv.data("shared/db") or {})["user"] == stack
         assert set(ownership.read(kv.custom("shared/db")).declarations) == {stack}
+
+
+def at_once(kv: KV, *contracts: dict[str, Any]) -> list[Outcome]:
+    """Build each contract in its own thread, all at once."""
+    results: list[Outcome] = []
+    runs = [threading.Thread(target=lambda c=c: results.append(build(kv, c))) for c in contracts]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    return results
 
 
 def resolved(kv: KV, obj: dict[str, Any] = DEMO) -> Outcome:

@@ -3,14 +3,13 @@ runs on the in-memory store and on the real OpenBao (the `kv` fixture), like tes
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from conftest import KV
 from fixtures import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
 from secret_contract import operations, ownership, pipeline
 from secret_contract.pipeline import Options, Outcome
-from test_behaviour import build, messages, store
+from test_behaviour import at_once, build, messages, store
 
 
 def resolved(kv: KV, *contracts: dict[str, Any]) -> Outcome:
@@ -169,12 +168,7 @@ def test_racing_contracts_that_differ_only_in_length_never_both_succeed(kv: KV) 
     for _ in range(3):
         for path in kv.paths():
             store(kv).delete(kv.mount, path)
-        results: list[Outcome] = []
-        runs = [threading.Thread(target=lambda c=c, out=results: out.append(build(kv, c))) for c in (short, long)]
-        for run in runs:
-            run.start()
-        for run in runs:
-            run.join()
+        results = at_once(kv, short, long)
         assert len([o for o in results if not o.failed]) == 1, [messages(o) for o in results]
 
 

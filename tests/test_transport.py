@@ -189,17 +189,26 @@ def test_a_token_file_with_a_second_line_is_refused_without_printing_it(tmp_path
     clean(ran)
 
 
+def _kv_v2_preflight(method: str, path: str, body: bytes) -> Answer | None:
+    """What a server must answer like Vault for a build to reach its writes: a KV v2 mount,
+    nothing stored yet, every capability."""
+    if path.startswith("/v1/sys/internal/ui/mounts/"):
+        info = {"data": {"type": "kv", "path": "secret/", "options": {"version": "2"}}}
+        return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
+    if method == "GET":
+        return 404, {"Content-Type": "application/json"}, b'{"errors": []}'
+    if path == "/v1/sys/capabilities-self":
+        return 200, {"Content-Type": "application/json"}, json.dumps({"data": _all(body)}).encode()
+    return None
+
+
 def test_a_server_that_echoes_the_request_never_puts_a_value_in_a_message() -> None:
     sent: list[bytes] = []
 
     def echo(method: str, path: str, body: bytes) -> Answer:
-        if path.startswith("/v1/sys/internal/ui/mounts/"):
-            info = {"data": {"type": "kv", "path": "secret/", "options": {"version": "2"}}}
-            return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
-        if method == "GET":
-            return 404, {"Content-Type": "application/json"}, b'{"errors": []}'
-        if path == "/v1/sys/capabilities-self":
-            return 200, {"Content-Type": "application/json"}, json.dumps({"data": _all(body)}).encode()
+        known = _kv_v2_preflight(method, path, body)
+        if known:
+            return known
         sent.append(body)
         errors = [f"invalid request: {body.decode()}"]
         return 400, {"Content-Type": "application/json"}, json.dumps({"errors": errors}).encode()
@@ -254,13 +263,9 @@ def test_a_server_that_echoes_request_headers_never_prints_basic_credentials() -
     request's headers in its errors must not put them, or the token, on the terminal."""
 
     def echo(method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
-        if path.startswith("/v1/sys/internal/ui/mounts/"):
-            info = {"data": {"type": "kv", "path": "secret/", "options": {"version": "2"}}}
-            return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
-        if method == "GET":
-            return 404, {"Content-Type": "application/json"}, b'{"errors": []}'
-        if path == "/v1/sys/capabilities-self":
-            return 200, {"Content-Type": "application/json"}, json.dumps({"data": _all(body)}).encode()
+        known = _kv_v2_preflight(method, path, body)
+        if known:
+            return known
         lines = [f"{k}: {v}" for k, v in headers.items()] + [f"{k}={v}" for k, v in headers.items()]
         return 400, {"Content-Type": "application/json"}, json.dumps({"errors": lines}).encode()
 
