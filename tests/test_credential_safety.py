@@ -406,3 +406,66 @@ def test_no_credential_in_the_repr_of_the_vault_configuration() -> None:
         {"VAULT_ADDR": "http://alice:s3cretpw@h:8200", "HTTPS_PROXY": "http://bob:proxypw@p:3128"}
     )
     assert config is not None and "s3cretpw" not in repr(config) and "proxypw" not in repr(config)
+
+
+# --- a value a person provides (issue 21, item 3) ---------------------------------------------------
+
+
+def provided(key: str) -> dict[str, Any]:
+    return {"key": key, "provided": True}
+
+
+def test_a_provided_key_is_never_written_or_deleted_and_is_reported_until_someone_writes_it(kv: KV) -> None:
+    vendor = contract("demo", secret("db", "demo", static("user", "admin"), generated("pass"), provided("api-key")))
+    first = build(kv, vendor)
+    assert not first.failed, messages(first)
+    assert set(kv.data(DEMO_PATH) or {}) == {"user", "pass"}  # never written by the tool
+    assert "key 'api-key' is provided by a person" in messages(first, "warning")
+    assert f"bao kv patch -mount={kv.mount} {DEMO_PATH} api-key=..." in messages(first, "warning")
+    (es,) = first.externalsecrets
+    assert {d["secretKey"] for d in es["spec"]["data"]} == {"user", "pass", "api-key"}  # ESO delivers it
+    vault = store(kv)
+    targets = resolved(kv, vendor).targets
+    assert "missing key 'api-key' (provided by a person" in messages(operations.verify(vault, targets))
+    kv.seed(DEMO_PATH, {**(kv.data(DEMO_PATH) or {}), "api-key": "vendor-issued"})  # a person writes it
+    again = build(kv, vendor)
+    assert not again.failed and messages(again, "warning") == "" and kv.versions(DEMO_PATH) == 2
+    assert messages(operations.verify(vault, targets)) == ""
+    mine = resolved(kv, vendor)
+    pruned = operations.plan_prune(vault, mine.contracts[0], mine.targets)
+    assert pruned.actions == []  # prune keeps what a person provided
+    rotated = operations.plan_rotate(vault, "demo", targets, keys=("api-key",))
+    assert rotated.refused and "provided by a person" in messages(rotated.findings)
+    assert (kv.data(DEMO_PATH) or {})["api-key"] == "vendor-issued"
+
+
+def test_a_provided_key_is_one_kind_of_entry() -> None:
+    from secret_contract import contract as contract_model
+    from secret_contract import krm
+
+    for entry, said in (
+        ({"key": "k", "provided": True, "value": "v"}, "not value and provided"),
+        ({"key": "k", "provided": False}, "must be true"),
+    ):
+        obj = contract("demo", secret("db", "demo", entry))
+        _, findings = contract_model.load(obj, krm.resource_ref(obj), None)
+        assert any(said in f.message for f in findings), [f.message for f in findings]
+
+
+def test_remove_never_destroys_a_value_a_person_provided(kv: KV) -> None:
+    vendor = contract("demo", secret("db", "demo", generated("pass"), provided("api-key")))
+    assert not build(kv, vendor).failed
+    assert ownership.read(kv.custom(DEMO_PATH)).provided == {"api-key"}
+    vault = store(kv)
+    mine = resolved(kv, vendor)
+    before_written = operations.plan_remove(vault, mine.contracts[0], mine.targets)
+    assert [a.kind for a in before_written.actions] == ["delete"]  # nothing provided yet: nothing to lose
+    kv.seed(DEMO_PATH, {**(kv.data(DEMO_PATH) or {}), "api-key": "vendor-issued"})
+    planned = operations.plan_remove(vault, mine.contracts[0], mine.targets)
+    assert [a.kind for a in planned.actions] == ["release"] and "api-key, provided by a person" in planned.actions[
+        0
+    ].note
+    operations.apply(vault, planned.actions)
+    assert (kv.data(DEMO_PATH) or {})["api-key"] == "vendor-issued"
+    assert not build(kv, vendor).failed  # `make up` again: taken back, the vendor's key kept
+    assert (kv.data(DEMO_PATH) or {})["api-key"] == "vendor-issued"

@@ -31,6 +31,7 @@ class DataEntry:
     value: str | None = field(default=None, repr=False)
     generate: str | None = None
     length: int | None = None
+    provided: bool = False  # a value a person writes into Vault: never written or deleted here
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,10 @@ def _build(obj: dict[str, Any], resource: ResourceRef, file: FileRef | None) -> 
             Secret(
                 name=s["name"],
                 namespace=s["namespace"],
-                data=tuple(DataEntry(d["key"], d.get("value"), d.get("generate"), d.get("length")) for d in s["data"]),
+                data=tuple(
+                    DataEntry(d["key"], d.get("value"), d.get("generate"), d.get("length"), d.get("provided") is True)
+                    for d in s["data"]
+                ),
                 external_secret=_external_secret_settings(s.get("externalSecret") or {}),
                 views=tuple(View(v["name"], _external_secret_settings(v)) for v in s.get("externalSecrets") or ()),
                 index=i,

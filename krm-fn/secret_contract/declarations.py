@@ -143,6 +143,7 @@ def _desired(declared: Declared, stacks: tuple[str, ...]) -> Desired:
         stacks=stacks,
         static={e.key: e.value for e in declared.secret.data if e.value is not None},
         generated={e.key: GeneratedKey(e.generate, e.length) for e in declared.secret.data if e.generate},
+        provided=tuple(e.key for e in declared.secret.data if e.provided),
         legacy=r.legacy,
         delivery=delivery_digest(declared),
     )
@@ -190,6 +191,8 @@ def _disagreements(first: Declared, other: Declared) -> list[Result]:
 
 
 def _differing_field(mine: DataEntry, theirs: DataEntry) -> str | None:
+    if mine.provided != theirs.provided:
+        return "provided"
     if (mine.value is None) != (theirs.value is None):
         return "value" if mine.value is not None else "generate"
     if mine.value != theirs.value:

@@ -12,13 +12,15 @@ right before acting and leaves it alone if that changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from secret_contract import generators, ownership, plan, policy
+from secret_contract import generators, inputs, ownership, pipeline, plan, policy
 from secret_contract.errors import SecretContractError
+from secret_contract.layout import VaultLayout
 from secret_contract.plan import Desired
+from secret_contract.project import Project
 from secret_contract.results import Result, error, info, warning
 from secret_contract.settings import ResolvedContract
 from secret_contract.store import Entry, Progress, SecretStore, WriteCheck, parallel
@@ -173,6 +175,47 @@ def _row(mount: str, path: str, entry: Entry) -> Row:
     return Row(f"{mount}/{path}", entry.version, entry.latest, who, tuple(sorted(entry.data)))
 
 
+def contract_rows(
+    store: SecretStore, contracts: list[ResolvedContract], targets: list[Target], progress: Progress | None = None
+) -> list[Row]:
+    """The secrets of the contracts: those each declares in its layout's mount, and those in
+    its folders that its stack owns (what it left behind)."""
+    found: dict[str, Row] = {}
+    for contract in contracts:
+        stack = contract.contract.stack
+        mine = _declared_by(stack, targets)
+        layout, folders = _folders(contract)
+        store.check_mount(layout.mount)
+        paths = {t.desired.path for t in mine.values() if t.desired.mount == layout.mount}
+        for folder in folders:
+            paths.update(f"{folder}{n}" for n in store.list(layout.mount, folder) or [] if not n.endswith("/"))
+        for row in rows(store, layout.mount, sorted(paths), progress):
+            if row.path in mine or stack in row.owners:
+                found[row.path] = row
+    return [found[k] for k in sorted(found)]
+
+
+def check_mounts(store: SecretStore, mounts: Iterable[str]) -> None:
+    """Fail, naming it, on a mount that is not KV v2, before anything is read or planned."""
+    for mount in sorted(mounts):
+        store.check_mount(mount)
+
+
+def _declared_by(stack: str, targets: list[Target]) -> dict[str, Target]:
+    """The targets `stack` declares, by `mount/path`."""
+    return {t.where: t for t in targets if stack in t.desired.stacks}
+
+
+def _folders(contract: ResolvedContract) -> tuple[VaultLayout, list[str]]:
+    """The contract's layout and the folders it puts the contract's secrets in."""
+    layout = contract.secrets[0].layout
+    return layout, layout.folders(contract.contract.stack, _namespaces(contract))
+
+
+def _namespaces(contract: ResolvedContract) -> list[str]:
+    return sorted({s.namespace for s in contract.contract.secrets})
+
+
 # --- remove and prune ----------------------------------------------------------------------
 
 # Vault path -> {stack: declaration digest} of every contract of the repository that declares it.
@@ -183,6 +226,16 @@ def repository_declarations(targets: list[Target]) -> dict[str, dict[str, str]]:
     """Who declares each Vault path among `targets` (a build of every contract of the
     repository): the claims that stand whether or not those stacks ever built."""
     return {t.where: dict(t.digests or t.desired.declarations()) for t in targets}
+
+
+def declared_in_repository(project: Project, env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """`repository_declarations` of every contract under the project's stacks root, built
+    without Vault: what remove and prune must leave to the other stacks."""
+    files = inputs.stack_contracts(project)
+    if not files:
+        return {}
+    everything = pipeline.build(inputs.read_files(files), env, pipeline.Options(write=False), project.settings)
+    return repository_declarations(everything.targets)
 
 
 def plan_remove(
@@ -261,13 +314,12 @@ def _candidates(
     paths, every path under the contract's folders (at any depth), and the paths other
     contracts of the repository declare (a shared secret this stack stopped declaring)."""
     stack = contract.contract.stack
-    declared = {t.where: t for t in targets if stack in t.desired.stacks}
-    layout = contract.secrets[0].layout
-    for mount in {r.mount for r in contract.secrets}:
-        store.check_mount(mount)
+    declared = _declared_by(stack, targets)
+    layout, folders = _folders(contract)
+    check_mounts(store, {r.mount for r in contract.secrets})
     keys = {where: (t.desired.mount, t.desired.path) for where, t in declared.items()}
-    namespaces = sorted({s.namespace for s in contract.contract.secrets})
-    for folder in layout.folders(stack, namespaces):
+    namespaces = _namespaces(contract)
+    for folder in folders:
         for path in list_paths(store, layout.mount, folder):
             keys.setdefault(f"{layout.mount}/{path}", (layout.mount, path))
     for where in elsewhere:
@@ -291,7 +343,7 @@ def _plan_release(
 ) -> None:
     where = f"{mount}/{path}"
     owners = ownership.read(entry.custom_metadata)
-    disposal = policy.dispose(owners, stack, elsewhere)
+    disposal = policy.dispose(owners, stack, elsewhere, frozenset(entry.data))
     if disposal is None:
         if is_declared:
             out.findings.append(warning(f"{where}: kept, {policy.refusal_to_change(owners, stack)}"))
@@ -329,14 +381,19 @@ def plan_rotate(
         desired = target.desired
         wanted = keys or tuple(desired.generated)
         static = [k for k in wanted if k in desired.static]
-        unknown = [k for k in wanted if k not in desired.static and k not in desired.generated]
+        provided = [k for k in wanted if k in desired.provided]
+        for key in provided:
+            out.findings.append(
+                error(f"{target.where}: key '{key}' is provided by a person; write its new value into Vault instead")
+            )
+        unknown = [k for k in wanted if k not in desired.key_names()]
         for key in static:
             out.findings.append(
                 error(f"{target.where}: key '{key}' has a static value; change it in the contract instead")
             )
         for key in unknown:
             out.findings.append(error(f"{target.where}: the contract declares no key '{key}' here"))
-        if static or unknown:
+        if static or unknown or provided:
             continue
         if not wanted:
             out.findings.append(info(f"{target.where}: no generated keys to rotate"))
@@ -468,7 +525,7 @@ def _plan_in_place(out: Planned, target: Target, current: Entry) -> None:
 
 
 def _still_missing(desired: Desired, data: Mapping[str, str]) -> str:
-    missing = [k for k in desired.key_names() if k not in data]
+    missing = [k for k in desired.written_keys() if k not in data]
     differing = [k for k, v in desired.static.items() if k in data and data[k] != v]
     parts = []
     if missing:

@@ -12,6 +12,8 @@ Keys (custom metadata values are strings, at most 64 keys):
   and is compared as such);
 - `secret-contract-dropped-keys: <key>,...`, keys `prune` dropped: their values in older
   versions were left behind on purpose, so declaring such a key again generates it anew;
+- `secret-contract-provided-keys: <key>,...`, keys a person writes (`provided: true`): a secret
+  holding one is never destroyed by `remove` or `prune`, only released;
 - `secret-contract-released-by: <stack>`, on a secret kept after its last declarer left (this
   tool did not write every version, or another contract of the repository still declares it
   without having built): that stack may take it back, and `migrate` may adopt it.
@@ -35,6 +37,7 @@ DECLARED_PREFIX = "secret-contract-declared-by."
 MIGRATED_TO_KEY = "secret-contract-migrated-to"
 RELEASED_KEY = "secret-contract-released-by"
 DROPPED_KEY = "secret-contract-dropped-keys"  # keys `prune` dropped: older versions hold them on purpose
+PROVIDED_KEY = "secret-contract-provided-keys"  # keys a person writes: `remove` never destroys them
 MAX_VALUE = 512  # characters of a custom metadata value
 DIGEST_VERSION = "2-"  # digests without it were recorded by earlier releases, over the keys alone
 
@@ -59,6 +62,7 @@ class Ownership:
     migrated_to: str | None = None
     released_by: str | None = None
     dropped: frozenset[str] = frozenset()
+    provided: frozenset[str] = frozenset()
 
     @property
     def foreign_tool(self) -> str | None:
@@ -95,19 +99,34 @@ def read(custom: Mapping[str, str]) -> Ownership:
         declarations=declarations,
         migrated_to=custom.get(MIGRATED_TO_KEY) or None,
         released_by=custom.get(RELEASED_KEY) or None,
-        dropped=frozenset(k for k in (custom.get(DROPPED_KEY) or "").split(",") if k),
+        dropped=_key_set(custom.get(DROPPED_KEY)),
+        provided=_key_set(custom.get(PROVIDED_KEY)),
     )
 
 
-def record_dropped(keys: set[str] | frozenset[str]) -> dict[str, str | None]:
-    """The metadata change listing the keys `prune` dropped (None when there are none). A list
-    too long for one value keeps what fits: a key left out is refused, not regenerated."""
+def _key_set(text: str | None) -> frozenset[str]:
+    return frozenset(k for k in (text or "").split(",") if k)
+
+
+def _key_list(keys: set[str] | frozenset[str] | tuple[str, ...]) -> str | None:
+    """Key names as one metadata value (None for none). Custom metadata values hold at most
+    512 characters: a longer list keeps the keys that fit, in name order."""
     text = ""
     for key in sorted(keys):
         if len(text) + len(key) + 1 > MAX_VALUE:
             break
         text = f"{text},{key}" if text else key
-    return {DROPPED_KEY: text or None}
+    return text or None
+
+
+def record_dropped(keys: set[str] | frozenset[str]) -> dict[str, str | None]:
+    """The metadata change listing the keys `prune` dropped (None when there are none)."""
+    return {DROPPED_KEY: _key_list(keys)}
+
+
+def record_provided(keys: tuple[str, ...]) -> dict[str, str | None]:
+    """The metadata change listing the keys a person provides (None when there are none)."""
+    return {PROVIDED_KEY: _key_list(keys)}
 
 
 def declare(stacks: Mapping[str, str]) -> dict[str, str | None]:

@@ -61,6 +61,7 @@ class Desired:
     stacks: tuple[str, ...]  # every contract of this build that declares it
     static: Mapping[str, str] = field(default_factory=dict, repr=False)
     generated: Mapping[str, GeneratedKey] = field(default_factory=dict)
+    provided: tuple[str, ...] = ()  # keys a person writes: never written or deleted here
     legacy: tuple[str, ...] = ()  # other paths in the mount where its values may already live
     delivery: str = ""  # a digest of the ExternalSecrets that deliver it (see `declarations`)
 
@@ -69,6 +70,11 @@ class Desired:
         return f"{self.mount}/{self.path}"
 
     def key_names(self) -> list[str]:
+        """Every key the contract declares (what `prune` keeps)."""
+        return [*self.static, *self.generated, *self.provided]
+
+    def written_keys(self) -> list[str]:
+        """The keys this tool writes: static and generated, not provided ones."""
         return [*self.static, *self.generated]
 
     @cached_property
@@ -90,6 +96,7 @@ class Desired:
         return {
             **{k: ["static", hashlib.sha256(v.encode()).hexdigest()] for k, v in self.static.items()},
             **{k: [g.generator, g.effective_length] for k, g in self.generated.items()},
+            **{k: ["provided"] for k in self.provided},
         }
 
     def agrees(self, recorded: str) -> bool:
@@ -128,6 +135,7 @@ class Change:
     # Generated keys whose stored value another generator or length made: a build keeps them
     # (it never rotates), and says that the contract's change is not applied.
     unapplied: tuple[str, ...] = ()
+    awaiting: tuple[str, ...] = ()  # provided keys nobody has written yet
 
     @property
     def writes_data(self) -> bool:
@@ -209,7 +217,11 @@ def _create(desired: Desired, cas: int) -> Change:
         cas=cas,
         set_static=dict(desired.static),
         generate=dict(desired.generated),
-        metadata=ownership.claim(desired.declarations(), ownership.CREATED),
+        metadata={
+            **ownership.claim(desired.declarations(), ownership.CREATED),
+            **(ownership.record_provided(desired.provided) if desired.provided else {}),
+        },
+        awaiting=desired.provided,
     )
 
 
@@ -230,10 +242,13 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
         gaps = _mismatches(desired, data)
         return Change("conflict", reason=f"it is shared with {_contracts(unknown)} ({'; '.join(gaps)})")
     unapplied = _unapplied(desired, data)
+    awaiting = tuple(k for k in desired.provided if k not in data)
     record = {s: d for s, d in desired.declarations().items() if owners.declarations.get(s) != d}
     metadata: dict[str, str | None] = dict(ownership.declare(record)) if record else {}
     if owners.managed_by is None:
         metadata = {ownership.MANAGED_BY_KEY: ownership.MANAGED_BY, **metadata}
+    if owners.provided != frozenset(desired.provided):
+        metadata.update(ownership.record_provided(desired.provided))
     if owners.dropped & set(generate):
         metadata.update(ownership.record_dropped(owners.dropped - set(generate)))
     if owners.released_by is not None:
@@ -241,7 +256,8 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
         if owners.owner is None:
             metadata[ownership.OWNER_KEY] = min(desired.stacks)
     if not set_static and not generate:
-        return Change("noop" if not metadata else "claim", cas=current.version, metadata=metadata, unapplied=unapplied)
+        action: Action = "noop" if not metadata else "claim"
+        return Change(action, cas=current.version, metadata=metadata, unapplied=unapplied, awaiting=awaiting)
     keep = {k: v for k, v in data.items() if k not in set_static}
     return Change(
         "update",
@@ -251,6 +267,7 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
         keep=keep,
         metadata=metadata,
         unapplied=unapplied,
+        awaiting=awaiting,
     )
 
 
@@ -382,9 +399,17 @@ def _disagreement(desired: Desired, current: Entry, stacks: list[str]) -> str:
 
 def _mismatches(desired: Desired, data: Mapping[str, str]) -> list[str]:
     """How `data` falls short of `desired` (key names only)."""
-    found = [f"no key '{k}'" for k in desired.key_names() if k not in data]
+    found = [f"no key '{k}'" for k in desired.written_keys() if k not in data]
     found += [f"key '{k}' holds another value" for k, v in desired.static.items() if k in data and data[k] != v]
     return found
+
+
+def awaited(desired: Desired, key: str) -> str:
+    """What to do about a provided key nobody has written yet."""
+    return (
+        f"provided by a person: secret-contract never writes it; write it with "
+        f"`bao kv patch -mount={desired.mount} {desired.path} {key}=...`; ESO cannot deliver the Secret until then"
+    )
 
 
 def gaps(desired: Desired, current: Entry | None) -> list[str]:
@@ -399,7 +424,7 @@ def gaps(desired: Desired, current: Entry | None) -> list[str]:
     for key in desired.key_names():
         value = current.data.get(key)
         if value is None:
-            found.append(f"missing key '{key}'")
+            found.append(f"missing key '{key}'" + (f" ({awaited(desired, key)})" if key in desired.provided else ""))
         elif key in desired.static and value != desired.static[key]:
             found.append(f"key '{key}' differs from the contract's value")
         elif key in desired.generated:

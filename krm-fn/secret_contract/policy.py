@@ -5,9 +5,10 @@ Pure: each function takes what the secret's custom metadata says (`ownership.Own
 the stacks involved, and returns a decision; nothing here reads Vault. The rules:
 - a secret another tool manages is never changed or destroyed;
 - a stack may change (rotate, prune keys of) only a secret it is recorded as declaring;
-- a secret is destroyed only when this tool wrote every version and no other contract declares
-  it, in Vault's record or in the repository; otherwise the stack's claim is released and the
-  values stay, with the other declarers' records intact so that any of them can build it again;
+- a secret is destroyed only when this tool wrote every version, no other contract declares it
+  (in Vault's record or in the repository) and it holds no value a person provided; otherwise
+  the stack's claim is released and the values stay, with the other declarers' records intact
+  so that any of them can build it again;
 - data any contract owns is never "legacy" data to migrate from: it is that contract's live
   credential, and copying or deleting it would fork or destroy it;
 - a secret kept after its last declarer left is taken back only by that stack (or adopted with
@@ -90,16 +91,20 @@ class Disposal:
     note: str = ""
 
 
-def dispose(owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str]) -> Disposal | None:
+def dispose(
+    owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str], keys: frozenset[str] = frozenset()
+) -> Disposal | None:
     """What `stack` leaving this secret does to it: None when the stack holds no claim on it.
 
     `declared_elsewhere` maps every other stack whose contract (in the repository) declares
-    the secret to its declaration digest: their claim stands even where they never built."""
+    the secret to its declaration digest: their claim stands even where they never built.
+    `keys` are the keys the secret holds now: one a person provided is never destroyed."""
     if owners.foreign_tool or not owners.declared_by(stack):
         return None
     recorded = {s: d for s, d in owners.declarations.items() if s != stack}
     others = {**{s: d for s, d in declared_elsewhere.items() if s != stack}, **recorded}
-    if owners.created_here and not others:
+    by_hand = sorted(owners.provided & keys)
+    if owners.created_here and not others and not by_hand:
         return Disposal("delete")
     if others:
         # Record the repository's other declarers that never built, so that any of them (and
@@ -108,10 +113,15 @@ def dispose(owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str]
         changes = {**ownership.release(owners, stack, remaining=sorted(others)), **ownership.declare(unrecorded)}
         return Disposal("release", changes, f"still declared by {', '.join(sorted(others))}")
     origin = owners.origin or "recorded by an earlier release, origin unknown"
+    why = (
+        f"it holds {', '.join(by_hand)}, provided by a person"
+        if by_hand
+        else f"not created by secret-contract ({origin})"
+    )
     return Disposal(
         "release",
         ownership.release(owners, stack, remaining=[]),
-        f"not created by secret-contract ({origin}): its versions stay; delete it by hand if meant",
+        f"{why}: its versions stay; delete it by hand if meant",
     )
 
 

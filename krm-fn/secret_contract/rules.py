@@ -197,18 +197,20 @@ def data_key(obj: dict[str, Any]) -> Iterator[Result]:
 
 @rule("value-or-generate")
 def value_or_generate(obj: dict[str, Any]) -> Iterator[Result]:
-    """Each data entry has exactly one of `value` or `generate`; a `value` is a string.
+    """Each data entry has exactly one of `value`, `generate` or `provided: true`; a `value`
+    is a string.
 
-    PASS: `value: "5432"`    FAIL: `value: 5432` (YAML reads a number), both or neither set
+    PASS: `value: "5432"`, `provided: true`    FAIL: `value: 5432` (YAML reads a number), two or none set
     """
     for at, secret in _secrets(obj):
         for where, entry in _entries(secret):
             path = f"{at}.{where}"
-            has_value, has_generate = "value" in entry, "generate" in entry
-            if has_value and has_generate:
-                yield error("set either 'value' or 'generate', not both", path)
-            elif not has_value and not has_generate:
-                yield error("needs a 'value' or a 'generate'", path)
+            has_value = "value" in entry
+            kinds = [k for k in ("value", "generate", "provided") if k in entry]
+            if len(kinds) > 1:
+                yield error(f"set one of 'value', 'generate' or 'provided', not {' and '.join(kinds)}", path)
+            elif not kinds:
+                yield error("needs a 'value', a 'generate' or 'provided: true'", path)
             if has_value and not isinstance(entry["value"], str):
                 yield error(
                     f"must be a string, but YAML read {type_name(entry['value'])}: quote it",

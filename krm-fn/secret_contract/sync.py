@@ -226,7 +226,9 @@ def sync(
     pending = [(t, c) for t, c in report.changes if c.writes]
     if dry_run:
         report.pending = len(pending)
-        described = [f for t, c in report.changes if c.writes or c.unapplied for f in _describe(t, c, True)]
+        described = [
+            f for t, c in report.changes if c.writes or c.unapplied or c.awaiting for f in _describe(t, c, True)
+        ]
         report.findings.extend(_summarize(described, verbose))
         return report
     checks = [check for t, c in pending for check in writes_of(t, c)]
@@ -358,7 +360,11 @@ def _apply(
 
 
 def _describe(target: Target, change: Change, dry_run: bool) -> list[Result]:
-    return [*_described(target, change, dry_run), *_unapplied(target, change)]
+    awaited = [
+        target.finding(warning, f"{target.where}: key '{k}' is {plan.awaited(target.desired, k)}")
+        for k in change.awaiting
+    ]
+    return [*_described(target, change, dry_run), *_unapplied(target, change), *awaited]
 
 
 def _unapplied(target: Target, change: Change) -> list[Result]:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from secret_contract.errors import InvalidInput
+
 FUNCTION_ANNOTATION = "config.kubernetes.io/function"
 DEFAULT_IMAGE = "secret-contract:dev"
 # What a container function needs from the caller: Vault, the switches, and CI (a build in CI
@@ -64,6 +66,17 @@ def function_spec(
     if runtime == "exec":
         return f"exec:\n  path: {exec_path}\n"
     raise ValueError(f"runtime {runtime} has no function annotation")
+
+
+def annotation(runtime: str, image: str = DEFAULT_IMAGE, exec_path: str | None = None) -> str | None:
+    """The function annotation `init --runtime` sets: None for the legacy plugin, which runs
+    without one. Checked here rather than by the parser so that a stack without a contract
+    or with an invalid one is reported first, as for every other runtime."""
+    if runtime == "legacy":
+        return None
+    if runtime == "exec" and not exec_path:
+        raise InvalidInput("--runtime exec needs --exec-path (the function's path as kustomize should run it)")
+    return function_spec(runtime, image, exec_path or "")
 
 
 def annotate_contract(text: str, spec: str | None) -> Edit:

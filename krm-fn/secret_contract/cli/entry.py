@@ -1,0 +1,129 @@
+"""How the program is started: as a KRM function (a ResourceList on stdin), as kustomize's
+legacy exec plugin (one argument, a generator config file), or with a command.
+
+Every build pays for each import made here, so the build's modules load inside the mode that
+uses them, and the commands' modules only when a command is parsed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO, TextIO
+
+from secret_contract.cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    Exit,
+    exit_code,
+    project_problems,
+    report,
+    warn_on_terminal,
+)
+from secret_contract.errors import InvalidInput, SecretContractError
+from secret_contract.results import FileRef, Result, error, printable
+
+# libyaml accepts nesting up to 1,000 levels; the steps that walk a document recursively
+# (the JSON schema, the emitter) need more frames than Python's default for that.
+RECURSION_LIMIT = 10_000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    try:
+        return _dispatch(args)
+    except Exit as done:
+        return done.code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`secret-contract list | head`): end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except SecretContractError as exc:
+        print(f"secret-contract: error: {printable(str(exc), keep=chr(10))}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception:
+        import traceback
+
+        print("secret-contract: unexpected error (please report it):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_UNEXPECTED
+
+
+def _dispatch(args: list[str]) -> int:
+    if not args and not sys.stdin.isatty():
+        return run_krm(sys.stdin.buffer, sys.stdout, os.environ)
+    from secret_contract.cli import parser
+
+    if not args:
+        parser.build().print_help(sys.stderr)
+        return EXIT_USAGE
+    if args[0] not in parser.VERBS and len(args) == 1 and os.path.isfile(args[0]):
+        return run_legacy_plugin(args[0], sys.stdout, os.environ)
+    parsed = parser.build().parse_args(args)
+    return int(parsed.handler(parsed))
+
+
+def run_krm(stdin: BinaryIO, stdout: TextIO, env: Mapping[str, str]) -> int:
+    """KRM function mode: always write a ResourceList, exit 1 on any error result."""
+    from secret_contract import krm, pipeline, project
+
+    try:
+        rl = krm.parse(krm.decode(stdin.read()))
+    except SecretContractError as exc:
+        finding = error(str(exc), rule="resource-list")
+        krm.write(krm.ResourceList([]), [finding], stdout)
+        report([finding])
+        return EXIT_FAILED
+    here = project.find(os.getcwd(), env)
+    outcome = pipeline.build(rl, here.environment(env), project=here.settings)
+    findings = [*project_problems(here), *outcome.findings]
+    krm.write(outcome.output, findings, stdout)
+    report(findings)
+    return exit_code(findings, outcome.pending)
+
+
+def run_legacy_plugin(config_path: str, stdout: TextIO, env: Mapping[str, str]) -> int:
+    """kustomize legacy exec plugin: the generator config is a file in argv[1]; stdin is empty."""
+    from secret_contract import krm, pipeline, plugin, project, yaml_codec
+
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            config = yaml_codec.load(handle.read())
+    except (OSError, UnicodeDecodeError, yaml_codec.yaml.YAMLError) as exc:
+        raise InvalidInput(f"cannot read the generator config {config_path}: {type(exc).__name__}") from None
+    if not isinstance(config, dict):
+        raise InvalidInput("the generator config is not a mapping")
+    # Under `transformers:` the input comes back with the ExternalSecrets added, never dropped.
+    items = plugin.resources(sys.stdin, env) or [config]
+    here = project.find(os.getcwd(), env)
+    rl = krm.ResourceList(items, function_config=config)
+    outcome = pipeline.build(rl, here.environment(env), project=here.settings)
+    findings = _with_config_file([*project_problems(here), *outcome.findings], config)
+    report(findings)
+    code = exit_code(findings, outcome.pending)
+    if code != EXIT_OK:
+        return code
+    warn_on_terminal([f for f in findings if f.severity == "warning"])
+    stdout.write(yaml_codec.dump_all(outcome.output.items))
+    return EXIT_OK
+
+
+def _with_config_file(findings: list[Result], config: dict[str, Any]) -> list[Result]:
+    """Findings about the generator config, attributed to the file that holds it."""
+    if not any(f.file is None and f.resource is not None and f.severity != "info" for f in findings):
+        return findings  # nothing to place: the kustomization is not read
+    from secret_contract import plugin
+
+    found = plugin.config_file(os.getcwd(), config)
+    if found is None:
+        return findings
+    here = FileRef(found)
+    return [f.at(None, here) if f.file is None and f.resource is not None else f for f in findings]

@@ -1,0 +1,247 @@
+"""The command line's grammar, as a table: each verb with its handler, summary, whether it
+needs Vault, examples, options and the environment its help lists. `build()` turns the table
+into argparse parsers; nothing else here knows a verb by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from secret_contract import __version__
+from secret_contract.cli import changes, verbs
+
+if TYPE_CHECKING:
+    import argparse
+
+DESCRIPTION = """\
+Turn SecretContracts (hostk8s.secrets.yaml) into Vault KV v2 secrets and External
+Secrets Operator ExternalSecrets.
+
+With no arguments and a ResourceList on stdin, runs as a KRM function (kustomize, kpt).
+With one argument that is a file, runs as kustomize's legacy exec plugin.
+PATH is a contract file, a stack directory, or a stack name under the stacks root
+(software/stacks; SECRET_CONTRACT_STACKS_ROOT or the project file's stacksRoot).
+"""
+
+VAULT_ENV = (
+    "Vault: VAULT_ADDR, VAULT_TOKEN (or ~/.vault-token, or SECRET_CONTRACT_AUTH_METHOD and its variables), "
+    "VAULT_NAMESPACE, VAULT_CACERT, VAULT_CLIENT_TIMEOUT, VAULT_MAX_RETRIES, HTTPS_PROXY/NO_PROXY."
+)
+SETTINGS_ENV = (
+    "Settings: SECRET_CONTRACT_VAULT_MOUNT, SECRET_CONTRACT_PATH_LAYOUT, SECRET_CONTRACT_PATH_PREFIX, "
+    "SECRET_CONTRACT_STORE_NAME/_KIND, SECRET_CONTRACT_REFRESH_INTERVAL; a project file (secret-contract.yaml)."
+)
+DRY_RUN_ENV = "SECRET_CONTRACT_DRY_RUN=true: plan only, exit 2 when changes are pending."
+
+
+@dataclass(frozen=True)
+class Option:
+    """One `add_argument` call: its names and its keywords."""
+
+    names: tuple[str, ...]
+    settings: Mapping[str, Any]
+
+
+def option(*names: str, **settings: Any) -> Option:
+    return Option(names, settings)
+
+
+PATH_HELP = "contract files, stack directories, or stack names under the stacks root"
+PATHS = option("paths", metavar="PATH", nargs="+", help=PATH_HELP)
+VERBOSE = option("-v", "--verbose", action="store_true", help="list every change, even past 50")
+DRY_RUN = option("--dry-run", action="store_true", help="say what would change, change nothing")
+YES = option("--yes", action="store_true", help="do not ask (needed when not run from a terminal)")
+
+
+@dataclass(frozen=True)
+class Verb:
+    handler: Callable[[argparse.Namespace], int]  # its docstring is the verb's description
+    summary: str
+    vault: str  # whether it needs Vault, as the help says it
+    examples: tuple[str, ...]
+    options: tuple[Option, ...] = ()
+    env: tuple[str, ...] = ()  # the environment variables its help lists, a line each
+
+    @property
+    def description(self) -> str:
+        return "\n".join(line.strip() for line in (self.handler.__doc__ or "").splitlines())
+
+    def epilog(self) -> str:
+        examples = "".join(f"  {e}\n" for e in self.examples)
+        return f"examples:\n{examples}\nneeds Vault: {self.vault}\n" + "".join(f"{line}\n" for line in self.env)
+
+
+# In the order `secret-contract --help` lists them.
+VERBS: dict[str, Verb] = {
+    "add": Verb(
+        verbs.cmd_add,
+        "write contracts' values to Vault and print their ExternalSecrets",
+        "yes",
+        ("secret-contract add foundation/redis", "secret-contract add software/stacks/sample-app -v"),
+        (PATHS, VERBOSE),
+        (VAULT_ENV, SETTINGS_ENV, DRY_RUN_ENV),
+    ),
+    "plan": Verb(
+        verbs.cmd_plan,
+        "show what a build would write to Vault, without writing (exit 2: changes pending)",
+        "yes (reads only)",
+        ("secret-contract plan sample-app foundation/airflow",),
+        (PATHS, VERBOSE),
+        (VAULT_ENV, SETTINGS_ENV),
+    ),
+    "render": Verb(
+        verbs.cmd_render,
+        "print the ExternalSecrets without touching Vault",
+        "no",
+        ("secret-contract render $(git ls-files '*hostk8s.secrets.yaml')",),
+        (PATHS,),
+        (SETTINGS_ENV,),
+    ),
+    "verify": Verb(
+        verbs.cmd_verify,
+        "fail unless Vault holds every key the contracts declare",
+        "yes (reads only)",
+        ("secret-contract verify sample-app",),
+        (PATHS,),
+        (VAULT_ENV,),
+    ),
+    "list": Verb(
+        verbs.cmd_list,
+        "list stored secrets with owners and key names (never values)",
+        "yes (reads only)",
+        ("secret-contract list", "secret-contract list foundation/airflow -o json"),
+        (
+            option("paths", metavar="PATH", nargs="*", help=f"{PATH_HELP} (default: the whole mount)"),
+            option("--mount", help="KV v2 mount (default: SECRET_CONTRACT_VAULT_MOUNT or 'secret')"),
+            option("-o", "--output", choices=("table", "json", "yaml"), default="table", help="output format"),
+        ),
+        (VAULT_ENV,),
+    ),
+    "rotate": Verb(
+        changes.cmd_rotate,
+        "replace generated values on purpose (new KV version; the old one stays)",
+        "yes",
+        ("secret-contract rotate sample-app --secret redis/redis-commander-credentials --key password --dry-run",),
+        (
+            PATHS,
+            VERBOSE,
+            DRY_RUN,
+            option("--secret", help="only this secret: NAME or NAMESPACE/NAME"),
+            option("--key", action="append", help="only this generated key (repeatable)"),
+        ),
+        (VAULT_ENV,),
+    ),
+    "prune": Verb(
+        changes.cmd_prune,
+        "delete what left a contract (secrets and keys it no longer declares)",
+        "yes",
+        ("secret-contract prune sample-app --dry-run", "secret-contract prune sample-app --yes"),
+        (PATHS, VERBOSE, DRY_RUN, YES),
+        (VAULT_ENV,),
+    ),
+    "remove": Verb(
+        changes.cmd_remove,
+        "delete a stack's secrets (shared and adopted ones are kept)",
+        "yes",
+        ("secret-contract remove foundation/redis --dry-run", "secret-contract remove foundation/redis --yes"),
+        (PATHS, DRY_RUN, YES),
+        (VAULT_ENV,),
+    ),
+    "migrate": Verb(
+        changes.cmd_migrate,
+        "move values written by manage-secrets.py to where the contracts resolve",
+        "yes",
+        ("secret-contract migrate sample-app --dry-run", "secret-contract migrate sample-app"),
+        (
+            PATHS,
+            DRY_RUN,
+            YES,
+            option("--delete-source", action="store_true", help="delete each source after its copy"),
+        ),
+        (VAULT_ENV,),
+    ),
+    "publish": Verb(
+        verbs.cmd_publish,
+        "build a kustomization and push it as a Flux OCI artifact",
+        "yes",
+        (
+            "secret-contract publish overlays/prod oci://ghcr.io/acme/platform:prod",
+            "secret-contract publish overlays/dev oci://127.0.0.1:5000/platform:dev --insecure --tag latest",
+            "secret-contract publish --git https://github.com/acme/platform --ref main overlays/prod "
+            "oci://registry.acme.internal/platform:prod",
+        ),
+        (
+            option("directory", metavar="DIR", help="the kustomization to build"),
+            option("reference", metavar="oci://REGISTRY/REPOSITORY:TAG", help="where to push"),
+            option("--tag", action="append", help="push under this tag too (repeatable)"),
+            option("--git", metavar="URL", help="clone this repository and build DIR inside it (no checkout needed)"),
+            option("--ref", default="main", help="the branch or tag to clone with --git (default: main)"),
+            option("--source", help="org.opencontainers.image.source (default: git remote origin)"),
+            option("--revision", help="org.opencontainers.image.revision (default: branch@sha1:commit)"),
+            option(
+                "--insecure",
+                action="store_true",
+                help="allow plain-text transports: a registry over HTTP, a --git URL over http:// or git:// "
+                "(for servers on the local machine or cluster)",
+            ),
+            option(
+                "--dry-run",
+                action="store_true",
+                help="write the artifact to --output and push nothing "
+                "(the build still writes Vault; `plan` shows what)",
+            ),
+            option("--output", default="artifact.tar.gz", help="where --dry-run writes the layer"),
+        ),
+        (VAULT_ENV,),
+    ),
+    "install-plugin": Verb(
+        verbs.cmd_install_plugin,
+        "install the kustomize legacy exec plugin",
+        "no",
+        ("secret-contract install-plugin", 'secret-contract install-plugin --dir "$KUSTOMIZE_PLUGIN_HOME"'),
+        (option("--dir", help="plugin root (default: KUSTOMIZE_PLUGIN_HOME or $XDG_CONFIG_HOME/kustomize/plugin)"),),
+    ),
+    "init": Verb(
+        verbs.cmd_init,
+        "wire a stack to the function (kustomization generator, function annotation)",
+        "no",
+        ("secret-contract init software/stacks/sample-app", "secret-contract init sample-app --runtime container"),
+        (
+            option("path", metavar="PATH", help="a contract file, a stack directory or a stack name"),
+            option(
+                "--runtime",
+                choices=("legacy", "container", "exec"),
+                default="legacy",
+                help="legacy: no annotation, the installed plugin runs it (works with kubectl kustomize); "
+                "container: kustomize runs --image; exec: standalone kustomize --enable-exec runs --exec-path",
+            ),
+            option("--image", default="secret-contract:dev", help="container image (runtime container)"),
+            option("--exec-path", help="path of the function for kustomize (runtime exec)"),
+            DRY_RUN,
+        ),
+    ),
+}
+
+
+def build() -> argparse.ArgumentParser:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="secret-contract", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"secret-contract {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, verb in VERBS.items():
+        cmd = sub.add_parser(
+            name,
+            help=verb.summary,
+            description=verb.description,
+            epilog=verb.epilog(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        cmd.set_defaults(handler=verb.handler)
+        for each in verb.options:
+            cmd.add_argument(*each.names, **each.settings)
+    return parser

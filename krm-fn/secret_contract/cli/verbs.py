@@ -1,0 +1,237 @@
+"""The commands that build, read or wire: each is argv -> one core call -> print. Their
+docstrings are their `--help` descriptions.
+
+A command's modules are imported inside it: `--help` and the KRM build never load them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from secret_contract.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Exit,
+    exit_code,
+    print_externalsecrets,
+    print_rows,
+    progress,
+    project_problems,
+    report,
+)
+from secret_contract.errors import InvalidInput
+from secret_contract.results import Result, has_errors, info
+
+if TYPE_CHECKING:
+    import argparse
+
+    from secret_contract import operations, pipeline
+    from secret_contract.krm import ResourceList
+    from secret_contract.project import Project
+    from secret_contract.store import SecretStore
+
+
+@dataclass
+class Given:
+    """What a command was given: its contracts as a ResourceList, the project around them and
+    the environment with the project's defaults."""
+
+    here: Project
+    env: dict[str, str]
+    rl: ResourceList
+
+    def build(self, options: pipeline.Options | None = None) -> pipeline.Outcome:
+        """A build of the contracts; without `options`, one that never touches Vault."""
+        from secret_contract import pipeline
+
+        return pipeline.build(self.rl, self.env, options or pipeline.Options(write=False), self.here.settings)
+
+
+def given(paths: list[str]) -> Given:
+    """The contracts at `paths`. Ends the command when there is nothing to do (stacks without
+    a contract: a note, exit 0) or the project file is invalid."""
+    from secret_contract import inputs, project
+
+    here = project.find(os.getcwd(), os.environ)
+    found = inputs.resolve(paths, here)
+    report([info(note) for note in found.skipped] + project_problems(here))
+    if here.problems:
+        raise Exit(EXIT_FAILED)
+    if not found.files:
+        raise Exit(EXIT_OK)
+    return Given(here, here.environment(os.environ), inputs.read_files(found.files))
+
+
+def validated(paths: list[str]) -> tuple[Given, pipeline.Outcome]:
+    """The contracts at `paths`, built without Vault; ends the command if they are invalid."""
+    loaded = given(paths)
+    outcome = loaded.build()
+    if outcome.failed:
+        report(outcome.findings)
+        raise Exit(EXIT_FAILED)
+    if not outcome.contracts:
+        raise InvalidInput("no SecretContract found in the given files")
+    return loaded, outcome
+
+
+def store(env: Mapping[str, str]) -> SecretStore:
+    from secret_contract.vault import VaultConfig, VaultStore
+
+    config = VaultConfig.from_env(env)
+    if config is None:
+        raise InvalidInput("VAULT_ADDR is not set (this command needs Vault)")
+    report([Result("warning", message, rule="vault") for message in config.warnings()])
+    return VaultStore(config)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Write the contracts' values to Vault and print their ExternalSecrets. Always strict: a
+    Vault problem fails the command."""
+    from secret_contract import pipeline
+
+    loaded = given(args.paths)
+    outcome = loaded.build(pipeline.Options(strict=True, verbose=args.verbose, progress=progress()))
+    report(outcome.findings)
+    if outcome.failed:
+        return EXIT_FAILED
+    if not outcome.contracts:
+        raise InvalidInput("no SecretContract found in the given files")
+    print_externalsecrets(outcome.externalsecrets)
+    return exit_code(outcome.findings, outcome.pending)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Show what a build would write to Vault (paths and keys, never values) without writing.
+    Exit 2 when changes are pending, 0 when Vault is up to date."""
+    from secret_contract import pipeline
+
+    loaded = given(args.paths)
+    outcome = loaded.build(pipeline.Options(strict=True, dry_run=True, verbose=args.verbose, progress=progress()))
+    report(outcome.findings)
+    if outcome.failed:
+        return EXIT_FAILED
+    if not outcome.pending:
+        report([info("Vault is up to date: a build would write nothing")])
+    return exit_code(outcome.findings, outcome.pending)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Print the ExternalSecrets without any Vault access."""
+    outcome = given(args.paths).build()
+    report(outcome.findings)
+    if outcome.failed:
+        return EXIT_FAILED
+    print_externalsecrets(outcome.externalsecrets)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 1, naming each gap, unless Vault holds every key the contracts declare, with the
+    contract's static values and generated values their generator could have made."""
+    from secret_contract import operations
+
+    loaded, outcome = validated(args.paths)
+    findings = operations.verify(store(loaded.env), outcome.targets, progress())
+    report(findings)
+    return EXIT_FAILED if has_errors(findings) else EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Stored secrets with version, owners and key names (never values): everything under the
+    mount, or the secrets of the given contracts (declared ones, and what they left behind)."""
+    from secret_contract import operations
+
+    if args.paths:
+        loaded, outcome = validated(args.paths)
+        rows = operations.contract_rows(store(loaded.env), outcome.contracts, outcome.targets, progress())
+    else:
+        rows = _mount_rows(args.mount)
+    print_rows(rows, args.output)
+    return EXIT_OK
+
+
+def _mount_rows(mount: str | None) -> list[operations.Row]:
+    """Every secret under `mount` (by default the configured one)."""
+    from secret_contract import operations, project, settings
+
+    here = project.find(os.getcwd(), os.environ)
+    env = here.environment(os.environ)
+    defaults, problems = settings.load(env, None, here.settings)
+    if has_errors(problems):
+        report(problems)
+        raise Exit(EXIT_FAILED)
+    mount = mount or defaults.mount
+    vault = store(env)
+    return operations.rows(vault, mount, operations.list_paths(vault, mount), progress())
+
+
+def cmd_install_plugin(args: argparse.Namespace) -> int:
+    """Install the kustomize legacy exec plugin for hostk8s.io/v1 SecretContract."""
+    from secret_contract import plugin
+
+    root = args.dir or plugin.plugin_root(os.environ)
+    target = plugin.plugin_path(root)
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    tmp = f"{target}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(plugin.script(sys.executable))
+    os.chmod(tmp, 0o755)  # noqa: S103 - kustomize must be able to execute it
+    os.replace(tmp, target)
+    print(target)
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Build DIR with the function (writing Vault, strictly, as a build does) and push the
+    result to an OCI registry as a Flux artifact that plain kustomize builds: what Flux's
+    kustomize-controller, which runs no plugin, can apply."""
+    from secret_contract import publish
+
+    reference = publish.Reference.parse(args.reference)
+    request = publish.Request(
+        directory=args.directory,
+        references=[reference, *(reference.with_tag(tag) for tag in args.tag or ())],
+        git=args.git,
+        ref=args.ref,
+        source=args.source,
+        revision=args.revision,
+        insecure=args.insecure,
+        output=args.output if args.dry_run else None,
+    )
+    try:
+        done = publish.publish(request, os.environ)
+    except ModuleNotFoundError as exc:
+        raise InvalidInput(f"publish needs {exc.name}: pip install 'secret-contract[publish]'") from None
+    artifact = done.artifact
+    report([info(f"built {args.directory}: {artifact.documents} documents, layer {publish.layer_digest(artifact)}")])
+    if args.dry_run:
+        report([info(f"dry run: wrote {args.output}; nothing was pushed")])
+        sys.stdout.write(publish.manifest_preview(artifact) + "\n")
+        return EXIT_OK
+    for ref, digest in zip(request.references, done.digests, strict=True):
+        sys.stdout.write(f"oci://{ref}@{digest}\n")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Wire a stack to the function: the generator entry in its kustomization and, for the
+    container or exec runtime, the function annotation in its contract (comments kept)."""
+    from secret_contract import krm, wiring
+
+    loaded = given([args.path])
+    contract_path = str(krm.file_ref(loaded.rl.items[0]).path)  # type: ignore[union-attr]
+    outcome = loaded.build()
+    if outcome.failed:
+        report(outcome.findings)
+        return EXIT_FAILED
+    spec = wiring.annotation(args.runtime, args.image, args.exec_path)
+    for path, edit in wiring.wire(contract_path, spec):
+        if edit.changed and not args.dry_run:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(edit.text)
+        print(f"{path}: {edit.note}{' (dry run)' if edit.changed and args.dry_run else ''}", file=sys.stderr)
+    return EXIT_OK
