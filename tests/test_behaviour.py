@@ -10,7 +10,7 @@ from typing import Any
 
 from conftest import KV
 from fixtures import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
-from secret_contract import operations, ownership, pipeline
+from secret_contract import actions, operations, ownership, pipeline
 from secret_contract.pipeline import Options, Outcome
 from secret_contract.results import Result
 
@@ -141,7 +141,7 @@ def test_a_build_never_takes_over_unowned_values_migrate_adopts_them(kv: KV) -> 
     assert outcome.failed and "a build never takes over a secret it did not create" in messages(outcome)
     assert "secret-contract migrate" in messages(outcome) and kv.custom(DEMO_PATH) == {}
     vault = store(kv)
-    operations.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
+    actions.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
     assert not build(kv, DEMO).failed
     assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "from-the-old-script"} and kv.versions(DEMO_PATH) == 1
     assert ownership.read(kv.custom(DEMO_PATH)).origin == "adopted:1"
@@ -165,10 +165,10 @@ def test_unowned_values_that_differ_from_the_contract_need_migrate(kv: KV) -> No
 def test_remove_releases_an_adopted_secret_and_keeps_its_history(kv: KV) -> None:
     kv.seed(DEMO_PATH, {"user": "admin", "pass": "old"})
     vault = store(kv)
-    operations.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
+    actions.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
     planned = operations.plan_remove(vault, pipeline_contract(kv), targets(kv))
     assert [a.kind for a in planned.actions] == ["release"]
-    operations.apply(vault, planned.actions)
+    actions.apply(vault, planned.actions)
     assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "old"}
     owners = ownership.read(kv.custom(DEMO_PATH))
     assert not owners.declarations and owners.released_by == "demo"
@@ -186,7 +186,7 @@ def test_remove_deletes_what_it_created(kv: KV) -> None:
     vault = store(kv)
     planned = operations.plan_remove(vault, pipeline_contract(kv), targets(kv))
     assert [(a.kind, a.where) for a in planned.actions] == [("delete", f"{kv.mount}/{DEMO_PATH}")]
-    operations.apply(vault, planned.actions)
+    actions.apply(vault, planned.actions)
     assert kv.paths() == []
 
 
@@ -239,7 +239,7 @@ def test_remove_of_one_stack_keeps_a_secret_another_still_declares(kv: KV) -> No
     assert [a.kind for a in planned.actions] == ["release"] and "still declared by foundation/redis" in planned.actions[
         0
     ].note
-    operations.apply(vault, planned.actions)
+    actions.apply(vault, planned.actions)
     assert kv.data("redis/rc") is not None
     assert set(ownership.read(kv.custom("redis/rc")).declarations) == {"foundation/redis"}
 
@@ -295,7 +295,7 @@ def test_rotate_replaces_generated_values_in_a_new_version_and_keeps_the_old(kv:
     vault = store(kv)
     dry = operations.plan_rotate(vault, "demo", targets(kv))
     assert [(a.kind, a.keys) for a in dry.actions] == [("rotate", ("pass",))] and kv.versions(DEMO_PATH) == 1
-    done = operations.apply(vault, dry.actions)
+    done = actions.apply(vault, dry.actions)
     after = kv.data(DEMO_PATH) or {}
     assert after["pass"] != before["pass"] and after["user"] == "admin"
     assert kv.data(DEMO_PATH, version=1) == before and kv.versions(DEMO_PATH) == 2
@@ -325,7 +325,7 @@ def test_rotate_is_the_way_out_of_a_deleted_history(kv: KV) -> None:
     build(kv, DEMO)
     kv.soft_delete(DEMO_PATH)
     vault = store(kv)
-    operations.apply(vault, operations.plan_rotate(vault, "demo", targets(kv)).actions)
+    actions.apply(vault, operations.plan_rotate(vault, "demo", targets(kv)).actions)
     assert set(kv.data(DEMO_PATH) or {}) == {"user", "pass"} and not build(kv, DEMO).failed
 
 
@@ -337,7 +337,7 @@ def test_values_at_the_older_layout_are_never_forked_and_migrate_moves_them(kv: 
     vault = store(kv)
     planned = operations.plan_migrate(vault, targets(kv))
     assert [a.kind for a in planned.actions] == ["copy", "mark-source"]
-    operations.apply(vault, planned.actions)
+    actions.apply(vault, planned.actions)
     assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "kept"}
     assert kv.custom("demo/demo/db")[ownership.MIGRATED_TO_KEY] == f"{kv.mount}/{DEMO_PATH}"
     assert not build(kv, DEMO).failed and kv.versions(DEMO_PATH) == 1
@@ -347,7 +347,7 @@ def test_migrate_adopts_in_place_and_the_next_build_fills_what_is_missing(kv: KV
     kv.seed(DEMO_PATH, {"user": "admin"})  # the older script, before the contract gained `pass`
     assert build(kv, DEMO).failed
     vault = store(kv)
-    operations.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
+    actions.apply(vault, operations.plan_migrate(vault, targets(kv)).actions)
     outcome = build(kv, DEMO)
     assert (
         not outcome.failed

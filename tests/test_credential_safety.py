@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import KV
 from fixtures import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
-from secret_contract import operations, ownership, pipeline
+from secret_contract import actions, operations, ownership, pipeline
 from secret_contract.pipeline import Options, Outcome
 from test_behaviour import at_once, build, messages, store
 
@@ -49,7 +49,7 @@ def test_migrate_refuses_a_source_another_contract_owns_and_the_build_names_the_
     assert not build(kv, STACK_A).failed
     vault = store(kv)
     first = resolved(kv, STACK_A)
-    operations.apply(vault, operations.plan_rotate(vault, "stack-a", first.targets).actions)
+    actions.apply(vault, operations.plan_rotate(vault, "stack-a", first.targets).actions)
     before = (kv.versions("shared/db"), kv.data("shared/db"), kv.custom("shared/db"))
     for spec in ({"layout": "stack"}, {"prefix": "apps"}):
         stack_b = contract("stack-b", SHARED, vault=spec)
@@ -78,7 +78,7 @@ def test_remove_leaves_a_secret_another_stack_joined_after_the_plan(kv: KV) -> N
     # While `remove` waits at its prompt, another stack joins the secret.
     assert not build(kv, contract("stack-b", SHARED)).failed
     value = (kv.data("shared/db") or {})["password"]
-    findings = operations.apply(vault, planned.actions)
+    findings = actions.apply(vault, planned.actions)
     assert "left as it is: who declares it changed" in messages(findings)
     assert (kv.data("shared/db") or {})["password"] == value
     assert set(ownership.read(kv.custom("shared/db")).declarations) == {"stack-a", "stack-b"}
@@ -92,7 +92,7 @@ def test_prune_leaves_a_secret_another_stack_joined_between_its_read_and_its_del
     planned = operations.plan_prune(vault, after.contracts[0], after.targets)
     assert [(x.kind, x.path) for x in planned.actions] == [("delete", "shared/db")]
     assert not build(kv, contract("stack-b", SHARED)).failed
-    findings = operations.apply(vault, planned.actions)
+    findings = actions.apply(vault, planned.actions)
     assert "left as it is" in messages(findings) and kv.data("shared/db") is not None
 
 
@@ -139,7 +139,7 @@ def test_removing_the_last_deployed_declarer_keeps_the_others_claims_and_it_can_
     planned = operations.plan_remove(vault, mine.contracts[0], mine.targets, repository)
     assert [x.kind for x in planned.actions] == ["release"]
     assert "still declared by foundation/airflow, sample-app" in planned.actions[0].note
-    operations.apply(vault, planned.actions)
+    actions.apply(vault, planned.actions)
     assert set(ownership.read(kv.custom(path)).declarations) == {"foundation/airflow", "sample-app"}
     for stack in (redis, airflow, app):  # `make up` of any of them after `make down redis`
         outcome = build(kv, stack)
@@ -218,7 +218,7 @@ def test_a_partial_rotate_reports_what_it_rotated_before_the_failure(kv: KV) -> 
     planned = operations.plan_rotate(store(kv), "demo", resolved(kv, two).targets)
     assert [a.path for a in planned.actions] == ["demo/a", "demo/b"]
     racing = HandBeforeWrite(store(kv), "demo/b", lambda: kv.seed("demo/b", {"p": "by-hand"}))
-    findings = operations.apply(racing, planned.actions)
+    findings = actions.apply(racing, planned.actions)
     assert "demo/a: rotated p" in messages(findings, "info") and "demo/b: failed" in messages(findings)
     assert kv.data("demo/b") == {"p": "by-hand"}
 
@@ -250,7 +250,7 @@ def test_prune_releases_the_record_of_a_shared_secret_the_stack_stopped_declarin
     now = resolved(kv, app_now)
     planned = operations.plan_prune(vault, now.contracts[0], now.targets, repository)
     assert [(a.kind, a.path) for a in planned.actions] == [("release", "redis/rc")]
-    operations.apply(vault, planned.actions)
+    actions.apply(vault, planned.actions)
     assert set(ownership.read(kv.custom("redis/rc")).declarations) == {"redis"}
 
 
@@ -340,7 +340,7 @@ def test_make_down_and_up_with_a_repository_declarer_that_differs_and_never_buil
     assert repository[f"{kv.mount}/redis/rc"]["app"] == repository[f"{kv.mount}/redis/rc"]["redis"]
     assert repository[f"{kv.mount}/redis/rc"]["airflow"] != repository[f"{kv.mount}/redis/rc"]["redis"]
     mine = resolved(kv, redis)
-    operations.apply(vault, operations.plan_remove(vault, mine.contracts[0], mine.targets, repository).actions)
+    actions.apply(vault, operations.plan_remove(vault, mine.contracts[0], mine.targets, repository).actions)
     # Each declarer is recorded with its own declaration: app as redis, airflow as itself.
     recorded = ownership.read(kv.custom("redis/rc")).declarations
     assert recorded["app"] == repository[f"{kv.mount}/redis/rc"]["redis"]
@@ -355,9 +355,9 @@ def test_make_down_and_up_with_a_repository_declarer_that_differs_and_never_buil
 def test_a_released_or_unowned_history_is_not_taken_over_after_its_latest_version_is_deleted(kv: KV) -> None:
     kv.seed(DEMO_PATH, {"user": "admin", "pass": "old"})
     vault = store(kv)
-    operations.apply(vault, operations.plan_migrate(vault, resolved(kv, DEMO).targets).actions)
+    actions.apply(vault, operations.plan_migrate(vault, resolved(kv, DEMO).targets).actions)
     mine = resolved(kv, DEMO)
-    operations.apply(vault, operations.plan_remove(vault, mine.contracts[0], mine.targets).actions)
+    actions.apply(vault, operations.plan_remove(vault, mine.contracts[0], mine.targets).actions)
     kv.soft_delete(DEMO_PATH)
     intruder = build(kv, contract("intruder", secret("db", "demo", static("user", "attacker"))))
     assert intruder.failed and "does not write over a history it does not own" in messages(intruder)
@@ -381,7 +381,7 @@ def test_a_key_prune_dropped_is_generated_anew_when_declared_again(kv: KV) -> No
     assert not build(kv, both).failed
     vault = store(kv)
     fewer = resolved(kv, DEMO)
-    operations.apply(vault, operations.plan_prune(vault, fewer.contracts[0], fewer.targets).actions)
+    actions.apply(vault, operations.plan_prune(vault, fewer.contracts[0], fewer.targets).actions)
     assert "api" not in (kv.data(DEMO_PATH) or {})
     again = build(kv, both)
     assert not again.failed, messages(again)
@@ -395,7 +395,7 @@ def test_migrate_with_delete_source_of_one_older_secret_shared_by_two_contracts_
     vault = store(kv)
     planned = operations.plan_migrate(vault, resolved(kv, one, two).targets, delete_source=True)
     assert [a.kind for a in planned.actions] == ["copy", "delete-source", "copy"]
-    findings = operations.apply(vault, planned.actions)
+    findings = actions.apply(vault, planned.actions)
     assert messages(findings) == "" and kv.paths() == ["one/demo/db", "two/demo/db"]
 
 
@@ -465,7 +465,7 @@ def test_remove_never_destroys_a_value_a_person_provided(kv: KV) -> None:
     assert [a.kind for a in planned.actions] == ["release"] and "api-key, provided by a person" in planned.actions[
         0
     ].note
-    operations.apply(vault, planned.actions)
+    actions.apply(vault, planned.actions)
     assert (kv.data(DEMO_PATH) or {})["api-key"] == "vendor-issued"
     assert not build(kv, vendor).failed  # `make up` again: taken back, the vendor's key kept
     assert (kv.data(DEMO_PATH) or {})["api-key"] == "vendor-issued"

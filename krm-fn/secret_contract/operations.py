@@ -1,119 +1,24 @@
-"""What the commands do to Vault besides a build: verify, list, remove, prune, rotate and
-migrate. Each works on the targets of resolved contracts (or on a mount) through a
-`SecretStore`, and returns findings and data; the command line only prints them.
-
-Destructive operations come in two steps, so the command line can show what will happen
-and ask before it does: `plan_*()` reads and decides (pure decisions, no writes), `apply()`
-carries the decisions out after one permission check for all of them. Who may do what with a
-secret is decided by `policy`, as for a build. Between the two steps others may build: each
-action records what its decision rested on (`Expect`), and `apply()` reads the secret again
-right before acting and leaves it alone if that changed.
+"""What the commands decide besides a build: verify, remove, prune, rotate and migrate. Each
+works on the targets of resolved contracts through a `SecretStore`, reads only, and returns
+findings and the `actions.Action`s to take; the command line shows them, asks, and has
+`actions.apply` carry them out. Who may do what with a secret is decided by `policy`, as for
+a build.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
-from secret_contract import generators, inputs, ownership, pipeline, plan, policy
-from secret_contract.errors import SecretContractError
-from secret_contract.layout import VaultLayout
+from secret_contract import inputs, ownership, pipeline, plan, policy
+from secret_contract.actions import Action, Expect, Planned
+from secret_contract.listing import check_mounts, contract_folders, declared_by, list_paths, namespaces_of
 from secret_contract.plan import Desired
 from secret_contract.project import Project
 from secret_contract.results import Result, error, info, warning
 from secret_contract.settings import ResolvedContract
-from secret_contract.store import Entry, Progress, SecretStore, WriteCheck, parallel
+from secret_contract.store import Entry, Progress, SecretStore, parallel
 from secret_contract.sync import Target, read_states
-
-ActionKind = Literal["delete", "release", "drop-keys", "rotate", "copy", "adopt", "mark-source", "delete-source"]
-
-
-@dataclass(frozen=True)
-class Expect:
-    """What a decision rested on: the secret's version and who declared it."""
-
-    version: int
-    declarations: frozenset[tuple[str, str | None]]
-
-    @classmethod
-    def of(cls, entry: Entry) -> Expect:
-        owners = ownership.read(entry.custom_metadata)
-        return cls(entry.version, frozenset(owners.declarations.items()))
-
-    def changed(self, entry: Entry | None) -> str | None:
-        """How `entry` differs from what was expected, or None."""
-        if entry is None:
-            return "it is gone"
-        now = Expect.of(entry)
-        if now.version != self.version:
-            return f"it has a new version (v{now.version}, planned on v{self.version})"
-        if now.declarations != self.declarations:
-            stacks = sorted(s for s, _ in now.declarations) or ["no contract"]
-            return f"who declares it changed (now {', '.join(stacks)})"
-        return None
-
-
-@dataclass(frozen=True)
-class Action:
-    """One change an operation will make to one Vault path."""
-
-    kind: ActionKind
-    mount: str
-    path: str
-    keys: tuple[str, ...] = ()
-    cas: int = 0
-    data: Mapping[str, str] = field(default_factory=dict, repr=False)  # for copies
-    regenerate: Mapping[str, plan.GeneratedKey] = field(default_factory=dict)
-    keep: Mapping[str, str] = field(default_factory=dict, repr=False)
-    metadata: Mapping[str, str | None] = field(default_factory=dict)
-    note: str = ""
-    expect: Expect | None = None  # checked again right before the action, when set
-
-    @property
-    def where(self) -> str:
-        return f"{self.mount}/{self.path}"
-
-    @property
-    def destroys(self) -> bool:
-        return self.kind in ("delete", "delete-source")
-
-    def describe(self) -> str:
-        keys = ", ".join(self.keys)
-        text = {
-            "delete": f"delete {self.where} and every version of it (not recoverable)",
-            "delete-source": f"delete {self.where} and every version of it, after the copy (not recoverable)",
-            "release": f"keep {self.where}, remove this contract's ownership record",
-            "drop-keys": f"write a new version of {self.where} without {keys} (older versions keep them)",
-            "rotate": f"write a new version of {self.where} with new values for {keys}",
-            "copy": f"copy {keys} to {self.where}",
-            "adopt": f"record ownership of {self.where}, keeping its values",
-            "mark-source": f"mark {self.where} as migrated",
-        }[self.kind]
-        return f"{text}{f' ({self.note})' if self.note else ''}"
-
-    def checks(self) -> list[WriteCheck]:
-        if self.kind in ("delete", "delete-source"):
-            return [WriteCheck("delete", self.mount, self.path)]
-        writes = []
-        if self.kind in ("drop-keys", "rotate", "copy"):
-            writes.append(WriteCheck("create" if self.cas == 0 else "update", self.mount, self.path))
-        if self.metadata:
-            writes.append(WriteCheck("metadata", self.mount, self.path))
-        return writes
-
-
-@dataclass
-class Planned:
-    """What an operation decided: the actions, and findings about what it will not do."""
-
-    actions: list[Action] = field(default_factory=list)
-    findings: list[Result] = field(default_factory=list)
-
-    @property
-    def refused(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
-
 
 # --- verify ------------------------------------------------------------------------------
 
@@ -133,87 +38,6 @@ def verify(store: SecretStore, targets: list[Target], progress: Progress | None 
         keys = sum(len(t.desired.key_names()) for t in targets)
         findings.append(info(f"Vault holds all {keys} keys of {len(targets)} secrets"))
     return findings
-
-
-# --- list --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    path: str  # mount/path
-    version: int
-    state: str
-    owners: tuple[str, ...]
-    keys: tuple[str, ...]
-
-
-def list_paths(store: SecretStore, mount: str, folder: str = "") -> list[str]:
-    """Every secret path under `folder`, depth first, sorted."""
-    store.check_mount(mount)
-    found: list[str] = []
-    pending = [folder]
-    while pending:
-        current = pending.pop()
-        names = store.list(mount, current) or []
-        for name in sorted(names, reverse=True):
-            child = f"{current}{name}"
-            if name.endswith("/"):
-                pending.append(child)
-            else:
-                found.append(child)
-    return sorted(found)
-
-
-def rows(store: SecretStore, mount: str, paths: list[str], progress: Progress | None = None) -> list[Row]:
-    entries = parallel(lambda p: store.read(mount, p), paths, progress=progress, phase="reading Vault")
-    return [_row(mount, p, e) for p, e in zip(paths, entries, strict=True) if e is not None]
-
-
-def _row(mount: str, path: str, entry: Entry) -> Row:
-    owners = ownership.read(entry.custom_metadata)
-    who = (f"managed by {owners.foreign_tool}",) if owners.foreign_tool else tuple(sorted(owners.declarations))
-    return Row(f"{mount}/{path}", entry.version, entry.latest, who, tuple(sorted(entry.data)))
-
-
-def contract_rows(
-    store: SecretStore, contracts: list[ResolvedContract], targets: list[Target], progress: Progress | None = None
-) -> list[Row]:
-    """The secrets of the contracts: those each declares in its layout's mount, and those in
-    its folders that its stack owns (what it left behind)."""
-    found: dict[str, Row] = {}
-    for contract in contracts:
-        stack = contract.contract.stack
-        mine = _declared_by(stack, targets)
-        layout, folders = _folders(contract)
-        store.check_mount(layout.mount)
-        paths = {t.desired.path for t in mine.values() if t.desired.mount == layout.mount}
-        for folder in folders:
-            paths.update(f"{folder}{n}" for n in store.list(layout.mount, folder) or [] if not n.endswith("/"))
-        for row in rows(store, layout.mount, sorted(paths), progress):
-            if row.path in mine or stack in row.owners:
-                found[row.path] = row
-    return [found[k] for k in sorted(found)]
-
-
-def check_mounts(store: SecretStore, mounts: Iterable[str]) -> None:
-    """Fail, naming it, on a mount that is not KV v2, before anything is read or planned."""
-    for mount in sorted(mounts):
-        store.check_mount(mount)
-
-
-def _declared_by(stack: str, targets: list[Target]) -> dict[str, Target]:
-    """The targets `stack` declares, by `mount/path`."""
-    return {t.where: t for t in targets if stack in t.desired.stacks}
-
-
-def _folders(contract: ResolvedContract) -> tuple[VaultLayout, list[str]]:
-    """The contract's layout and the folders it puts the contract's secrets in."""
-    layout = contract.secrets[0].layout
-    return layout, layout.folders(contract.contract.stack, _namespaces(contract))
-
-
-def _namespaces(contract: ResolvedContract) -> list[str]:
-    return sorted({s.namespace for s in contract.contract.secrets})
 
 
 # --- remove and prune ----------------------------------------------------------------------
@@ -314,11 +138,11 @@ def _candidates(
     paths, every path under the contract's folders (at any depth), and the paths other
     contracts of the repository declare (a shared secret this stack stopped declaring)."""
     stack = contract.contract.stack
-    declared = _declared_by(stack, targets)
-    layout, folders = _folders(contract)
+    declared = declared_by(stack, targets)
+    layout, folders = contract_folders(contract)
     check_mounts(store, {r.mount for r in contract.secrets})
     keys = {where: (t.desired.mount, t.desired.path) for where, t in declared.items()}
-    namespaces = _namespaces(contract)
+    namespaces = namespaces_of(contract)
     for folder in folders:
         for path in list_paths(store, layout.mount, folder):
             keys.setdefault(f"{layout.mount}/{path}", (layout.mount, path))
@@ -533,78 +357,3 @@ def _still_missing(desired: Desired, data: Mapping[str, str]) -> str:
     if differing:
         parts.append(f"the next build sets {', '.join(differing)} to the contract's value")
     return "; " + "; ".join(parts) if parts else ""
-
-
-# --- carrying out ----------------------------------------------------------------------------
-
-
-def denied(store: SecretStore, actions: list[Action]) -> list[Result]:
-    checks = [check for action in actions for check in action.checks()]
-    refused = store.denied(checks) if checks else []
-    return [
-        error(f"the token may not {c.capability} {c.api_path}: its policy needs '{c.capability}' there")
-        for c in refused
-    ]
-
-
-def apply(store: SecretStore, actions: list[Action], progress: Progress | None = None) -> list[Result]:
-    """Carry out the actions, in order (a copy before its source is marked or deleted), and say
-    what each did. An action whose secret changed since it was planned is left out (with the
-    actions on the same secret after it); a failure stops the rest, and the findings still
-    name everything that was done before it."""
-    findings: list[Result] = []
-    skipped: set[str] = set()
-    for done, action in enumerate(actions, 1):
-        if action.where in skipped:
-            findings.append(warning(f"{action.where}: not done: {action.describe()}"))
-            continue
-        try:
-            changed = _recheck(store, action)
-            if changed:
-                skipped.add(action.where)
-                findings.append(
-                    error(f"{action.where}: left as it is: {changed} since this was planned; run the command again")
-                )
-                continue
-            findings.append(_apply_one(store, action))
-        except SecretContractError as exc:
-            findings.append(error(f"{action.where}: failed: {exc}"))
-            findings.extend(warning(f"{a.where}: not done: {a.describe()}") for a in actions[done:])
-            break
-        if progress:
-            progress("writing Vault", done, len(actions))
-    return findings
-
-
-def _recheck(store: SecretStore, action: Action) -> str | None:
-    """Read the secret again right before acting on it. KV v2 has no conditional delete or
-    metadata patch: this narrows the window to one round trip (docs/reliability.md)."""
-    if action.expect is None:
-        return None
-    entry = store.read(action.mount, action.path)
-    if entry is None and action.destroys:
-        return None  # already gone: deleting it again is the same outcome
-    return action.expect.changed(entry)
-
-
-def _apply_one(store: SecretStore, action: Action) -> Result:
-    kind = action.kind
-    if kind in ("delete", "delete-source"):
-        store.delete(action.mount, action.path)
-        return info(f"{action.where}: deleted, with every version")
-    if kind in ("drop-keys", "rotate", "copy"):
-        data = dict(action.data) if kind == "copy" else dict(action.keep)
-        data.update({k: generators.generate(g.generator, g.length) for k, g in action.regenerate.items()})
-        version = store.write(action.mount, action.path, data, action.cas)
-        if action.metadata:
-            store.update_metadata(action.mount, action.path, action.metadata)
-        past = {
-            "drop-keys": f"removed {', '.join(action.keys)}",
-            "rotate": f"rotated {', '.join(action.keys)}",
-            "copy": f"copied {len(action.keys)} keys",
-        }[kind]
-        rollback = f"; version {version - 1} stays readable" if version > 1 else ""
-        return info(f"{action.where}: {past} (version {version}{rollback}){f'; {action.note}' if action.note else ''}")
-    store.update_metadata(action.mount, action.path, action.metadata)
-    past = {"release": "released", "adopt": "adopted", "mark-source": "marked as migrated"}[kind]
-    return info(f"{action.where}: {past}{f' ({action.note})' if action.note else ''}")

@@ -15,7 +15,7 @@ from secret_contract.results import error, has_errors
 if TYPE_CHECKING:
     import argparse
 
-    from secret_contract import operations
+    from secret_contract import actions
     from secret_contract.settings import ResolvedContract
     from secret_contract.store import SecretStore
 
@@ -37,7 +37,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return _removal(args, operations.plan_prune, "prune")
 
 
-def _removal(args: argparse.Namespace, decide: Callable[..., operations.Planned], verb: str) -> int:
+def _removal(args: argparse.Namespace, decide: Callable[..., actions.Planned], verb: str) -> int:
     from secret_contract import operations
 
     loaded, outcome = validated(args.paths)
@@ -56,11 +56,11 @@ def _removal(args: argparse.Namespace, decide: Callable[..., operations.Planned]
 def cmd_rotate(args: argparse.Namespace) -> int:
     """Replace generated values on purpose: a new KV version (the previous one stays readable
     for rollback). Refuses keys with static values and secrets the stack does not own."""
-    from secret_contract import operations
+    from secret_contract import listing, operations
 
     loaded, outcome = validated(args.paths)
     vault = store(loaded.env)
-    operations.check_mounts(vault, {t.desired.mount for t in outcome.targets})
+    listing.check_mounts(vault, {t.desired.mount for t in outcome.targets})
     keys = tuple(args.key or ())
     # A rotation destroys no value (the previous version stays readable): it does not ask.
     return _per_contract(
@@ -91,7 +91,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def _per_contract(
     vault: SecretStore,
     contracts: list[ResolvedContract],
-    decide: Callable[[ResolvedContract], operations.Planned],
+    decide: Callable[[ResolvedContract], actions.Planned],
     verb: str,
     dry_run: bool,
     yes: bool,
@@ -107,13 +107,13 @@ def _per_contract(
     return code
 
 
-def _carry_out(vault: SecretStore, planned: operations.Planned) -> int:
-    from secret_contract import operations
+def _carry_out(vault: SecretStore, planned: actions.Planned) -> int:
+    from secret_contract import actions
 
-    refused = operations.denied(vault, planned.actions)
+    refused = actions.denied(vault, planned.actions)
     if refused:
         report([*refused, error("nothing was changed")])
         return EXIT_FAILED
-    findings = operations.apply(vault, planned.actions, progress())
+    findings = actions.apply(vault, planned.actions, progress())
     report(findings)
     return EXIT_FAILED if has_errors(findings) else EXIT_OK

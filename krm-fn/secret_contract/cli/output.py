@@ -15,7 +15,7 @@ from secret_contract.results import Result, error, format_line, has_errors, info
 from secret_contract.results import sort as sort_results
 
 if TYPE_CHECKING:
-    from secret_contract import operations, project
+    from secret_contract import actions, listing, project
     from secret_contract.krm import Item
     from secret_contract.store import Progress
 
@@ -87,7 +87,7 @@ def print_externalsecrets(items: list[Item]) -> None:
     sys.stdout.write(yaml_codec.dump_all([krm.strip_orchestrator_annotations(es) for es in items]))
 
 
-def confirm(planned: operations.Planned, verb: str, dry_run: bool, yes: bool) -> bool:
+def confirm(planned: actions.Planned, verb: str, dry_run: bool, yes: bool) -> bool:
     """Show what will happen; go ahead after `yes`, or a 'y' on a terminal."""
     report(planned.findings)
     if planned.refused:
@@ -108,7 +108,7 @@ def confirm(planned: operations.Planned, verb: str, dry_run: bool, yes: bool) ->
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def print_rows(rows: list[operations.Row], output: str) -> None:
+def print_rows(rows: list[listing.Row], output: str) -> None:
     """`list`'s rows as JSON, YAML, or a table that fits the terminal."""
     if output in ("json", "yaml"):
         _print_records(rows, output)
@@ -118,7 +118,7 @@ def print_rows(rows: list[operations.Row], output: str) -> None:
         _print_table(rows)
 
 
-def _print_records(rows: list[operations.Row], output: str) -> None:
+def _print_records(rows: list[listing.Row], output: str) -> None:
     records = [
         {"path": r.path, "version": r.version, "state": r.state, "owners": list(r.owners), "keys": list(r.keys)}
         for r in rows
@@ -133,7 +133,7 @@ def _print_records(rows: list[operations.Row], output: str) -> None:
     sys.stdout.write(yaml_codec.dump(records) if records else "[]\n")
 
 
-def _print_table(rows: list[operations.Row]) -> None:
+def _print_table(rows: list[listing.Row]) -> None:
     table = [
         (
             printable(r.path),

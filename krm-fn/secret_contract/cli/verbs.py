@@ -29,7 +29,7 @@ from secret_contract.results import Result, has_errors, info
 if TYPE_CHECKING:
     import argparse
 
-    from secret_contract import operations, pipeline
+    from secret_contract import listing, pipeline
     from secret_contract.krm import ResourceList
     from secret_contract.project import Project
     from secret_contract.store import SecretStore
@@ -143,20 +143,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """Stored secrets with version, owners and key names (never values): everything under the
     mount, or the secrets of the given contracts (declared ones, and what they left behind)."""
-    from secret_contract import operations
+    from secret_contract import listing
 
     if args.paths:
         loaded, outcome = validated(args.paths)
-        rows = operations.contract_rows(store(loaded.env), outcome.contracts, outcome.targets, progress())
+        rows = listing.contract_rows(store(loaded.env), outcome.contracts, outcome.targets, progress())
     else:
         rows = _mount_rows(args.mount)
     print_rows(rows, args.output)
     return EXIT_OK
 
 
-def _mount_rows(mount: str | None) -> list[operations.Row]:
+def _mount_rows(mount: str | None) -> list[listing.Row]:
     """Every secret under `mount` (by default the configured one)."""
-    from secret_contract import operations, project, settings
+    from secret_contract import listing, project, settings
 
     here = project.find(os.getcwd(), os.environ)
     env = here.environment(os.environ)
@@ -166,7 +166,7 @@ def _mount_rows(mount: str | None) -> list[operations.Row]:
         raise Exit(EXIT_FAILED)
     mount = mount or defaults.mount
     vault = store(env)
-    return operations.rows(vault, mount, operations.list_paths(vault, mount), progress())
+    return listing.rows(vault, mount, listing.list_paths(vault, mount), progress())
 
 
 def cmd_install_plugin(args: argparse.Namespace) -> int:
