@@ -196,3 +196,25 @@ def test_a_lock_that_does_not_hold_what_is_installed_fails_the_build(
         assert built.returncode != 0 and expected in built.stdout + built.stderr, expected
     run(["docker", "image", "prune", "-f", "--filter", "label=org.opencontainers.image.title=secret-contract"],
         env={"PATH": engine_path})  # fmt: skip
+
+
+def test_the_publisher_image_runs_the_controller_as_its_deployment_does(engine_path: str, publisher_image: str) -> None:
+    """kustomize-examples/flux/external-artifact/deployment.yaml runs this command as uid 65534
+    on a read-only root filesystem."""
+    ran = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--user",
+            "65534:65534",
+            "--read-only",
+            "--entrypoint",
+            "/opt/secret-contract/bin/secret-contract-controller",
+            publisher_image,
+            "--help",
+        ],
+        env={"PATH": engine_path},
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "--storage-adv-addr" in ran.stdout and "--leader-election-id" in ran.stdout
