@@ -143,7 +143,19 @@ class Vault:
 @pytest.fixture
 def vault(openbao: OpenBao) -> Vault:
     mount = "kv-" + secrets.token_hex(4)
-    openbao.client().sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    client = openbao.client()
+    client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    # A new KV v2 mount answers "Upgrading from non-versioned to versioned data" for a moment.
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.secrets.kv.v2.read_secret_version("ready", mount_point=mount, raise_on_deleted_version=True)
+        except hvac.exceptions.InvalidPath:
+            break
+        except hvac.exceptions.InvalidRequest:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     env = {
         "VAULT_ADDR": openbao.addr,
         "VAULT_TOKEN": openbao.token,
