@@ -54,6 +54,8 @@ K8S=$(bin_dir kubernetes)
 [[ -x $KUBECTL ]] || die "kubectl is missing"
 SC=$(bin_dir flux-source)
 KC=$(bin_dir flux-kustomize)
+KUSTOMIZE_BIN=$(bin_dir kustomize)/kustomize   # (versions.env's KUSTOMIZE is the module pin)
+[[ -x $KUSTOMIZE_BIN ]] || die "kustomize is missing ($KUSTOMIZE_BIN)"
 
 rm -rf "$CLUSTER_DIR"
 mkdir -p "$CLUSTER_DIR" "$PIDS" "$LOGS" "$PKI"
@@ -285,6 +287,7 @@ VAULT_K8S_ROLE=secret-contract-publisher
 PUBLISHER_SERVICE_ACCOUNT=flux-system/secret-contract-publisher
 FLUX_STORAGE=http://127.0.0.1:$STORAGE_PORT
 KUBECTL=$KUBECTL
+KUSTOMIZE=$KUSTOMIZE_BIN
 CLUSTER_DIR=$CLUSTER_DIR
 EOF
 started_ok=1

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,74 @@ CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", ROOT / ".cluster"))
 CACHE = os.environ.get("SECRET_CONTRACT_CACHE") or str(Path.home() / ".cache" / "secret-contract")
 SCRIPT_ENV = {**os.environ, "SECRET_CONTRACT_CACHE": CACHE, "CLUSTER_DIR": str(CLUSTER_DIR)}
 WAIT = float(os.environ.get("CLUSTER_TEST_WAIT", "180"))
+TIMINGS = CLUSTER_DIR / "timings.json"
+
+
+def record(name: str, seconds: float) -> None:
+    """Merge one timing into .cluster/timings.json (what `make bench` reports)."""
+    found = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    found[name] = round(seconds, 2)
+    TIMINGS.parent.mkdir(exist_ok=True)
+    TIMINGS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+
+
+def flux_objects(name: str, registry: str, repository: str, tag: str, namespace: str = "flux-system") -> str:
+    """An OCIRepository and a Kustomization (`prune: true`) over one published artifact."""
+    return f"""\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  interval: 1m
+  url: oci://{registry}/{repository}
+  insecure: true
+  ref:
+    tag: {tag}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  interval: 10m
+  sourceRef:
+    kind: OCIRepository
+    name: {name}
+  path: ./
+  prune: true
+  wait: false
+  timeout: 2m
+"""
+
+
+def kustomize_path() -> str:
+    """The folder of the standalone kustomize built from sigs.k8s.io/kustomize/kustomize/v5, when
+    built (.cluster/env's KUSTOMIZE, else cluster/build.sh --print-dir)."""
+    env_file = CLUSTER_DIR / "env"
+    named = read_env(env_file).get("KUSTOMIZE", "") if env_file.exists() else ""
+    if named and Path(named).is_file():
+        return str(Path(named).parent)
+    out = subprocess.run(
+        [str(CLUSTER / "build.sh"), "--print-dir", "kustomize"],
+        env=SCRIPT_ENV,
+        text=True,
+        capture_output=True,
+        check=False,
+    ).stdout.strip()
+    return out if out and (Path(out) / "kustomize").is_file() else ""
+
+
+def tool_env(cluster_env: dict[str, str]) -> dict[str, str]:
+    """What a user's shell passes to secret-contract here: OpenBao's address and token, and the
+    standalone kustomize first on PATH (publish builds with it when it is there)."""
+    env = {"VAULT_ADDR": cluster_env["VAULT_ADDR"], "VAULT_TOKEN": cluster_env["VAULT_TOKEN"]}
+    kustomize = kustomize_path()
+    if kustomize:
+        env["PATH"] = os.pathsep.join([kustomize, str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return env
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -142,6 +211,17 @@ class Cluster:
     def secret_data(self, name: str, namespace: str) -> dict[str, bytes]:
         data = self.get("secret", name, "-n", namespace).get("data") or {}
         return {k: base64.b64decode(v) for k, v in data.items()}
+
+    def reconcile(self, kind: str, name: str, namespace: str, logs: tuple[str, ...]) -> None:
+        """Ask a Flux object to reconcile now (`reconcile.fluxcd.io/requestedAt`, what `flux
+        reconcile` sets) and wait until its controller has handled that request."""
+        token = f"{time.time():.6f}"
+        self.kubectl("annotate", kind, name, "-n", namespace, f"reconcile.fluxcd.io/requestedAt={token}", "--overwrite")
+        self.wait(
+            f"{kind} {namespace}/{name} handling reconcile request {token}",
+            lambda: self.get(kind, name, "-n", namespace).get("status", {}).get("lastHandledReconcileAt") == token,
+            logs,
+        )
 
     def use_eso(self, version: str) -> None:
         """Make `version` the running ESO (cluster/eso.sh: stop one, apply the other's CRDs, start it)."""

@@ -5,9 +5,7 @@ data equals Vault's values byte for byte. Once for each ESO release built."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from conftest import run as run_cli  # the suite's tests/conftest.py: a user's shell environment
 from fixtures import commit_tree
 
-from .conftest import CLUSTER_DIR, ROOT, SCRIPT_ENV, Cluster, pinned_eso_releases, script
+from .conftest import CLUSTER_DIR, ROOT, Cluster, flux_objects, pinned_eso_releases, script, tool_env
 
 pytestmark = [pytest.mark.cluster]
 
@@ -24,52 +22,9 @@ EXAMPLES = ROOT / "kustomize-examples"
 LOGS = ("source-controller", "kustomize-controller", "eso")
 
 
-def flux_objects(name: str, registry: str, repository: str, tag: str) -> str:
-    return f"""\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: OCIRepository
-metadata:
-  name: {name}
-  namespace: flux-system
-spec:
-  interval: 1m
-  url: oci://{registry}/{repository}
-  insecure: true
-  ref:
-    tag: {tag}
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: {name}
-  namespace: flux-system
-spec:
-  interval: 10m
-  sourceRef:
-    kind: OCIRepository
-    name: {name}
-  path: ./
-  prune: true
-  wait: false
-  timeout: 2m
-"""
-
-
 def vault_value(cluster: Cluster, path: str, prop: str) -> bytes:
     data = cluster.vault().secrets.kv.v2.read_secret_version(path, mount_point="secret", raise_on_deleted_version=True)
     return str(data["data"]["data"][prop]).encode()
-
-
-def kustomize_path() -> str:
-    """The standalone kustomize built from sigs.k8s.io/kustomize/kustomize/v5, when built."""
-    out = subprocess.run(
-        [str(ROOT / "cluster" / "build.sh"), "--print-dir", "kustomize"],
-        env=SCRIPT_ENV,
-        text=True,
-        capture_output=True,
-        check=False,
-    ).stdout.strip()
-    return out if out and (Path(out) / "kustomize").is_file() else ""
 
 
 @pytest.fixture
@@ -88,10 +43,7 @@ def test_flux_applies_the_published_sample_app_and_eso_delivers_vaults_values(
         pytest.fail(f"ESO {eso} is not among the releases this cluster runs ({cluster.eso_releases})")
     cluster.use_eso(eso)
     name, tag = "sample-app", eso.replace(".", "-")
-    env = {"VAULT_ADDR": cluster.env["VAULT_ADDR"], "VAULT_TOKEN": cluster.env["VAULT_TOKEN"]}
-    kustomize = kustomize_path()
-    if kustomize:  # publish builds with standalone kustomize when it is on PATH
-        env["PATH"] = os.pathsep.join([kustomize, str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = tool_env(cluster.env)  # publish builds with standalone kustomize when it is on PATH
     ran = run_cli(
         [sys.executable, "-m", "secret_contract", "publish", str(sample_repo / "app"),
          f"oci://{cluster.registry}/platform/{name}:{tag}", "--insecure"],

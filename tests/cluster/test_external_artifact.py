@@ -30,7 +30,7 @@ import pytest
 from faults import DROP, fault_proxy
 from fixtures import git
 
-from .conftest import ROOT, Cluster
+from .conftest import ROOT, Cluster, record
 
 pytestmark = [pytest.mark.cluster]
 
@@ -354,18 +354,6 @@ def wait_for_secrets(cluster: Cluster, controller: Controller, namespace: str, n
         except BaseException:
             print(controller.tail())
             raise
-
-
-def timings_file() -> Path:
-    return ROOT / ".cluster" / "timings.json"
-
-
-def record(name: str, seconds: float) -> None:
-    path = timings_file()
-    found = json.loads(path.read_text()) if path.exists() else {}
-    found[name] = round(seconds, 2)
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
 
 
 # --- the tests, in order: each builds on the state the one before left ---------------------------------
