@@ -301,7 +301,7 @@ def test_a_changed_length_is_not_applied_and_plan_and_build_name_rotate(kv: KV) 
 
 def test_a_record_of_an_earlier_release_still_guards_the_declaration(kv: KV) -> None:
     """Digests recorded before the ExternalSecret was part of them cover the keys alone."""
-    from secret_contract.plan import Desired, GeneratedKey
+    from secret_contract.model import Desired, GeneratedKey
 
     old = Desired(kv.mount, DEMO_PATH, ("first",), {"user": "admin"}, {"pass": GeneratedKey("password")})
     assert not build(kv, contract("first", secret("db", "demo", static("user", "admin"), generated("pass")))).failed

@@ -1,7 +1,7 @@
 """The pure planning step: what a build may write, given what Vault holds."""
 
 from secret_contract import ownership, plan
-from secret_contract.plan import Desired, GeneratedKey
+from secret_contract.model import Desired, GeneratedKey
 from secret_contract.store import Entry
 
 DESIRED = Desired(

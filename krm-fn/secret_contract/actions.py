@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from secret_contract import generators, ownership, plan
+from secret_contract import generators, ownership
 from secret_contract.errors import SecretContractError
+from secret_contract.model import GeneratedKey
 from secret_contract.results import Result, error, info, warning
 from secret_contract.store import Entry, Progress, SecretStore, WriteCheck
 
@@ -57,7 +58,7 @@ class Action:
     keys: tuple[str, ...] = ()
     cas: int = 0
     data: Mapping[str, str] = field(default_factory=dict, repr=False)  # for copies
-    regenerate: Mapping[str, plan.GeneratedKey] = field(default_factory=dict)
+    regenerate: Mapping[str, GeneratedKey] = field(default_factory=dict)
     keep: Mapping[str, str] = field(default_factory=dict, repr=False)
     metadata: Mapping[str, str | None] = field(default_factory=dict)
     note: str = ""

@@ -23,10 +23,9 @@ from typing import Any
 
 from secret_contract import externalsecret, krm
 from secret_contract.contract import Contract, DataEntry, ExternalSecretSettings, Secret
-from secret_contract.plan import Desired, GeneratedKey
+from secret_contract.model import Declaration, Desired, GeneratedKey, Target
 from secret_contract.results import FileRef, Result, error
 from secret_contract.settings import Resolved, ResolvedContract
-from secret_contract.sync import Declaration, Target
 
 
 @dataclass(frozen=True)

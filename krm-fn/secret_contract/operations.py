@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from secret_contract import inputs, ownership, pipeline, plan, policy
 from secret_contract.actions import Action, Expect, Planned
 from secret_contract.listing import check_mounts, contract_folders, declared_by, list_paths, namespaces_of
-from secret_contract.plan import Desired
+from secret_contract.model import Desired, Target
 from secret_contract.project import Project
 from secret_contract.results import Result, error, info, warning
 from secret_contract.settings import ResolvedContract
 from secret_contract.store import Entry, Progress, SecretStore, parallel
-from secret_contract.sync import Target, read_states
+from secret_contract.sync import read_states
 
 # --- verify ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from secret_contract import declarations, externalsecret, krm, settings, sync
 from secret_contract.contract import Contract
 from secret_contract.errors import CasConflict, SecretContractError, VaultConfigError
 from secret_contract.krm import Item, ResourceList
+from secret_contract.model import Target
 from secret_contract.results import Result, error, has_errors, info, warning
 from secret_contract.settings import Defaults, ResolvedContract
 from secret_contract.store import Progress, SecretStore
@@ -51,7 +52,7 @@ class Outcome:
     findings: list[Result]
     contracts: list[ResolvedContract] = field(default_factory=list)
     externalsecrets: list[Item] = field(default_factory=list)
-    targets: list[sync.Target] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
     report: sync.Report | None = None
 
     @property
@@ -106,7 +107,7 @@ def load_contracts(rl: ResourceList, known: ValidationCache | None = None) -> tu
 
 
 def _write_vault(
-    targets: list[sync.Target], env: Mapping[str, str], defaults: Defaults, options: Options
+    targets: list[Target], env: Mapping[str, str], defaults: Defaults, options: Options
 ) -> tuple[sync.Report | None, list[Result]]:
     strict = defaults.strict if options.strict is None else options.strict
     dry_run = defaults.dry_run if options.dry_run is None else options.dry_run

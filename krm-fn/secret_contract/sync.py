@@ -21,13 +21,14 @@ import posixpath
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from secret_contract import generators, plan
 from secret_contract.errors import CasConflict, SecretContractError, VaultPermissionDenied
-from secret_contract.plan import Change, Desired
-from secret_contract.results import FileRef, ResourceRef, Result, error, info, warning
+from secret_contract.model import Desired, Target
+from secret_contract.plan import Change
+from secret_contract.results import Result, error, info, warning
 from secret_contract.store import DEFAULT_WORKERS, Entry, Progress, SecretStore, WriteCheck, parallel
 
 MAX_ATTEMPTS = 8
@@ -35,39 +36,6 @@ MAX_DETAILED = 50
 LIST_THRESHOLD = 4  # a folder with at least this many paths to read is listed first
 SETTLE_ATTEMPTS, SETTLE_DELAY = 5, 0.05  # re-reads of unowned matching data: 0.05 s doubling, ~1.5 s in all
 HISTORY_DEPTH = 100  # earlier versions searched for a generated key the latest one lacks
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """Where a contract declares a secret, for findings, and which Kubernetes Secret it is."""
-
-    resource: ResourceRef
-    file: FileRef | None
-    field_path: str
-    namespace: str = ""
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A desired Vault secret and where the contracts of the build declare it."""
-
-    desired: Desired
-    declared_at: tuple[Declaration, ...]
-    digests: Mapping[str, str] = field(default_factory=dict)  # stack -> the digest of its own declaration
-
-    @property
-    def where(self) -> str:
-        return self.desired.where
-
-    @property
-    def secret_ids(self) -> frozenset[str]:
-        """`namespace/name` of every Kubernetes Secret declared with this Vault secret."""
-        return frozenset(f"{d.namespace}/{d.name}" for d in self.declared_at)
-
-    def finding(self, make: Callable[[str, str], Result], message: str) -> Result:
-        first = self.declared_at[0]
-        return make(message, first.field_path).at(first.resource, first.file)
 
 
 @dataclass(frozen=True)
