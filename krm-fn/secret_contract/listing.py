@@ -60,7 +60,7 @@ def contract_rows(
     its folders that its stack owns (what it left behind)."""
     found: dict[str, Row] = {}
     for contract in contracts:
-        stack = contract.contract.stack
+        stack = contract.stack
         mine = declared_by(stack, targets)
         layout, folders = contract_folders(contract)
         store.check_mount(layout.mount)
@@ -86,8 +86,8 @@ def declared_by(stack: str, targets: list[Target]) -> dict[str, Target]:
 
 def contract_folders(contract: ResolvedContract) -> tuple[VaultLayout, list[str]]:
     """The contract's layout and the folders it puts the contract's secrets in."""
-    layout = contract.secrets[0].layout
-    return layout, layout.folders(contract.contract.stack, namespaces_of(contract))
+    layout = contract.layout
+    return layout, layout.folders(contract.stack, namespaces_of(contract))
 
 
 def namespaces_of(contract: ResolvedContract) -> list[str]:

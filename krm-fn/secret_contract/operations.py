@@ -68,7 +68,7 @@ def plan_remove(
     """Everything the contract's stack owns: what it declares, and what it left behind in its
     folders. A secret another contract still declares is kept, and only this stack's record
     is removed; a secret this tool adopted (or migrated) is released, never destroyed."""
-    stack = contract.contract.stack
+    stack = contract.stack
     found = _candidates(store, contract, targets, elsewhere or {})
     out = Planned()
     for where, (mount, path, entry) in found.paths.items():
@@ -88,7 +88,7 @@ def plan_prune(
     is released where another contract still declares them), and keys of its secrets that the
     contract no longer names (secrets this tool created, declared by this stack alone; older
     versions keep the keys)."""
-    stack = contract.contract.stack
+    stack = contract.stack
     found = _candidates(store, contract, targets, elsewhere or {})
     out = Planned()
     for where, (mount, path, entry) in found.paths.items():
@@ -137,7 +137,7 @@ def _candidates(
     """The targets the contract's stack declares; and, with what Vault holds at each, those
     paths, every path under the contract's folders (at any depth), and the paths other
     contracts of the repository declare (a shared secret this stack stopped declaring)."""
-    stack = contract.contract.stack
+    stack = contract.stack
     declared = declared_by(stack, targets)
     layout, folders = contract_folders(contract)
     check_mounts(store, {r.mount for r in contract.secrets})

@@ -111,6 +111,15 @@ class ResolvedContract:
     contract: Contract
     secrets: tuple[Resolved, ...]
 
+    @property
+    def stack(self) -> str:
+        return self.contract.stack
+
+    @property
+    def layout(self) -> VaultLayout:
+        """Where the contract's secrets live (one layout per contract: `spec.vault` is its own)."""
+        return self.secrets[0].layout
+
 
 def load(
     env: Mapping[str, str], config: Mapping[str, Any] | None = None, project: Mapping[str, Any] | None = None

@@ -66,7 +66,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return _per_contract(
         vault,
         outcome.contracts,
-        lambda contract: operations.plan_rotate(vault, contract.contract.stack, outcome.targets, args.secret, keys),
+        lambda contract: operations.plan_rotate(vault, contract.stack, outcome.targets, args.secret, keys),
         "rotate",
         args.dry_run,
         yes=True,
