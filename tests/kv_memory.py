@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from secret_contract.errors import CasConflict, VaultPermissionDenied, VaultRequestFailed
-from secret_contract.store import Entry, Version, WriteCheck
+from secret_contract.store import Entry, Version, WriteCheck, kv_path
 
 
 @dataclass
@@ -59,7 +59,7 @@ class MemoryKV:
             raise VaultPermissionDenied(f"memory: mount '{mount}' does not exist")
 
     def read(self, mount: str, path: str) -> Entry | None:
-        self._require("read", f"{mount}/data/{path}")
+        self._require("read", kv_path(mount, "data", path))
         with self._lock:
             self._count("GET")
             secret = self._secrets.get((mount, path))
@@ -76,7 +76,7 @@ class MemoryKV:
             return Entry(dict(latest.data), secret.current, dict(secret.custom))
 
     def read_version(self, mount: str, path: str, version: int) -> Version:
-        self._require("read", f"{mount}/data/{path}")
+        self._require("read", kv_path(mount, "data", path))
         with self._lock:
             self._count("GET")
             secret = self._secrets.get((mount, path))
@@ -90,7 +90,7 @@ class MemoryKV:
             return Version("live", dict(found.data))
 
     def list(self, mount: str, folder: str) -> list[str] | None:
-        if self.policy is not None and not self.policy("list", f"{mount}/metadata/{folder}"):
+        if self.policy is not None and not self.policy("list", kv_path(mount, "metadata", folder)):
             return None
         with self._lock:
             self._count("GET")

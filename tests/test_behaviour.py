@@ -26,7 +26,7 @@ def messages(outcome: Outcome | list[Result], severity: str = "error") -> str:
 
 
 def store(kv: KV, rules: Any = None) -> Any:
-    from secret_contract.vault import VaultConfig
+    from secret_contract.vault_config import VaultConfig
 
     return kv.factory(rules)(VaultConfig.from_env(kv.env))
 

@@ -400,7 +400,7 @@ def test_migrate_with_delete_source_of_one_older_secret_shared_by_two_contracts_
 
 
 def test_no_credential_in_the_repr_of_the_vault_configuration() -> None:
-    from secret_contract.vault import VaultConfig
+    from secret_contract.vault_config import VaultConfig
 
     config = VaultConfig.from_env(
         {"VAULT_ADDR": "http://alice:s3cretpw@h:8200", "HTTPS_PROXY": "http://bob:proxypw@p:3128"}

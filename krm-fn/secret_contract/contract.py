@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from secret_contract import results, rules
 from secret_contract.results import FileRef, ResourceRef, Result, error, has_errors
+from secret_contract.rules_contract import type_name
 
 if TYPE_CHECKING:
     from secret_contract.validation_cache import ValidationCache
@@ -179,7 +180,7 @@ def _describe(err: Any) -> Iterator[Result]:
         yield error(custom, path, "schema")
     elif validator == "type":
         expected = err.validator_value
-        yield error(f"must be {_article(expected)} {expected}, not {rules.type_name(err.instance)}", path, "schema")
+        yield error(f"must be {_article(expected)} {expected}, not {type_name(err.instance)}", path, "schema")
     elif validator == "minItems":
         yield error(f"must have at least {err.validator_value} entries", path, "schema")
     else:

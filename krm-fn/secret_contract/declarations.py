@@ -168,7 +168,7 @@ def _disagreements(first: Declared, other: Declared) -> list[Result]:
     mine = {e.key: (j, e) for j, e in enumerate(other.secret.data)}
     theirs = {e.key: e for e in first.secret.data}
     at = other.secret.field_path
-    where = f"{first.resolved.full_path}, also declared by {first.label}"
+    where = f"{first.resolved.where}, also declared by {first.label}"
     found = []
     for key in sorted(set(theirs) - set(mine)):
         found.append(other.finding(f"{where}, which has key '{key}' that this declaration lacks", f"{at}.data"))

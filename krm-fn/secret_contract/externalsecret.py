@@ -17,7 +17,6 @@ from secret_contract.ownership import MANAGED_BY
 from secret_contract.settings import Resolved, View
 
 KIND = "ExternalSecret"
-GROUP = "external-secrets.io"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 VAULT_PATH_ANNOTATION = "secret-contract.hostk8s.io/vault-path"
 
@@ -40,7 +39,7 @@ def _manifest(namespace: str, r: Resolved, view: View) -> dict[str, Any]:
             "name": view.name,
             "namespace": namespace,
             "labels": {MANAGED_BY_LABEL: MANAGED_BY},
-            "annotations": {VAULT_PATH_ANNOTATION: r.full_path},
+            "annotations": {VAULT_PATH_ANNOTATION: r.where},
         },
         "spec": {
             "refreshInterval": view.refresh_interval,

@@ -1,8 +1,8 @@
 """Generated values: a registry of named generators, each one small function.
 
 Every value comes from `secrets` (the OS CSPRNG). Adding a generator is one decorated
-function with the pattern its values match; validation, `verify` and the error for unknown
-names read this registry.
+function with the pattern its values match (and, where a pattern cannot say it all, a check
+of its own); validation, `verify` and the error for unknown names read this registry.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class Generator:
     min_length: int = 1
     max_length: int = 4096
     length: LengthUse = "used"
+    # What the pattern cannot say about a value (why it is not one of this generator's), or None.
+    check: Callable[[str], str | None] | None = None
 
 
 GENERATORS: dict[str, Generator] = {}
@@ -41,9 +43,10 @@ def register(
     min_length: int = 1,
     max_length: int = 4096,
     length: LengthUse = "used",
+    check: Callable[[str], str | None] | None = None,
 ) -> Callable[[Callable[[int], str]], Callable[[int], str]]:
     def add(make: Callable[[int], str]) -> Callable[[int], str]:
-        GENERATORS[name] = Generator(name, make, default_length, pattern, min_length, max_length, length)
+        GENERATORS[name] = Generator(name, make, default_length, pattern, min_length, max_length, length, check)
         return make
 
     return add
@@ -80,16 +83,7 @@ def implausible(name: str, length: int | None, value: str) -> str | None:
     if not re.fullmatch(pattern, value):
         shape = f"{size} characters of " if size is not None else ""
         return f"is not a value the '{name}' generator makes ({shape}{gen.make.__doc__ or name})"
-    if name == "fernet" and not _is_fernet_key(value):
-        return "is not a Fernet key (url-safe base64 of 32 bytes)"
-    return None
-
-
-def _is_fernet_key(value: str) -> bool:
-    try:
-        return len(base64.urlsafe_b64decode(value.encode("ascii"))) == 32
-    except (binascii.Error, ValueError):
-        return False
+    return gen.check(value) if gen.check is not None else None
 
 
 def random_string(alphabet: str, length: int) -> str:
@@ -145,7 +139,16 @@ def uuid4(_length: int) -> str:
     return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
 
 
-@register("fernet", default_length=44, pattern=r"[A-Za-z0-9_-]{43}=", length="forbidden")
+def _fernet_problem(value: str) -> str | None:
+    try:
+        if len(base64.urlsafe_b64decode(value.encode("ascii"))) == 32:
+            return None
+    except (binascii.Error, ValueError):
+        pass
+    return "is not a Fernet key (url-safe base64 of 32 bytes)"
+
+
+@register("fernet", default_length=44, pattern=r"[A-Za-z0-9_-]{43}=", length="forbidden", check=_fernet_problem)
 def fernet(_length: int) -> str:
     """A Fernet key: url-safe base64 of 32 random bytes."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")

@@ -21,6 +21,8 @@ from secret_contract.vault_auth import secret_input
 
 USERNAME_ENV = "SECRET_CONTRACT_GIT_USERNAME"
 PASSWORD_ENV = "SECRET_CONTRACT_GIT_PASSWORD"  # noqa: S105 - the name of a variable
+# Every variable that carries a git credential (the password also as a file, as secret_input reads it).
+CREDENTIAL_ENVS = (USERNAME_ENV, PASSWORD_ENV, f"{PASSWORD_ENV}_FILE")
 
 
 class CloneFailed(SecretContractError):
@@ -68,7 +70,8 @@ def clone(url: str, ref: str, into: str, env: Mapping[str, str], insecure: bool 
     try:
         repo = porcelain.clone(url, into, depth=1, branch=ref, checkout=True, errstream=progress, **credentials)
     except Exception as exc:  # dulwich raises many kinds (protocol, HTTP, missing ref)
-        raise CloneFailed(f"cloning {url} at {ref} failed: {_reason(exc, username, password)}") from None
+        held = redact.basic_forms(username, password) if password else []
+        raise CloneFailed(f"cloning {url} at {ref} failed: {redact.reason(exc, held)}") from None
     from dulwich.objects import Commit, Tag
 
     with repo:
@@ -80,9 +83,3 @@ def clone(url: str, ref: str, into: str, env: Mapping[str, str], insecure: bool 
         commit = head.id.decode()
         committed = int(head.commit_time)
     return Checkout(into, url, f"{ref}@sha1:{commit}", committed)
-
-
-def _reason(exc: Exception, username: str, password: str | None) -> str:
-    """An exception's text, scrubbed: a server may echo the request's headers in its errors."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return redact.scrub(text, redact.basic_forms(username, password) if password else [])[:300]

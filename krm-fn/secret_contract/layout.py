@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scheme = Literal["namespace", "stack"]
-SCHEMES: tuple[Scheme, ...] = ("namespace", "stack")
 DEFAULT_SCHEME: Scheme = "namespace"
 
 

@@ -18,7 +18,7 @@ from secret_contract.store import Entry, Progress, SecretStore, parallel
 
 @dataclass(frozen=True)
 class Row:
-    path: str  # mount/path
+    where: str  # mount/path
     version: int
     state: str
     owners: tuple[str, ...]
@@ -68,8 +68,8 @@ def contract_rows(
         for folder in folders:
             paths.update(list_paths(store, layout.mount, folder))  # at any depth, as remove and prune search
         for row in rows(store, layout.mount, sorted(paths), progress):
-            if row.path in mine or stack in row.owners:
-                found[row.path] = row
+            if row.where in mine or stack in row.owners:
+                found[row.where] = row
     return [found[k] for k in sorted(found)]
 
 

@@ -25,7 +25,7 @@ from secret_contract.store import Progress, SecretStore
 from secret_contract.validation_cache import ValidationCache
 
 if TYPE_CHECKING:
-    from secret_contract.vault import VaultConfig
+    from secret_contract.vault_config import VaultConfig
 
 STATS_ENV = "SECRET_CONTRACT_STATS"
 STATS_FILE_ENV = "SECRET_CONTRACT_STATS_FILE"  # append a JSON line of counts per build
@@ -162,7 +162,7 @@ def _append_stats(path: str, report: sync.Report, requests: Mapping[str, int]) -
 def _vault_config(env: Mapping[str, str]) -> VaultConfig | None:
     if not env.get("VAULT_ADDR", "").strip():
         return None
-    from secret_contract.vault import VaultConfig  # only a build that writes Vault needs HTTP and TLS
+    from secret_contract.vault_config import VaultConfig  # only a build that writes Vault needs HTTP and TLS
 
     return VaultConfig.from_env(env)
 

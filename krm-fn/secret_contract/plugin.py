@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -41,6 +42,24 @@ def script(python: str) -> str:
         "# Installed by `secret-contract install-plugin`; re-run it after moving the installation.\n"
         f'exec {shlex.quote(python)} -m secret_contract "$@"\n'
     )
+
+
+def install(root: str) -> str:
+    """Write the wrapper where kustomize looks for it under `root`; its path. Written beside
+    it and renamed into place, so that a build running meanwhile never runs half a script."""
+    target = plugin_path(root)
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    tmp = f"{target}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(script(sys.executable))
+    os.chmod(tmp, 0o755)  # noqa: S103 - kustomize must be able to execute it
+    os.replace(tmp, target)
+    return target
+
+
+def kustomization(field: str, entry: str) -> str:
+    """The text of a new kustomization listing `entry` under `field` (resources, generators)."""
+    return f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n{field}:\n  - {entry}\n"
 
 
 def resources(stdin: TextIO | None, env: Mapping[str, str]) -> list[dict[str, Any]]:

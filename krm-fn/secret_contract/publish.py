@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -38,24 +37,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from secret_contract import plugin, redact, yaml_codec
+from secret_contract import git_source, plugin, redact, yaml_codec
 from secret_contract.errors import InvalidInput, SecretContractError
 
 CONFIG_MEDIA_TYPE = "application/vnd.cncf.flux.config.v1+json"
 LAYER_MEDIA_TYPE = "application/vnd.cncf.flux.content.v1.tar+gzip"
 RENDERED = "rendered.yaml"
 BUILD_TIMEOUT = 900  # seconds
-KUSTOMIZATION = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - rendered.yaml\n"
+KUSTOMIZATION_FILE = plugin.KUSTOMIZATION_FILES[0]
+KUSTOMIZATION = plugin.kustomization("resources", RENDERED)
 # Credentials for the push and the clone: the build (kustomize, the function) never sees them.
-PUBLISH_ONLY_ENV = frozenset(
-    {
-        "REGISTRY_USERNAME",
-        "REGISTRY_PASSWORD",
-        "SECRET_CONTRACT_GIT_USERNAME",
-        "SECRET_CONTRACT_GIT_PASSWORD",
-        "SECRET_CONTRACT_GIT_PASSWORD_FILE",
-    }
-)
+PUBLISH_ONLY_ENV = frozenset({"REGISTRY_USERNAME", "REGISTRY_PASSWORD", *git_source.CREDENTIAL_ENVS})
 
 
 class PublishFailed(SecretContractError):
@@ -101,11 +93,7 @@ def build(directory: str, env: Mapping[str, str]) -> str:
         raise InvalidInput(f"{directory}: no such directory")
     command = _kustomize()
     with tempfile.TemporaryDirectory(prefix="secret-contract-plugins-") as plugins:
-        target = plugin.plugin_path(plugins)
-        os.makedirs(os.path.dirname(target))
-        with open(target, "w", encoding="utf-8") as handle:
-            handle.write(plugin.script(sys.executable))
-        os.chmod(target, 0o755)  # noqa: S103 - kustomize must be able to execute it
+        plugin.install(plugins)
         # A published artifact whose values are not in Vault would deliver broken Secrets.
         run_env = {**env, "KUSTOMIZE_PLUGIN_HOME": plugins, "SECRET_CONTRACT_STRICT": "true"}
         try:
@@ -150,9 +138,6 @@ def pack(rendered: str, annotations: Mapping[str, str]) -> Artifact:
     with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=9) as zipped:
         zipped.write(raw.getvalue())
     return Artifact(packed.getvalue(), dict(annotations), len(documents))
-
-
-KUSTOMIZATION_FILE = "kustomization.yaml"
 
 
 @dataclass(frozen=True)
@@ -273,8 +258,6 @@ def _source(request: Request, work: str, env: Mapping[str, str]) -> tuple[str, O
     """The directory to build and its origin: the local checkout, or a fresh clone."""
     if request.git is None:
         return request.directory, local_origin(request.directory)
-    from secret_contract import git_source
-
     outside = InvalidInput(f"{request.directory}: with --git, DIR is a path inside the repository")
     inside = os.path.normpath(request.directory)
     if os.path.isabs(inside) or inside == os.pardir or inside.startswith(os.pardir + os.sep):
@@ -316,7 +299,7 @@ def push(artifact: Artifact, references: list[Reference], env: Mapping[str, str]
                 )
             except Exception as exc:  # oras and requests raise many kinds; the message is what matters
                 held = redact.basic_forms(*credentials) if credentials else []
-                raise PublishFailed(f"pushing {reference} failed: {_reason(exc, held)}") from None
+                raise PublishFailed(f"pushing {reference} failed: {redact.reason(exc, held)}") from None
             digests.append(response.headers.get("Docker-Content-Digest", ""))
     return digests
 
@@ -358,7 +341,7 @@ def _auth_backend(registry: str, insecure: bool, credentials: tuple[str, str] | 
         if not challenge.startswith("basic"):
             return "token"
     except OSError as exc:
-        raise PublishFailed(f"cannot reach the registry {registry}: {_reason(exc)}") from None
+        raise PublishFailed(f"cannot reach the registry {registry}: {redact.reason(exc)}") from None
     if credentials is None:
         raise PublishFailed(f"{registry} asks for credentials: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or log in")
     token = base64.b64encode(":".join(credentials).encode()).decode()
@@ -374,12 +357,6 @@ def _docker_config(env: Mapping[str, str]) -> str | None:
     folder = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".docker")
     path = os.path.join(folder, "config.json")
     return path if os.path.isfile(path) else None
-
-
-def _reason(exc: Exception, credentials: list[str] | None = None) -> str:
-    """An exception's text, scrubbed: a registry may echo the request's headers in its errors."""
-    text = redact.scrub(" ".join(str(exc).split()), credentials or [])
-    return text[:300] or type(exc).__name__
 
 
 def layer_digest(artifact: Artifact) -> str:

@@ -35,6 +35,13 @@ def basic_forms(username: str | None, password: str | None) -> list[str]:
     return [form for form in forms if form]
 
 
+def reason(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """An exception's text on one line, scrubbed, at most 300 characters (else its type's
+    name): a server may echo the request's headers in its errors. Scrubbed before the cut, since
+    a credential cut in half would no longer match."""
+    return scrub(" ".join(str(exc).split()), secrets)[:300] or type(exc).__name__
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` without any of `secrets` (longest first) and without credential header values."""
     for value in sorted({v for v in secrets if len(v) >= SCRUB_MIN}, key=len, reverse=True):

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secret_contract import contract as contract_model
-from secret_contract import rules
 from secret_contract.contract import Contract, ExternalSecretSettings, Secret
 from secret_contract.layout import DEFAULT_SCHEME, VaultLayout
 from secret_contract.results import Result, error
+from secret_contract.rules_contract import is_mount
 
 DEFAULT_API_VERSION = "external-secrets.io/v1"
 DEFAULT_REFRESH_INTERVAL = "1h"
@@ -100,7 +100,7 @@ class Resolved:
         return self.layout.mount
 
     @property
-    def full_path(self) -> str:
+    def where(self) -> str:
         return f"{self.mount}/{self.path}"
 
 
@@ -174,9 +174,11 @@ def found_none(env: Mapping[str, str], layers: list[tuple[str, Mapping[str, Any]
     return _layered(env, env_name, key, layers) is None
 
 
-def flag(env: Mapping[str, str], name: str) -> bool:
-    """A boolean environment switch: 1/true/yes/on."""
-    return bool(_switch(env.get(name)))
+def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """A boolean environment switch: 1/true/yes/on or 0/false/no/off; `default` when it is
+    unset, empty or neither (a switch that is on by default stays on unless turned off)."""
+    parsed = _switch(env.get(name)) if env.get(name, "").strip() else None
+    return default if parsed is None else parsed
 
 
 def _switch(raw: Any) -> bool | None:
@@ -197,7 +199,7 @@ def _text(raw: Any) -> str:
 
 def _check(src: Source, value: str, origin: str) -> list[Result]:
     if src.attr in ("mount", "prefix"):
-        ok = rules.is_mount(value)
+        ok = is_mount(value)
         return [] if ok else [error(f"{origin}: '{value}' is not a safe Vault path", rule="settings")]
     fragment: dict[str, Any] = {}
     node = fragment

@@ -13,12 +13,19 @@ from typing import Literal, Protocol, TypeVar
 
 Latest = Literal["live", "deleted", "destroyed", "none"]
 WriteKind = Literal["create", "update", "metadata", "delete"]
+KvArea = Literal["data", "metadata"]  # a secret's versions, or everything else about it
 DEFAULT_WORKERS = 8  # store calls in flight at once (one kept-alive connection each)
 SEQUENTIAL_BELOW = 5  # fewer calls than this run one after another: threads would cost more
 
 T = TypeVar("T")
 R = TypeVar("R")
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def kv_path(mount: str, area: KvArea, path: str) -> str:
+    """The KV v2 API path of `path` in `mount`: what the HTTP API, policies and capability
+    checks name (`secret/data/app/db`), where the rest of the code says `mount/path`."""
+    return f"{mount}/{area}/{path}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,7 @@ class WriteCheck:
 
     @property
     def api_path(self) -> str:
-        area = "data" if self.kind in ("create", "update") else "metadata"
-        return f"{self.mount}/{area}/{self.path}"
+        return kv_path(self.mount, "data" if self.kind in ("create", "update") else "metadata", self.path)
 
     @property
     def capability(self) -> str:

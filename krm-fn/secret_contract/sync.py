@@ -60,10 +60,6 @@ class Report:
     failure: SecretContractError | None = None
     values: list[str] = field(default_factory=list, repr=False)  # generated values, for scrubbing messages
 
-    @property
-    def refused(self) -> bool:
-        return any(c.refused for _, c in self.changes)
-
 
 def read_states(
     store: SecretStore, targets: list[Target], workers: int = DEFAULT_WORKERS, progress: Progress | None = None

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from secret_contract import __version__
+from secret_contract.settings import flag
 
 DISABLE_ENV = "SECRET_CONTRACT_SCHEMA_CACHE"
 
@@ -30,7 +31,7 @@ class ValidationCache:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], schema_text: str) -> ValidationCache:
-        if env.get(DISABLE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+        if not flag(env, DISABLE_ENV, default=True):
             return cls(None, schema_text)
         base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
         return cls(os.path.join(base, "secret-contract", "schema-ok"), schema_text)

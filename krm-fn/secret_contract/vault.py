@@ -1,11 +1,8 @@
 """Vault KV v2 as a `SecretStore`: the only module that talks to Vault.
 
-Configured like the Vault CLI, by environment: VAULT_ADDR, VAULT_TOKEN (else
-~/.vault-token), VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT,
-VAULT_CLIENT_KEY, VAULT_SKIP_VERIFY, VAULT_TLS_SERVER_NAME, VAULT_CLIENT_TIMEOUT,
-VAULT_MAX_RETRIES, VAULT_PROXY_ADDR and the usual proxy variables; other auth methods as
-`vault_auth` reads them. KV reads and writes go straight through the lean transport
-(`vault_http`); hvac, imported only when a login is configured, performs the login.
+Configured by `vault_config.VaultConfig` (the environment, as the Vault CLI reads it). KV
+reads and writes go straight through the lean transport (`vault_http`); a configured login
+is performed by `vault_login` (hvac, imported only then).
 
 Every answer is checked for being Vault's, and every failure becomes an `errors.*`
 exception whose text names the address, the operation and the path. Text from the server
@@ -19,9 +16,8 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from secret_contract import redact, vault_auth
 from secret_contract.errors import (
@@ -33,12 +29,11 @@ from secret_contract.errors import (
     VaultRequestFailed,
     VaultUnavailable,
 )
-from secret_contract.settings import flag
-from secret_contract.store import Entry, Version, WriteCheck, parallel
-from secret_contract.vault_http import TLS, Proxies, Response, Transport, TransportError, display_address
+from secret_contract.store import Entry, KvArea, Version, WriteCheck, kv_path, parallel
+from secret_contract.vault_config import VaultConfig
+from secret_contract.vault_http import Response, Transport, TransportError
+from secret_contract.vault_login import login_with_hvac
 
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_RETRIES = 2  # the Vault CLI's default
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
 CAPABILITY_BATCH = 500
@@ -52,72 +47,6 @@ _INVALID_TOKEN = "the token was refused: it is invalid or expired (VAULT_TOKEN, 
 # created it between the two requests.
 WRITTEN_MEANWHILE = object()
 READ_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class VaultConfig:
-    # The address and proxies may carry user info (a password): shown through display_addr only.
-    addr: str = field(repr=False)
-    credentials: vault_auth.Credentials = field(default_factory=vault_auth.Credentials, repr=False)
-    namespace: str | None = None
-    tls: TLS = field(default_factory=TLS)
-    proxies: Proxies = field(default_factory=Proxies, repr=False)
-    timeout: float = DEFAULT_TIMEOUT
-    max_retries: int = DEFAULT_MAX_RETRIES
-    problems: tuple[str, ...] = ()
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> VaultConfig | None:
-        """The configuration the environment describes, or None without VAULT_ADDR."""
-        addr = env.get("VAULT_ADDR", "").strip()
-        if not addr:
-            return None
-        problems: list[str] = []
-        if not addr.startswith(("http://", "https://")) or not urlsplit(addr).hostname:
-            problems.append(f"VAULT_ADDR must be an http:// or https:// address, not '{display_address(addr)}'")
-        if bool(env.get("VAULT_CLIENT_CERT")) != bool(env.get("VAULT_CLIENT_KEY")):
-            problems.append("set both VAULT_CLIENT_CERT and VAULT_CLIENT_KEY, or neither")
-        credentials = vault_auth.from_env(env)
-        return cls(
-            addr=addr.rstrip("/"),
-            credentials=credentials,
-            namespace=env.get("VAULT_NAMESPACE") or None,
-            tls=TLS(
-                cacert=env.get("VAULT_CACERT") or None,
-                capath=env.get("VAULT_CAPATH") or None,
-                client_cert=env.get("VAULT_CLIENT_CERT") or None,
-                client_key=env.get("VAULT_CLIENT_KEY") or None,
-                skip_verify=flag(env, "VAULT_SKIP_VERIFY"),
-                server_name=env.get("VAULT_TLS_SERVER_NAME") or None,
-            ),
-            proxies=Proxies.from_env(env),
-            timeout=_number(env, "VAULT_CLIENT_TIMEOUT", DEFAULT_TIMEOUT, problems),
-            max_retries=int(_number(env, "VAULT_MAX_RETRIES", DEFAULT_MAX_RETRIES, problems, minimum=0)),
-            problems=(*problems, *credentials.problems),
-        )
-
-    @property
-    def display_addr(self) -> str:
-        return display_address(self.addr)
-
-    def warnings(self) -> list[str]:
-        if self.tls.skip_verify and self.addr.startswith("https://"):
-            return [f"VAULT_SKIP_VERIFY is set: the TLS certificate of {self.display_addr} is not verified"]
-        return []
-
-
-def _number(env: Mapping[str, str], name: str, default: float, problems: list[str], minimum: float = 0.001) -> float:
-    raw = env.get(name, "").strip().lower().removesuffix("s")
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < minimum or value != value:
-        problems.append(f"{name} must be a number of at least {minimum:g}")
-        return default
-    return value
 
 
 class VaultStore:
@@ -188,7 +117,7 @@ class VaultStore:
         raise VaultRequestFailed(f"{self.addr}: {mount}/{path} kept changing while it was read")
 
     def _read(self, mount: str, path: str) -> Entry | object | None:
-        resp = self._call("read", f"{mount}/{path}", "GET", f"/v1/{_quote(mount)}/data/{_quote(path)}", missing=True)
+        resp = self._call("read", f"{mount}/{path}", "GET", _url(mount, "data", path), missing=True)
         body = self._body(resp, "read", f"{mount}/{path}")
         data = body.get("data") if isinstance(body, dict) else None
         if resp.status == 404 and not data:
@@ -205,9 +134,7 @@ class VaultStore:
 
     def read_version(self, mount: str, path: str, version: int) -> Version:
         where = f"{mount}/{path}"
-        resp = self._call(
-            "read", where, "GET", f"/v1/{_quote(mount)}/data/{_quote(path)}?version={int(version)}", missing=True
-        )
+        resp = self._call("read", where, "GET", _url(mount, "data", path, f"?version={int(version)}"), missing=True)
         body = self._body(resp, "read", where).get("data")
         if not isinstance(body, dict):
             return Version("none")
@@ -221,9 +148,7 @@ class VaultStore:
     def list(self, mount: str, folder: str) -> list[str] | None:
         where = f"{mount}/{folder}".rstrip("/")
         try:
-            resp = self._call(
-                "list", where, "GET", f"/v1/{_quote(mount)}/metadata/{_quote(folder)}?list=true", missing=True
-            )
+            resp = self._call("list", where, "GET", _url(mount, "metadata", folder, "?list=true"), missing=True)
         except VaultPermissionDenied:
             return None
         if resp.status == 404:
@@ -236,7 +161,7 @@ class VaultStore:
     def write(self, mount: str, path: str, data: Mapping[str, str], cas: int) -> int:
         where = f"{mount}/{path}"
         body = {"options": {"cas": cas}, "data": dict(data)}
-        resp = self._call("write", where, "POST", f"/v1/{_quote(mount)}/data/{_quote(path)}", json=body, cas=cas)
+        resp = self._call("write", where, "POST", _url(mount, "data", path), json=body, cas=cas)
         result = _mapping(self._body(resp, "write", where).get("data"), self.addr, f"write {where}")
         return _int(result.get("version"))
 
@@ -247,13 +172,13 @@ class VaultStore:
             "write metadata of",
             f"{mount}/{path}",
             "PATCH",
-            f"/v1/{_quote(mount)}/metadata/{_quote(path)}",
+            _url(mount, "metadata", path),
             json={"custom_metadata": dict(changes)},
             headers={"Content-Type": "application/merge-patch+json"},
         )
 
     def delete(self, mount: str, path: str) -> None:
-        self._call("delete", f"{mount}/{path}", "DELETE", f"/v1/{_quote(mount)}/metadata/{_quote(path)}")
+        self._call("delete", f"{mount}/{path}", "DELETE", _url(mount, "metadata", path))
 
     def denied(self, checks: list[WriteCheck]) -> list[WriteCheck]:
         """Asks `sys/capabilities-self` in batches; a token without the `default` policy may
@@ -278,14 +203,13 @@ class VaultStore:
         if check.kind == "delete":
             return True  # no request tells without deleting; the delete itself reports a refusal
         where = f"{check.mount}/{check.path}"
-        base = f"/v1/{_quote(check.mount)}"
         try:
             if check.kind == "metadata":
                 self._call(
                     "check permission to write metadata of",
                     where,
                     "PATCH",
-                    f"{base}/metadata/{_quote(check.path)}",
+                    _url(check.mount, "metadata", check.path),
                     json={"custom_metadata": "permission-probe"},
                     headers={"Content-Type": "application/merge-patch+json"},
                     missing=True,
@@ -297,7 +221,7 @@ class VaultStore:
                     "check permission to write",
                     where,
                     "POST",
-                    f"{base}/data/{_quote(check.path)}",
+                    _url(check.mount, "data", check.path),
                     json=body,
                     probe=True,
                 )
@@ -446,7 +370,7 @@ class VaultStore:
         if self._token_valid() is False:
             return f"{self.addr}: {_INVALID_TOKEN}"
         try:
-            resp = self._transport.request("GET", f"/v1/{_quote(mount)}/data/", headers=self._headers())
+            resp = self._transport.request("GET", _url(mount, "data", ""), headers=self._headers())
             missing = resp.status == 404 and b"no handler for route" in resp.body
         except TransportError:
             missing = False
@@ -459,9 +383,7 @@ class VaultStore:
         version deleted), or another writer created a version in between (WRITTEN_MEANWHILE:
         read again)."""
         where = f"{mount}/{path}"
-        resp = self._call(
-            "read metadata of", where, "GET", f"/v1/{_quote(mount)}/metadata/{_quote(path)}", missing=True
-        )
+        resp = self._call("read metadata of", where, "GET", _url(mount, "metadata", path), missing=True)
         if resp.status == 404:
             return None
         meta = _mapping(self._body(resp, "read metadata of", where).get("data"), self.addr, f"read metadata of {where}")
@@ -486,7 +408,7 @@ class VaultStore:
         with self._lock:
             if after is not None and self._login_generation != after:
                 return  # another thread already renewed the token
-            token = _login_with_hvac(self._transport, self.config, login)
+            token = login_with_hvac(self._transport, self.config, login)
             problem = vault_auth.token_problem(token)
             if problem:
                 raise VaultPermissionDenied(f"{self.addr}: {login.describe()} returned an unusable token ({problem})")
@@ -508,85 +430,13 @@ def _in_future(timestamp: str) -> bool:
     return when > datetime.datetime.now(datetime.UTC)
 
 
-def _login_with_hvac(transport: Transport, config: VaultConfig, login: vault_auth.Login) -> str:
-    import hvac
-    import hvac.exceptions as hx
-
-    client = hvac.Client(url=config.addr, namespace=config.namespace, session=_HvacSession(transport))
-    addr = config.display_addr
-    try:
-        response = client.adapter.login(login.path, json=dict(login.body))
-    except TransportError as exc:
-        raise VaultUnavailable(f"{addr}: cannot log in ({login.describe()}): {exc}") from None
-    except (hx.Forbidden, hx.InvalidRequest, hx.InvalidPath, hx.Unauthorized):
-        # Vault answers 400 or 403 both for refused credentials and for a path with no auth method.
-        raise VaultPermissionDenied(
-            f"{addr}: {login.describe()} was refused: wrong credentials or role, or no "
-            f"{login.method} auth method at auth/{login.mount} (see {vault_auth.MOUNT_ENV})"
-        ) from None
-    except hx.VaultError as exc:
-        raise VaultUnavailable(f"{addr}: {login.describe()} failed ({type(exc).__name__})") from None
-    except ValueError:
-        raise VaultUnavailable(f"{addr}: {login.describe()}: the answer is not Vault's JSON") from None
-    token = (response.get("auth") or {}).get("client_token") if isinstance(response, dict) else None
-    if not isinstance(token, str):
-        raise VaultUnavailable(f"{addr}: {login.describe()}: the answer carries no token")
-    return token
-
-
-class _HvacSession:
-    """The part of `requests.Session` hvac's adapter uses, over this module's transport.
-
-    hvac is constructed without verify, cert, proxies or timeout: the transport applies the
-    configured ones to every request, and honours `allow_redirects`."""
-
-    verify: Any = None
-    cert: Any = None
-    proxies: Any = None
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-
-    def request(
-        self, method: str, url: str, headers: Mapping[str, str] | None = None, allow_redirects: bool = True, **kw: Any
-    ) -> _HvacResponse:
-        parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        resp = self._transport.request(
-            method, path, json=kw.get("json"), headers=headers, follow_redirects=allow_redirects
-        )
-        return _HvacResponse(resp)
-
-    def close(self) -> None:
-        pass
-
-
-class _HvacResponse:
-    def __init__(self, resp: Response) -> None:
-        self._resp = resp
-        self.status_code = resp.status
-        self.content = resp.body
-        self.url = resp.url
-        self.reason = ""
-        self.headers = resp.headers
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code < 400
-
-    @property
-    def text(self) -> str:
-        return ""  # hvac puts the text into exception messages; only its `errors` are used here
-
-    def json(self) -> Any:
-        try:
-            return self._resp.json()
-        except TransportError:
-            raise ValueError("not JSON") from None
-
-
 def _quote(path: str) -> str:
     return quote(path, safe="/")
+
+
+def _url(mount: str, area: KvArea, path: str, query: str = "") -> str:
+    """The request path of a KV v2 call (quoting each part leaves the slashes between them)."""
+    return f"/v1/{_quote(kv_path(mount, area, path))}{query}"
 
 
 def _mapping(value: Any, addr: str, op: str) -> dict[str, Any]:

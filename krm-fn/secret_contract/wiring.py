@@ -106,9 +106,9 @@ def annotate_contract(text: str, spec: str | None) -> Edit:
 def add_generator(text: str | None, contract_name: str) -> Edit:
     """Make the kustomization list `contract_name` under `generators:` (create it if needed)."""
     if text is None:
-        created = (
-            f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\ngenerators:\n  - {contract_name}\n"
-        )
+        from secret_contract import plugin
+
+        created = plugin.kustomization("generators", contract_name)
         return Edit(created, True, "kustomization: created, with the contract as a generator")
     yaml, doc = _load(text)
     generators = doc.get("generators")

@@ -7,138 +7,43 @@ Merge keys (`<<`, also as `!!merge`) are merged. Other tags (`!!binary`, `!!time
 them with a field path while every other item passes through. A mapping with a repeated key
 is an error instead of silently keeping the last value.
 
-Dumping is block style, in the order the dicts were built, quoting every string that any
-YAML 1.1 or 1.2 reader (PyYAML, go-yaml v2 in kubectl, go-yaml v3 in kyaml) would read as
-something else.
+This module is the loader, and the one place callers go for YAML in either direction: the
+scalar typing lives in `yaml_resolve`, the writer (`dump`, `dump_all`, `write`) in `yaml_emit`.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, TextIO
+from typing import Any
 
 import yaml
 
+from secret_contract.yaml_emit import dump, dump_all, write
+from secret_contract.yaml_resolve import MERGE, TAG, Tagged, TaggedMap, TaggedSeq, TaggedStr, resolve_plain
+
+__all__ = [
+    "DuplicateKeyError",
+    "Spans",
+    "Tagged",
+    "describe_error",
+    "dump",
+    "dump_all",
+    "load",
+    "load_all",
+    "load_with_spans",
+    "write",
+    "yaml",
+]
+
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_TAG = "tag:yaml.org,2002:"
 
 
 class DuplicateKeyError(yaml.constructor.ConstructorError):
     pass
 
 
-class Tagged:
-    """A value that carried a YAML tag this codec does not turn into a Python type."""
-
-    tag: str
-
-
-class TaggedStr(str, Tagged):
-    def __new__(cls, value: str, tag: str) -> TaggedStr:
-        made = super().__new__(cls, value)
-        made.tag = tag
-        return made
-
-
-class TaggedMap(dict[Any, Any], Tagged):
-    def __init__(self, tag: str) -> None:
-        super().__init__()
-        self.tag = tag
-
-
-class TaggedSeq(list[Any], Tagged):
-    def __init__(self, tag: str) -> None:
-        super().__init__()
-        self.tag = tag
-
-
-class _Merge:
-    """The merge key `<<`."""
-
-    def __repr__(self) -> str:
-        return "<<"
-
-
-MERGE = _Merge()
-
-# go-yaml v3's resolver (resolve.go), which kyaml uses.
-_RESOLVE_MAP: dict[str, Any] = {
-    **dict.fromkeys(("", "~", "null", "Null", "NULL"), None),
-    **dict.fromkeys(("true", "True", "TRUE"), True),
-    **dict.fromkeys(("false", "False", "FALSE"), False),
-    **dict.fromkeys((".nan", ".NaN", ".NAN"), float("nan")),
-    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), float("inf")),
-    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
-    "<<": MERGE,
-}
-_GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[-+][0-9]{2}:[0-9]{2})"
-    r"| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?)?"
-)
-_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
-# Read as booleans by YAML 1.1 readers (go-yaml v2 in kubectl, PyYAML): always quoted on output.
-_OLD_BOOLS = frozenset(
-    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"]
-)
-
-
-def resolve_plain(text: str) -> Any:
-    """A plain (unquoted, untagged) scalar typed as go-yaml v3 types it."""
-    if text in _RESOLVE_MAP:
-        return _RESOLVE_MAP[text]
-    first = text[:1]
-    if first == ".":
-        try:
-            return float(text)
-        except ValueError:
-            return text
-    if not first or first not in "0123456789+-":
-        return text
-    if _TIMESTAMP.fullmatch(text):
-        return TaggedStr(text, _TAG + "timestamp")
-    plain = text.replace("_", "")
-    number = _GO_INT.fullmatch(plain)
-    if number:
-        sign, digits = number.groups()
-        value = _go_int(digits)
-        value = -value if value is not None and sign == "-" else value
-        if value is not None and -(2**63) <= value < 2**64:
-            return value
-    if _GO_FLOAT.fullmatch(plain):
-        value = float(plain)
-        if not math.isinf(value):
-            return value
-        return TaggedStr(text, _TAG + "float")  # Go's ParseFloat refuses it (out of range)
-    if number:
-        return TaggedStr(text, _TAG + "int")  # past 64 bits: no Kubernetes tool reads it as a number
-    return text
-
-
-# Digits of the largest 64-bit value in the narrowest base: more significant digits than this
-# are out of range in every base, and are never converted (Python refuses past 4,300 digits).
-_MAX_INT_DIGITS = 64
-
-
-def _go_int(digits: str) -> int | None:
-    """strconv.ParseInt with base 0: a leading 0 means octal, as in Go. None when the number
-    is out of range for any 64-bit reader."""
-    prefix = digits[:2].lower()
-    base, body = {"0x": (16, digits[2:]), "0o": (8, digits[2:]), "0b": (2, digits[2:])}.get(prefix, (10, digits))
-    if base == 10 and len(digits) > 1 and digits[0] == "0":
-        base = 8
-    if len(body.lstrip("0")) > _MAX_INT_DIGITS:
-        return None
-    return int(body, base)
-
-
 def _typed(tag: str, text: str, mark: Any) -> Any:
-    short = tag[len(_TAG) :] if tag.startswith(_TAG) else None
+    short = tag[len(TAG) :] if tag.startswith(TAG) else None
     try:
         if short == "str":
             return text
@@ -223,7 +128,7 @@ class Spans:
 def _collection_start(event: Any) -> tuple[_Mapping | list[Any], Any]:
     tag = event.tag
     is_map = type(event) is yaml.MappingStartEvent
-    if tag in (None, "!", _TAG + "map", _TAG + "seq"):
+    if tag in (None, "!", TAG + "map", TAG + "seq"):
         value: Any = {} if is_map else []
     else:
         value = TaggedMap(tag) if is_map else TaggedSeq(tag)
@@ -400,186 +305,6 @@ def load_with_spans(text: str) -> tuple[Any, Spans | None]:
 def load_all(text: str) -> list[Any]:
     """Load every document of a stream, dropping empty ones."""
     return [doc for doc in _documents(text)[0] if doc is not None]
-
-
-def dump(obj: Any) -> str:
-    """One block-style YAML document, keys in insertion order."""
-    out: list[str] = []
-    _node(obj, 0, out)
-    return "".join(out)
-
-
-def write(obj: Any, stream: TextIO) -> None:
-    """`dump(obj)` written to `stream` as it is produced, without holding the whole text."""
-    out = _Flushing(stream)
-    _node(obj, 0, out)
-    out.flush()
-
-
-class _Flushing(list[str]):
-    """A list the emitter appends to, emptied into a stream every few thousand pieces."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self.stream = stream
-
-    def append(self, text: str) -> None:
-        super().append(text)
-        if len(self) >= 4096:
-            self.flush()
-
-    def flush(self) -> None:
-        self.stream.write("".join(self))
-        self.clear()
-
-
-def dump_all(objs: list[Any]) -> str:
-    """A multi-document stream."""
-    return "---\n".join(dump(obj) for obj in objs)
-
-
-# The emitter is written here rather than using PyYAML's representer, which costs ~20x
-# more: a build with thousands of secrets spent most of its time dumping. Output is plain
-# block YAML that PyYAML, kyaml and go-yaml read back to the same data (tested).
-_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./@:+=,()-]*(?: [A-Za-z0-9_./@:+=,()-]+)*\Z")
-_RESOLVER = yaml.resolver.Resolver()
-
-
-@lru_cache(maxsize=65536)
-def _scalar(text: str) -> str:
-    """A string as a YAML scalar: plain where every reader takes it for this string,
-    else double-quoted (JSON string syntax is valid YAML)."""
-    if (
-        _PLAIN.match(text)
-        and not text.endswith(":")
-        and ": " not in text
-        and " #" not in text
-        and not text.startswith("...")
-        and not _read_as_other(text)
-    ):
-        return text
-    return _quoted(text)
-
-
-def _read_as_other(text: str) -> bool:
-    """Whether some reader takes plain `text` for a non-string: go-yaml v3 (kyaml), go-yaml
-    v2 (kubectl, YAML 1.1 booleans such as `y`) or PyYAML (YAML 1.1 numbers, dates)."""
-    if text in _OLD_BOOLS:
-        return True
-    value = resolve_plain(text)
-    if not isinstance(value, str) or isinstance(value, Tagged):
-        return True
-    return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) != _TAG + "str"
-
-
-def _quoted(text: str) -> str:
-    quoted = json.dumps(text, ensure_ascii=False)
-    if quoted.isprintable():
-        return quoted
-    # Characters YAML reads as line breaks or forbids raw (U+2028, U+0085, controls,
-    # unassigned code points) become YAML escapes; JSON's surrogate pairs are not valid YAML.
-    return "".join(c if c.isprintable() else _escape(c) for c in quoted)
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def _literal(text: str, indent: int) -> str | None:
-    """A multi-line string as a `|` block, when that reads back exactly."""
-    lines = text.split("\n")
-    trailing = len(text) - len(text.rstrip("\n"))
-    body = lines[: len(lines) - trailing] if trailing else lines
-    first = next((line for line in body if line), "")
-    # The first non-empty line sets the block's indentation, so it must not start with blanks.
-    if (
-        not first
-        or first[:1] in (" ", "\t")
-        or any(line != line.rstrip(" \t") or not line.isprintable() for line in body)
-    ):
-        return None
-    chomp = "-" if trailing == 0 else "" if trailing == 1 else "+"
-    pad = " " * indent
-    rest = "\n" * (trailing - 1) if trailing > 1 else ""
-    return f"|{chomp}\n" + "".join(f"{pad}{line}\n" if line else "\n" for line in body) + rest
-
-
-def _inline(value: Any, indent: int) -> str | None:
-    """A scalar (or empty collection) as text after `key: ` or `- `; None for a block."""
-    if isinstance(value, str):
-        if "\n" in value:
-            return _literal(value, indent) or _quoted(value) + "\n"
-        return _scalar(value) + "\n"
-    if value is None:
-        return "null\n"
-    if isinstance(value, bool):
-        return "true\n" if value else "false\n"
-    if isinstance(value, int):
-        return f"{value}\n"
-    if isinstance(value, float):
-        if value != value:
-            return ".nan\n"
-        if value in (float("inf"), float("-inf")):
-            return (".inf" if value > 0 else "-.inf") + "\n"
-        text = repr(value)
-        mantissa, _, exponent = text.partition("e")
-        if exponent and "." not in mantissa:
-            text = f"{mantissa}.0e{exponent}"  # YAML 1.1 readers need the dot to see a float
-        return text + "\n"
-    if isinstance(value, dict) and not value:
-        return "{}\n"
-    if isinstance(value, list) and not value:
-        return "[]\n"
-    if isinstance(value, (dict, list)):
-        return None
-    raise TypeError(f"cannot represent {type(value).__name__} in YAML")
-
-
-def _node(value: Any, indent: int, out: list[str], first_prefix: str = "") -> None:
-    """Emit `value` at `indent`; `first_prefix` replaces the indentation of its first line
-    (used for a mapping that starts right after `- `)."""
-    pad = " " * indent
-    prefix = first_prefix or pad
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            rendered = _key(key)
-            explicit = len(rendered) > MAX_IMPLICIT_KEY
-            # YAML limits an implicit key to 1024 characters; a longer one needs `? key`.
-            head = f"{prefix}? {rendered}\n{pad}:" if explicit else f"{prefix}{rendered}:"
-            prefix = pad
-            text = _inline(item, indent + 2)
-            if text is not None:
-                out.append(f"{head} {text}")
-            elif isinstance(item, dict) or explicit:
-                out.append(head + "\n")
-                _node(item, indent + 2, out)
-            else:
-                out.append(head + "\n")
-                _node(item, indent, out)  # sequences sit at their key's indentation
-    elif isinstance(value, list) and value:
-        for item in value:
-            text = _inline(item, indent + 2)
-            if text is not None:
-                out.append(f"{prefix}- {text}")
-            else:
-                _node(item, indent + 2, out, first_prefix=f"{prefix}- ")
-            prefix = pad
-    else:
-        text = _inline(value, indent)
-        out.append(f"{prefix}{text}" if text is not None else "")
-
-
-MAX_IMPLICIT_KEY = 1000
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return _scalar(key)
-    text = _inline(key, 0)
-    if text is None:
-        raise TypeError("mapping keys must be scalars")
-    return text.rstrip("\n")
 
 
 def describe_error(exc: yaml.YAMLError) -> str:

@@ -120,7 +120,7 @@ def print_rows(rows: list[listing.Row], output: str) -> None:
 
 def _print_records(rows: list[listing.Row], output: str) -> None:
     records = [
-        {"path": r.path, "version": r.version, "state": r.state, "owners": list(r.owners), "keys": list(r.keys)}
+        {"path": r.where, "version": r.version, "state": r.state, "owners": list(r.owners), "keys": list(r.keys)}
         for r in rows
     ]
     if output == "json":
@@ -136,7 +136,7 @@ def _print_records(rows: list[listing.Row], output: str) -> None:
 def _print_table(rows: list[listing.Row]) -> None:
     table = [
         (
-            printable(r.path),
+            printable(r.where),
             f"v{r.version}" + ("" if r.state == "live" else f" ({r.state})"),
             printable(", ".join(r.owners)) or "-",
             printable(", ".join(r.keys)),

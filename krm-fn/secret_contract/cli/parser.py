@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from secret_contract import __version__
+from secret_contract import __version__, wiring
 from secret_contract.cli import changes, verbs
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ VERBS: dict[str, Verb] = {
                 help="legacy: no annotation, the installed plugin runs it (works with kubectl kustomize); "
                 "container: kustomize runs --image; exec: standalone kustomize --enable-exec runs --exec-path",
             ),
-            option("--image", default="secret-contract:dev", help="container image (runtime container)"),
+            option("--image", default=wiring.DEFAULT_IMAGE, help="container image (runtime container)"),
             option("--exec-path", help="path of the function for kustomize (runtime exec)"),
             DRY_RUN,
         ),

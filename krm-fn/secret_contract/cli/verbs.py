@@ -79,7 +79,8 @@ def validated(paths: list[str]) -> tuple[Given, pipeline.Outcome]:
 
 
 def store(env: Mapping[str, str]) -> SecretStore:
-    from secret_contract.vault import VaultConfig, VaultStore
+    from secret_contract.vault import VaultStore
+    from secret_contract.vault_config import VaultConfig
 
     config = VaultConfig.from_env(env)
     if config is None:
@@ -173,15 +174,7 @@ def cmd_install_plugin(args: argparse.Namespace) -> int:
     """Install the kustomize legacy exec plugin for hostk8s.io/v1 SecretContract."""
     from secret_contract import plugin
 
-    root = args.dir or plugin.plugin_root(os.environ)
-    target = plugin.plugin_path(root)
-    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-    tmp = f"{target}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(plugin.script(sys.executable))
-    os.chmod(tmp, 0o755)  # noqa: S103 - kustomize must be able to execute it
-    os.replace(tmp, target)
-    print(target)
+    print(plugin.install(args.dir or plugin.plugin_root(os.environ)))
     return EXIT_OK
 
 

@@ -1,0 +1,290 @@
+"""The rules about a contract's own fields: names, data keys and entries, generators, the Vault
+mount, YAML tags and control characters; and the checks and walkers every rule shares.
+
+Each rule walks the raw object defensively (the schema may have failed) and yields findings
+with field paths; its docstring is its user documentation, with a passing and a failing
+example. `rules` registers them under their ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from secret_contract import generators
+from secret_contract.results import Result, error, field_path, warning
+from secret_contract.yaml_resolve import Tagged
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MOUNT_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a string"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_dns_label(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= 63 and bool(DNS_LABEL.fullmatch(name))
+
+
+def is_stack_name(name: Any) -> bool:
+    return isinstance(name, str) and len(name) <= 253 and all(is_dns_label(part) for part in name.split("/"))
+
+
+def is_mount(mount: Any) -> bool:
+    return isinstance(mount, str) and all(
+        MOUNT_SEGMENT.fullmatch(part) and part not in (".", "..") for part in mount.split("/")
+    )
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` is not a valid Secret data key (Kubernetes IsConfigMapKey), or None."""
+    if len(key) > 253:
+        return "must be at most 253 characters"
+    if not SECRET_KEY.fullmatch(key):
+        return "must consist of letters, digits, '-', '_' or '.'"
+    if key in (".", "..") or key.startswith(".."):
+        return "must not be '.' or '..', nor start with '..'"
+    return None
+
+
+def contract_secrets(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    spec = obj.get("spec")
+    items = spec.get("secrets") if isinstance(spec, dict) else None
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                yield f"spec.secrets[{i}]", item
+
+
+def data_entries(secret: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    data = secret.get("data")
+    if isinstance(data, list):
+        for j, entry in enumerate(data):
+            if isinstance(entry, dict):
+                yield f"data[{j}]", entry
+
+
+def stack_name(obj: dict[str, Any]) -> Iterator[Result]:
+    """metadata.name is one or more DNS-1123 labels joined by '/'; it prefixes Vault paths.
+
+    PASS: `name: foundation/airflow`    FAIL: `name: ../other`, `name: /abs`, `name: a//b`
+    """
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if isinstance(name, str) and not is_stack_name(name):
+        yield error(
+            f"'{name}' is not a valid stack name: use DNS-1123 labels joined by '/' "
+            "(lowercase letters, digits and '-', e.g. sample-app or foundation/airflow)",
+            "metadata.name",
+        )
+
+
+def secret_name(obj: dict[str, Any]) -> Iterator[Result]:
+    """A secret's name is a DNS-1123 subdomain and its namespace a DNS-1123 label.
+
+    PASS: `name: postgres-credentials`, `namespace: sample-app`    FAIL: `name: Postgres_Creds`
+    """
+    for at, secret in contract_secrets(obj):
+        name, namespace = secret.get("name"), secret.get("namespace")
+        if isinstance(name, str) and not (len(name) <= 253 and DNS_SUBDOMAIN.fullmatch(name)):
+            yield error(f"'{name}' is not a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')", f"{at}.name")
+        if isinstance(namespace, str) and not is_dns_label(namespace):
+            yield error(
+                f"'{namespace}' is not a DNS-1123 label (lowercase letters, digits and '-', at most 63)",
+                f"{at}.namespace",
+            )
+
+
+def duplicate_secret(obj: dict[str, Any]) -> Iterator[Result]:
+    """Each (namespace, name) pair appears once in a contract.
+
+    FAIL: two entries both named `db` in namespace `app`.
+    """
+    seen: dict[tuple[Any, Any], str] = {}
+    for at, secret in contract_secrets(obj):
+        ident = (secret.get("namespace"), secret.get("name"))
+        if not all(isinstance(part, str) for part in ident):
+            continue
+        if ident in seen:
+            yield error(f"secret {ident[0]}/{ident[1]} is already declared at {seen[ident]}", f"{at}.name")
+        else:
+            seen[ident] = at
+
+
+def data_key(obj: dict[str, Any]) -> Iterator[Result]:
+    """A data key is a valid Secret key ([-._a-zA-Z0-9]+, at most 253) and unique in its secret.
+
+    PASS: `key: DB_PASSWORD`    FAIL: `key: "db password"`, the same key twice
+    """
+    for at, secret in contract_secrets(obj):
+        seen: dict[str, str] = {}
+        for where, entry in data_entries(secret):
+            key = entry.get("key")
+            if not isinstance(key, str):
+                continue
+            problem = secret_key_problem(key)
+            if problem:
+                yield error(f"key {problem}", f"{at}.{where}.key")
+            elif key in seen:
+                yield error(f"key '{key}' is already declared at {at}.{seen[key]}", f"{at}.{where}.key")
+            else:
+                seen[key] = where
+
+
+def value_or_generate(obj: dict[str, Any]) -> Iterator[Result]:
+    """Each data entry has exactly one of `value`, `generate` or `provided: true`; a `value`
+    is a string.
+
+    PASS: `value: "5432"`, `provided: true`    FAIL: `value: 5432` (YAML reads a number), two or none set
+    """
+    for at, secret in contract_secrets(obj):
+        for where, entry in data_entries(secret):
+            path = f"{at}.{where}"
+            has_value = "value" in entry
+            kinds = [k for k in ("value", "generate", "provided") if k in entry]
+            if len(kinds) > 1:
+                yield error(f"set one of 'value', 'generate' or 'provided', not {' and '.join(kinds)}", path)
+            elif not kinds:
+                yield error("needs a 'value', a 'generate' or 'provided: true'", path)
+            if has_value and not isinstance(entry["value"], str):
+                yield error(
+                    f"must be a string, but YAML read {type_name(entry['value'])}: quote it",
+                    f"{path}.value",
+                )
+
+
+def generator(obj: dict[str, Any]) -> Iterator[Result]:
+    """`generate` names a known generator; `length` is only given with it and within its bounds.
+
+    PASS: `generate: password` with `length: 24`    FAIL: `generate: pasword`, `length: 4`
+    """
+    known = ", ".join(sorted(generators.GENERATORS))
+    for at, secret in contract_secrets(obj):
+        for where, entry in data_entries(secret):
+            path = f"{at}.{where}"
+            name, length = entry.get("generate"), entry.get("length")
+            has_length = "length" in entry
+            if has_length and "generate" not in entry:
+                yield error("'length' is only allowed with 'generate'", f"{path}.length")
+            if not isinstance(name, str):
+                continue
+            gen = generators.get(name)
+            if gen is None:
+                yield error(f"unknown generator '{name}' (known: {known})", f"{path}.generate")
+                continue
+            if not has_length:
+                continue
+            if gen.length == "forbidden":
+                yield error(f"generator '{name}' has a fixed length; remove 'length'", f"{path}.length")
+            elif gen.length == "ignored":
+                yield warning(f"generator '{name}' ignores 'length'", f"{path}.length")
+            elif _is_int(length) and not gen.min_length <= length <= gen.max_length:
+                yield error(
+                    f"must be between {gen.min_length} and {gen.max_length} for generator '{name}'",
+                    f"{path}.length",
+                )
+
+
+def vault_mount(obj: dict[str, Any]) -> Iterator[Result]:
+    """spec.vault.mount and spec.vault.prefix are Vault paths: segments of letters, digits,
+    '_', '-', '.', joined by '/'.
+
+    PASS: `mount: secret`, `mount: kv/platform`, `prefix: teams/data`    FAIL: `mount: ../sys`, `prefix: /abs`
+    """
+    spec = obj.get("spec")
+    vault = spec.get("vault") if isinstance(spec, dict) else None
+    if not isinstance(vault, dict):
+        return
+    for field in ("mount", "prefix"):
+        value = vault.get(field)
+        if isinstance(value, str) and not is_mount(value):
+            yield error(f"'{value}' is not a safe Vault path", f"spec.vault.{field}")
+
+
+def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
+    """YAML tags (`!Ref`, `!!binary`) and dates have no meaning in a contract, whose values are
+    strings: merge keys are fine, other tags are refused where they appear.
+
+    PASS: `value: "2001-12-14"`    FAIL: `value: !Ref db-password`, `value: 2001-12-14`
+    """
+    pending: list[tuple[list[str | int], Any]] = [([], obj)]
+    while pending:
+        path, node = pending.pop()
+        if isinstance(node, Tagged):
+            what = _tag_description(node.tag)
+            yield error(
+                f"YAML reads {what} here, which has no meaning in a SecretContract: quote the value", field_path(path)
+            )
+        if isinstance(node, dict):
+            pending.extend(([*path, str(k)], v) for k, v in node.items())
+        elif isinstance(node, list):
+            pending.extend(([*path, i], v) for i, v in enumerate(node))
+
+
+def control_characters(obj: dict[str, Any]) -> Iterator[Result]:
+    """Names (the stack, secrets, keys, views, stores, template keys) hold no control
+    characters: an ANSI escape in a name would reach every terminal that prints it. Values
+    (static values, templates, annotation values) may hold line breaks and are not checked.
+
+    PASS: `name: vault-backend`    FAIL: a store name holding ESC (`\x1b[31m`)
+    """
+    meta = obj.get("metadata")
+    pending: list[tuple[list[str | int], Any]] = [
+        (["metadata", "name"], meta.get("name") if isinstance(meta, dict) else None)
+    ]
+    pending.append((["spec"], obj.get("spec")))
+    while pending:
+        path, node = pending.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                where = [*path, str(key)]
+                if isinstance(key, str) and _control(key):
+                    yield error(f"the key {_control(key)}", field_path(where))
+                if not _is_free_text(where):
+                    pending.append((where, value))
+        elif isinstance(node, list):
+            pending.extend(([*path, i], v) for i, v in enumerate(node))
+        elif isinstance(node, str) and _control(node):
+            yield error(f"this name {_control(node)}", field_path(path))
+
+
+def _control(text: str) -> str | None:
+    """What is wrong with a name holding a control character, naming the first one."""
+    found = next((c for c in text if not c.isprintable()), None)
+    return None if found is None else f"holds the control character U+{ord(found):04X}; names may not"
+
+
+def _is_free_text(path: list[str | int]) -> bool:
+    """Values that are text, not names: a static value, a template, an annotation's value."""
+    tail = [p for p in path if isinstance(p, str)][-3:]
+    return (
+        tail[-1:] == ["value"]
+        or (len(tail) >= 2 and tail[-2] == "data" and "template" in path)
+        or (len(tail) >= 2 and tail[-2] == "annotations")
+    )
+
+
+def _tag_description(tag: str) -> str:
+    if tag.endswith(":timestamp"):
+        return "a date"
+    if tag.endswith((":int", ":float")):  # only a plain number out of every reader's range carries these
+        return "a number too large for any Kubernetes tool to hold"
+    return f"the YAML tag {tag}"
