@@ -82,17 +82,23 @@ def _tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
     return raw.getvalue()
 
 
+def _archive(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]], name: str = "a.tar.gz") -> str:
+    path = tmp_path / name
+    path.write_bytes(_tar(members))
+    return str(path)
+
+
 def test_a_source_archive_cannot_write_outside_its_directory(tmp_path: Path) -> None:
     escape = tarfile.TarInfo("../escaped")
     with pytest.raises(source.SourceFailed):
-        source.unpack(_tar([(escape, b"x")]), str(tmp_path / "a"))
+        source.unpack(_archive(tmp_path, [(escape, b"x")]), str(tmp_path / "a"))
     link = tarfile.TarInfo("link")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     with pytest.raises(source.SourceFailed):
-        source.unpack(_tar([(link, b"")]), str(tmp_path / "b"))
+        source.unpack(_archive(tmp_path, [(link, b"")]), str(tmp_path / "b"))
     assert not (tmp_path / "escaped").exists()
     fine = tarfile.TarInfo("app/kustomization.yaml")
-    source.unpack(_tar([(fine, b"resources: []\n")]), str(tmp_path / "c"))
+    source.unpack(_archive(tmp_path, [(fine, b"resources: []\n")]), str(tmp_path / "c"))
     assert source.inside(str(tmp_path / "c"), "app").endswith("/c/app")
     with pytest.raises(source.SourceFailed):
         source.inside(str(tmp_path / "c"), "../b")
@@ -106,11 +112,13 @@ def test_a_fetched_archive_must_match_its_announced_digest(tmp_path: Path) -> No
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/{relative}"
         good = source.SourceArtifact(url, "main@sha1:abc", "sha256:" + hashlib.sha256(b"archive bytes").hexdigest(), "")
-        assert source.fetch(good) == b"archive bytes"
+        work = tmp_path / "work"
+        work.mkdir()
+        assert Path(source.fetch(good, str(work))).read_bytes() == b"archive bytes"
         with pytest.raises(source.SourceFailed, match="does not match its digest"):
-            source.fetch(source.SourceArtifact(url, "r", "sha256:" + "0" * 64, ""))
+            source.fetch(source.SourceArtifact(url, "r", "sha256:" + "0" * 64, ""), str(work))
         with pytest.raises(source.SourceFailed, match="HTTP 404"):
-            source.fetch(source.SourceArtifact(url + "x", "r", good.digest, ""))
+            source.fetch(source.SourceArtifact(url + "x", "r", good.digest, ""), str(work))
         outside = f"http://127.0.0.1:{server.server_address[1]}/../etc/passwd"
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(outside)
@@ -143,6 +151,9 @@ def test_a_status_update_does_not_queue_a_render_but_a_new_generation_or_source_
     repo = {"metadata": {"name": "platform", "namespace": "flux-system"}, "status": {"artifact": {"revision": "a"}}}
     assert index.renders_of("GitRepository", repo) == [("flux-system", "r")]
     assert index.renders_of("GitRepository", repo) == []  # the same revision again
+    # New bytes under the same revision (a changed ignore rule): rendered again.
+    rebuilt = {**repo, "status": {"artifact": {"revision": "a", "digest": "sha256:other"}}}
+    assert index.renders_of("GitRepository", rebuilt) == [("flux-system", "r")]
     other = {**repo, "metadata": {"name": "other", "namespace": "flux-system"}}
     assert index.renders_of("GitRepository", other) == []
 
@@ -151,3 +162,52 @@ def test_the_controller_stores_what_publish_would_push() -> None:
     """The archive is `publish.pack`'s: one build's output packs to the same bytes every time."""
     rendered = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"
     assert publish.pack(rendered, {}).layer == publish.pack(rendered, {"a": "b"}).layer
+
+
+def test_an_archive_of_very_many_small_files_is_refused_as_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source, "MAX_ENTRIES", 100)
+    many = [(tarfile.TarInfo(f"f{i}"), b"") for i in range(150)]
+    with pytest.raises(source.SourceFailed, match="more than 100 entries"):
+        source.unpack(_archive(tmp_path, many), str(tmp_path / "out"))
+    assert len(list((tmp_path / "out").iterdir())) <= 100
+
+
+def test_a_plugin_config_that_climbs_out_of_the_plugin_directory_is_refused_before_kustomize_runs(
+    tmp_path: Path,
+) -> None:
+    """kustomize joins apiVersion and kind into a path without refusing `..`: such a generator
+    would make it run any program with its config as the script."""
+    from secret_contract import plugin_guard
+    from secret_contract.publish import PublishFailed
+
+    app = tmp_path / "app"
+    base = tmp_path / "base"
+    app.mkdir()
+    base.mkdir()
+    (base / "kustomization.yaml").write_text("generators:\n  - g.yaml\n")
+    marker = tmp_path / "ran"
+    (base / "g.yaml").write_text(
+        "apiVersion: ../../../../../../../../v1\nkind: ../../../../../../../../bin/sh\nmetadata: {name: e}\n"
+        f"x;touch${{IFS}}{marker};x: 1\n"
+    )
+    (app / "kustomization.yaml").write_text("resources:\n  - ../base\n  - https://example.com/remote.yaml\n")
+    found = plugin_guard.problems(str(app))
+    assert len(found) == 1 and "names no plugin by plain names" in found[0] and "g.yaml" in found[0]
+    assert any("remote" in p for p in plugin_guard.problems(str(app), allow_remote=False))
+    with pytest.raises(PublishFailed, match="not building"):
+        publish.build(str(app), {})
+    assert not marker.exists()
+    (base / "g.yaml").write_text("apiVersion: hostk8s.io/v1\nkind: SecretContract\nmetadata: {name: ok}\n")
+    assert plugin_guard.problems(str(app)) == []
+
+
+def test_an_externalartifact_is_the_renders_only_when_its_owner_reference_names_the_render() -> None:
+    ours = render({"sourceRef": {"kind": "GitRepository", "name": "p"}})
+    built = api.external_artifact(ours)
+    assert api.owned_by(built, ours)
+    assert not api.owned_by({"metadata": {"labels": {"owner": "someone-else"}}}, ours)
+    other = render({"sourceRef": {"kind": "GitRepository", "name": "p"}})
+    other["metadata"]["uid"] = "another"  # type: ignore[index]
+    assert not api.owned_by(built, other)

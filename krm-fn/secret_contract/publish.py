@@ -87,10 +87,17 @@ class Artifact:
     documents: int = 0
 
 
-def build(directory: str, env: Mapping[str, str]) -> str:
-    """The kustomization built with the function as its legacy plugin, strictly."""
+def build(directory: str, env: Mapping[str, str], allow_remote: bool = True, timeout: float = BUILD_TIMEOUT) -> str:
+    """The kustomization built with the function as its legacy plugin, strictly. Every plugin
+    config it can reach is checked first (`plugin_guard`); with `allow_remote` False, remote
+    bases and plugin configs are refused as well."""
+    from secret_contract import plugin_guard
+
     if not os.path.isdir(directory):
         raise InvalidInput(f"{directory}: no such directory")
+    unsafe = plugin_guard.problems(directory, allow_remote)
+    if unsafe:
+        raise PublishFailed(f"not building {directory}:\n" + "\n".join(unsafe))
     command = _kustomize()
     with tempfile.TemporaryDirectory(prefix="secret-contract-plugins-") as plugins:
         plugin.install(plugins)
@@ -102,10 +109,10 @@ def build(directory: str, env: Mapping[str, str]) -> str:
                 env=run_env,
                 capture_output=True,
                 text=True,
-                timeout=BUILD_TIMEOUT,
+                timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            raise PublishFailed(f"building {directory} took longer than {BUILD_TIMEOUT} s") from None
+            raise PublishFailed(f"building {directory} took longer than {timeout:.0f} s") from None
     if done.returncode != 0:
         raise PublishFailed(f"building {directory} failed:\n{done.stderr.strip()}")
     return done.stdout

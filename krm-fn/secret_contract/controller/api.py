@@ -103,6 +103,13 @@ def condition(
     return [*(c for c in previous if c.get("type") != kind), new]
 
 
+def owned_by(obj: dict[str, Any], render: dict[str, Any]) -> bool:
+    """Whether `obj` is the render's own: its controller owner reference names the render's UID."""
+    uid = render["metadata"].get("uid")
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("kind") == KIND and r.get("controller") for r in refs)
+
+
 def ready(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     """The Ready condition of an object, if any."""
     conditions = ((obj or {}).get("status") or {}).get("conditions") or []
@@ -167,12 +174,13 @@ class StoredArtifact:
     def from_status(cls, artifact: dict[str, Any] | None) -> StoredArtifact | None:
         if not isinstance(artifact, dict) or not artifact.get("digest") or not artifact.get("path"):
             return None
-        metadata = artifact.get("metadata") or {}
+        metadata = artifact.get("metadata") if isinstance(artifact.get("metadata"), dict) else {}
+        size = artifact.get("size")
         return cls(
             str(artifact["path"]),
             str(artifact.get("url", "")),
             str(artifact["digest"]),
-            int(artifact.get("size") or 0),
+            size if isinstance(size, int) else 0,  # a status others can edit is not trusted to be well-formed
             str(metadata.get(ORIGIN_REVISION, "")),
             str(metadata.get(ORIGIN_SOURCE, "")),
             str(artifact.get("lastUpdateTime", "")),

@@ -87,7 +87,9 @@ class Index:
         """The renders to queue for a source event: those reading it, when its artifact changed."""
         meta = obj["metadata"]
         source = (kind, meta["namespace"], meta["name"])
-        revision = str(((obj.get("status") or {}).get("artifact") or {}).get("revision", ""))
+        artifact = (obj.get("status") or {}).get("artifact") or {}
+        # The digest too: a changed ignore rule or layer selector gives new bytes, same revision.
+        revision = f"{artifact.get('revision', '')} {artifact.get('digest', '')}"
         if self.revisions.get(source) == revision:
             return []
         self.revisions[source] = revision

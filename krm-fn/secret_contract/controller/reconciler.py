@@ -32,6 +32,8 @@ from secret_contract.pipeline import STATS_FILE_ENV
 MAX_MESSAGE = 2000  # characters of a build's error kept in a condition
 BACKOFF_START, BACKOFF_MAX = 5.0, 300.0  # seconds between retries of a failing render
 SOURCE_NOT_READY_RETRY = 10.0
+RENDER_TIMEOUT = 300.0  # seconds a build may take
+MIN_INTERVAL = 60.0  # an interval shorter than this would let one render hog the worker
 
 
 class RenderFailed(Exception):
@@ -191,19 +193,32 @@ class Reconciler:
         if found is None:
             raise RenderFailed("SourceNotReady", f"{spec.source.kind} {spec.source.name} has no artifact yet")
         ea = self.kube.external_artifact(namespace, name)
+        if ea is not None and not api.owned_by(ea, render):
+            raise RenderFailed(
+                "ArtifactConflict",
+                f"ExternalArtifact {namespace}/{name} exists and belongs to something else: it is neither changed nor "
+                "deleted; give the render another name",
+            )
         stored = api.StoredArtifact.from_status(((ea or {}).get("status") or {}).get("artifact"))
-        serving = stored is not None and self.storage.verify(stored.path, stored.digest)
+        # Only a file of this render's own folder counts: a status pointing elsewhere is not ours.
+        serving = (
+            stored is not None
+            and stored.path.startswith(self.storage.folder(namespace, name))
+            and self.storage.verify(stored.path, stored.digest)
+        )
+        interval = max(MIN_INTERVAL, spec.interval)
         last = float(status.get("lastRenderedAt") or 0)
-        due = time.time() - last >= spec.interval
+        due = time.time() - last >= interval
         # Served where the ExternalArtifact says (the advertised address may have changed).
         current = stored is not None and serving and stored.url == self.storage.url(stored.path)
         unchanged = (
             current
             and status.get("lastRenderedSourceRevision") == found.revision
+            and status.get("lastRenderedSourceDigest") == found.digest
             and status.get("observedGeneration") == generation
         )
         if unchanged and not due:
-            return max(1.0, spec.interval - (time.time() - last))
+            return max(1.0, interval - (time.time() - last))
         layer, written = self._build(spec, found)
         digest = f"sha256:{sha256_hex(layer)}"
         if stored is not None and current and stored.digest == digest:
@@ -225,6 +240,7 @@ class Reconciler:
             {
                 "observedGeneration": generation,
                 "lastRenderedSourceRevision": found.revision,
+                "lastRenderedSourceDigest": found.digest,
                 "lastRenderedAt": str(int(time.time())),
                 "artifact": artifact.status(),
                 "conditions": api.condition(
@@ -232,32 +248,26 @@ class Reconciler:
                 ),
             },
         )
-        return spec.interval
+        return interval
 
     def _build(self, spec: api.RenderSpec, found: source.SourceArtifact) -> tuple[bytes, int]:
         """The archive `publish` would push, and how many Vault secrets the build wrote."""
-        archive = self._fetch(found)
         with tempfile.TemporaryDirectory(prefix="secret-contract-render-") as work:
             tree = os.path.join(work, "source")
             try:
-                source.unpack(archive, tree)
+                source.unpack(source.fetch(found, work), tree)
                 directory = source.inside(tree, spec.path)
             except source.SourceFailed as exc:
                 raise RenderFailed("FetchFailed", str(exc)) from None
             stats = os.path.join(work, "stats.jsonl")
             env = {**self.build_env, STATS_FILE_ENV: stats}
             try:
-                rendered = publish.build(directory, env)
+                # Many tenants' sources: nothing remote, and one render cannot hold the worker long.
+                rendered = publish.build(directory, env, allow_remote=False, timeout=RENDER_TIMEOUT)
                 layer = publish.pack(rendered, {}).layer
             except SecretContractError as exc:
                 raise RenderFailed("BuildFailed", _scrubbed(str(exc), self.build_env)) from None
             return layer, _written(stats)
-
-    def _fetch(self, found: source.SourceArtifact) -> bytes:
-        try:
-            return source.fetch(found)
-        except source.SourceFailed as exc:
-            raise RenderFailed("FetchFailed", str(exc)) from None
 
     def _store(self, namespace: str, name: str, layer: bytes) -> str:
         try:
@@ -293,7 +303,9 @@ class Reconciler:
 
     def _finalize(self, render: dict[str, Any], finalizers: list[str]) -> None:
         meta = render["metadata"]
-        self.kube.delete_external_artifact(meta["namespace"], meta["name"])
+        ea = self.kube.external_artifact(meta["namespace"], meta["name"])
+        if ea is not None and api.owned_by(ea, render):  # never another owner's object of the same name
+            self.kube.delete_external_artifact(meta["namespace"], meta["name"])
         self.storage.remove(meta["namespace"], meta["name"])
         if api.FINALIZER in finalizers:
             self.kube.set_finalizers(render, [f for f in finalizers if f != api.FINALIZER])

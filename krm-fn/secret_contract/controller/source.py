@@ -4,7 +4,6 @@ status announces, and unpacked without letting the archive write outside its dir
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tarfile
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from typing import Any
 import urllib3
 
 MAX_ARCHIVE = 256 << 20  # bytes fetched at most
-MAX_UNPACKED = 1 << 30  # bytes unpacked at most
+MAX_UNPACKED = 512 << 20  # bytes unpacked at most (below the 1 GiB temporary volume of the Deployment)
+MAX_ENTRIES = 50_000  # files and folders unpacked at most
 FETCH_TIMEOUT = urllib3.Timeout(connect=10, read=60)
 _HTTP = urllib3.PoolManager(retries=urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504)))
 
@@ -41,8 +41,9 @@ class SourceArtifact:
         )
 
 
-def fetch(artifact: SourceArtifact) -> bytes:
-    """The archive's bytes, refused unless they match the announced digest."""
+def fetch(artifact: SourceArtifact, into: str) -> str:
+    """The archive written to a file under `into` (streamed, hashed on the way: memory stays
+    flat), refused unless it matches the announced digest; the file's path."""
     algorithm, _, expected = artifact.digest.partition(":")
     if algorithm != "sha256":
         raise SourceFailed(f"unsupported digest algorithm in {artifact.digest!r}")
@@ -50,32 +51,42 @@ def fetch(artifact: SourceArtifact) -> bytes:
         resp = _HTTP.request("GET", artifact.url, preload_content=False, timeout=FETCH_TIMEOUT)
     except urllib3.exceptions.HTTPError as exc:
         raise SourceFailed(f"fetching {artifact.url}: {type(exc).__name__}") from None
+    path = os.path.join(into, "source.tar.gz")
+    found, size = hashlib.sha256(), 0
     try:
         if resp.status != 200:
             raise SourceFailed(f"fetching {artifact.url}: HTTP {resp.status}")
-        data = io.BytesIO()
-        for chunk in resp.stream(1 << 16):
-            data.write(chunk)
-            if data.tell() > MAX_ARCHIVE:
-                raise SourceFailed(f"fetching {artifact.url}: larger than {MAX_ARCHIVE} bytes")
+        with open(path, "wb") as out:
+            for chunk in resp.stream(1 << 16):
+                size += len(chunk)
+                if size > MAX_ARCHIVE:
+                    raise SourceFailed(f"fetching {artifact.url}: larger than {MAX_ARCHIVE} bytes")
+                found.update(chunk)
+                out.write(chunk)
+    except urllib3.exceptions.HTTPError as exc:
+        raise SourceFailed(f"fetching {artifact.url}: {type(exc).__name__}") from None
     finally:
         resp.release_conn()
-    body = data.getvalue()
-    if hashlib.sha256(body).hexdigest() != expected:
+    if found.hexdigest() != expected:
         raise SourceFailed(f"the archive at {artifact.url} does not match its digest {artifact.digest}")
-    return body
+    return path
 
 
-def unpack(archive: bytes, directory: str) -> None:
-    """Unpack a tar.gz into `directory`: regular files and folders only (Python's `data`
-    filter refuses absolute paths, `..`, devices and links leaving the directory), within a
-    size bound."""
+def unpack(archive: str, directory: str) -> None:
+    """Unpack a tar.gz file into `directory`: Python's `data` filter refuses absolute paths,
+    `..`, devices and links leaving the directory; the number of entries and the unpacked size
+    are bounded as they are read, so a small archive of very many files cannot exhaust memory,
+    inodes or the temporary volume."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            members = tar.getmembers()
-            if sum(m.size for m in members) > MAX_UNPACKED:
-                raise SourceFailed(f"the archive unpacks to more than {MAX_UNPACKED} bytes")
-            tar.extractall(directory, members=members, filter="data")
+        with tarfile.open(archive, mode="r:gz") as tar:
+            total = 0
+            for count, member in enumerate(tar, 1):
+                total += member.size
+                if count > MAX_ENTRIES:
+                    raise SourceFailed(f"the archive holds more than {MAX_ENTRIES} entries")
+                if total > MAX_UNPACKED:
+                    raise SourceFailed(f"the archive unpacks to more than {MAX_UNPACKED} bytes")
+                tar.extract(member, directory, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise SourceFailed(f"unpacking the source archive: {exc}") from None
 

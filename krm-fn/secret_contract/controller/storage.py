@@ -24,8 +24,12 @@ class Storage:
     root: str
     advertised: str  # host:port the artifact URLs name
 
+    def folder(self, namespace: str, name: str) -> str:
+        """The render's own folder, relative to the root (with the trailing `/`)."""
+        return f"{KIND_DIR}/{namespace}/{name}/"
+
     def relative(self, namespace: str, name: str, hex_digest: str) -> str:
-        return f"{KIND_DIR}/{namespace}/{name}/{hex_digest}{SUFFIX}"
+        return f"{self.folder(namespace, name)}{hex_digest}{SUFFIX}"
 
     def url(self, relative: str) -> str:
         return f"http://{self.advertised}/{relative}"
@@ -56,7 +60,7 @@ class Storage:
         """Whether the file exists and holds exactly the bytes of `digest` (`sha256:<hex>`)."""
         path = self.absolute(relative)
         algorithm, _, expected = digest.partition(":")
-        if algorithm != "sha256" or not os.path.isfile(path):
+        if algorithm != "sha256" or ".." in relative.split("/") or not os.path.isfile(path):
             return False
         found = hashlib.sha256()
         with open(path, "rb") as handle:
