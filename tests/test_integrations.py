@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, Ran, Vault, assert_no_leak, run, secret_contract
+from conftest import BIN, EXAMPLES, ROOT, Ran, Vault, assert_no_leak, run, secret_contract
 from fixtures import commit_tree
 from oci_artifact import pull
 from secret_contract import vault_auth, yaml_codec
@@ -158,6 +158,7 @@ def test_argocd_plugin_generate_command_builds_a_stack(tmp_path: Path, plugin_ho
     shutil.copytree(PLATFORM / "stacks" / "sample-app", app)
     command = plugin["spec"]["generate"]["command"] + plugin["spec"]["generate"].get("args", [])
     env = {**os.environ, **vault.env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     done = subprocess.run(command, cwd=app, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert set(externalsecrets(yaml_codec.load_all(done.stdout))) == {

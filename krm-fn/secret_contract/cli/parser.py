@@ -99,6 +99,14 @@ VERBS: dict[str, Verb] = {
         (PATHS,),
         (SETTINGS_ENV,),
     ),
+    "build": Verb(
+        verbs.cmd_build,
+        "build a kustomization with the function, as publish does, and print it",
+        "yes",
+        ("secret-contract build .", "secret-contract build kustomize-examples/platform/overlays/prod"),
+        (option("directory", metavar="DIR", help="the kustomization to build"),),
+        (VAULT_ENV, SETTINGS_ENV),
+    ),
     "verify": Verb(
         verbs.cmd_verify,
         "fail unless Vault holds every key the contracts declare",

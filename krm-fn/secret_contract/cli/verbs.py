@@ -24,7 +24,7 @@ from secret_contract.cli.output import (
     report,
 )
 from secret_contract.errors import InvalidInput
-from secret_contract.results import Result, has_errors, info
+from secret_contract.results import Result, error, has_errors, info
 
 if TYPE_CHECKING:
     import argparse
@@ -127,6 +127,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     if outcome.failed:
         return EXIT_FAILED
     print_externalsecrets(outcome.externalsecrets)
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build a kustomization with the function as its legacy plugin, strictly (Vault written or
+    the build fails), and print the result: what `publish` packs, and what the Argo CD sidecar
+    generates. Every plugin config the kustomization reaches is checked first: one that names a
+    plugin by a path leaving kustomize's plugin directory would run any program."""
+    import os
+
+    from secret_contract import project, publish
+
+    here = project.find(args.directory, os.environ)
+    if here.problems:
+        report([error(p, rule="settings") for p in here.problems])
+        return EXIT_FAILED
+    sys.stdout.write(publish.build(args.directory, here.environment(os.environ)))
     return EXIT_OK
 
 
