@@ -60,16 +60,30 @@ alive() {
   [[ $(readlink -f "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
 }
 
-# stop NAME: TERM the recorded process, KILL it after 15 s; prints what it stopped.
+# running PID: the process exists and has not finished exiting (a zombie has; so has one whose
+# executable link is already gone, which `alive` cannot tell from a reused PID).
+running() {
+  local state
+  state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+# stop NAME: TERM the recorded process, KILL it after 15 s, and return only once it is gone (its
+# listeners closed); prints what it stopped.
 stop() {
   local name=$1 pid
   pid=$(cat "$PIDS/$name.pid" 2>/dev/null) || return 0
   if alive "$name"; then
     kill -TERM "$pid" 2>/dev/null || true
     local i
-    for i in $(seq 150); do alive "$name" || break; sleep 0.1; done
-    if alive "$name"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
-    echo "cluster: stopped $name (pid $pid)" >&2
+    for i in $(seq 150); do running "$pid" || break; sleep 0.1; done
+    if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    for i in $(seq 50); do running "$pid" || break; sleep 0.1; done
+    if running "$pid"; then
+      echo "cluster: warning: $name (pid $pid) is still exiting after SIGKILL" >&2
+    else
+      echo "cluster: stopped $name (pid $pid)" >&2
+    fi
   else
     echo "cluster: $name (pid $pid) was not running" >&2
   fi
