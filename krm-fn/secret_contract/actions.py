@@ -87,11 +87,11 @@ class Action:
         return f"{text}{f' ({self.note})' if self.note else ''}"
 
     def checks(self) -> list[WriteCheck]:
-        if self.kind in ("delete", "delete-source"):
+        if self.destroys:
             return [WriteCheck("delete", self.mount, self.path)]
         writes = []
         if self.kind in ("drop-keys", "rotate", "copy"):
-            writes.append(WriteCheck("create" if self.cas == 0 else "update", self.mount, self.path))
+            writes.append(WriteCheck.data(self.mount, self.path, self.cas))
         if self.metadata:
             writes.append(WriteCheck("metadata", self.mount, self.path))
         return writes
@@ -115,10 +115,7 @@ class Planned:
 def denied(store: SecretStore, actions: list[Action]) -> list[Result]:
     checks = [check for action in actions for check in action.checks()]
     refused = store.denied(checks) if checks else []
-    return [
-        error(f"the token may not {c.capability} {c.api_path}: its policy needs '{c.capability}' there")
-        for c in refused
-    ]
+    return [error(c.refusal) for c in refused]
 
 
 def apply(store: SecretStore, actions: list[Action], progress: Progress | None = None) -> list[Result]:
@@ -163,7 +160,7 @@ def _recheck(store: SecretStore, action: Action) -> str | None:
 
 def _apply_one(store: SecretStore, action: Action) -> Result:
     kind = action.kind
-    if kind in ("delete", "delete-source"):
+    if action.destroys:
         store.delete(action.mount, action.path)
         return info(f"{action.where}: deleted, with every version")
     if kind in ("drop-keys", "rotate", "copy"):

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from secret_contract import yaml_codec
-from secret_contract.plugin import KUSTOMIZATION_FILES
+from secret_contract.plugin import kustomization_file
 
 # One path element each: a DNS-like group, a version, a kind. None can be `..` or hold a `/`.
 _GROUP = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
@@ -51,7 +51,7 @@ class _Walk:
         if real in self.seen or len(self.seen) >= MAX_KUSTOMIZATIONS:
             return
         self.seen.add(real)
-        file = next((os.path.join(real, n) for n in KUSTOMIZATION_FILES if os.path.isfile(os.path.join(real, n))), None)
+        file = kustomization_file(real)
         if file is None:
             return
         doc = self._load(file)
@@ -81,9 +81,7 @@ class _Walk:
         target = os.path.join(directory, entry)
         if os.path.isdir(target):
             # A kustomization whose resources are plugin configs.
-            inner = next(
-                (os.path.join(target, n) for n in KUSTOMIZATION_FILES if os.path.isfile(os.path.join(target, n))), None
-            )
+            inner = kustomization_file(target)
             doc = self._load(inner) if inner else None
             for resource in _strings(doc.get("resources") if isinstance(doc, dict) else None):
                 self._plugin_entry(inner or file, target, field, resource)

@@ -73,9 +73,19 @@ class WriteCheck:
     def api_path(self) -> str:
         return kv_path(self.mount, "data" if self.kind in ("create", "update") else "metadata", self.path)
 
+    @classmethod
+    def data(cls, mount: str, path: str, cas: int) -> WriteCheck:
+        """A data write: a create where check-and-set names version 0, else an update."""
+        return cls("create" if cas == 0 else "update", mount, path)
+
     @property
     def capability(self) -> str:
         return "patch" if self.kind == "metadata" else self.kind
+
+    @property
+    def refusal(self) -> str:
+        """What a token refused this write lacks (for findings)."""
+        return f"the token may not {self.capability} {self.api_path}: its policy needs '{self.capability}' there"
 
 
 class SecretStore(Protocol):

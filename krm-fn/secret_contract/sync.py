@@ -160,7 +160,7 @@ def writes_of(target: Target, change: Change) -> list[WriteCheck]:
     d = target.desired
     checks = []
     if change.writes_data:
-        checks.append(WriteCheck("create" if change.cas == 0 else "update", d.mount, d.path))
+        checks.append(WriteCheck.data(d.mount, d.path, change.cas))
     if change.metadata:
         checks.append(WriteCheck("metadata", d.mount, d.path))
     return checks
@@ -199,12 +199,7 @@ def sync(
     by_path = {(t.desired.mount, t.desired.path): t for t, _ in pending}
     denied = store.denied(checks) if checks else []
     if denied:
-        report.findings.extend(
-            by_path[(d.mount, d.path)].finding(
-                error, f"the token may not {d.capability} {d.api_path}: its policy needs '{d.capability}' there"
-            )
-            for d in denied
-        )
+        report.findings.extend(by_path[(d.mount, d.path)].finding(error, d.refusal) for d in denied)
         report.findings.append(
             error(f"Vault was not written: {len(denied)} permission(s) missing; no secret of this build was written")
         )
