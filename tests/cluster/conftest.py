@@ -33,12 +33,28 @@ WAIT = float(os.environ.get("CLUSTER_TEST_WAIT", "180"))
 TIMINGS = CLUSTER_DIR / "timings.json"
 
 
-def record(name: str, seconds: float) -> None:
-    """Merge one timing into .cluster/timings.json (what `make bench` reports)."""
+def record(name: str, seconds: float, what: str) -> None:
+    """Merge one timing into .cluster/timings.json (what `make bench` reports), and say it."""
     found = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
     found[name] = round(seconds, 2)
     TIMINGS.parent.mkdir(exist_ok=True)
     TIMINGS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+    print(f"{what}: {seconds:.1f} s")
+
+
+def stack_files(namespace: str, contract: str) -> dict[str, str]:
+    """A stack as a platform lays it out: its namespace, and its contract as a generator."""
+    return {
+        "kustomization.yaml": "resources:\n  - namespace.yaml\ngenerators:\n  - hostk8s.secrets.yaml\n",
+        "namespace.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n",
+        "hostk8s.secrets.yaml": contract,
+    }
+
+
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
 
 
 def flux_objects(name: str, registry: str, repository: str, tag: str, namespace: str = "flux-system") -> str:

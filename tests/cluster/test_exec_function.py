@@ -17,7 +17,7 @@ import pytest
 from conftest import run as run_cli
 from secret_contract import yaml_codec
 
-from .conftest import CLUSTER_DIR, Cluster, kustomize_path, read_env
+from .conftest import CLUSTER_DIR, Cluster, kustomize_path, read_env, stack_files, write_files
 
 pytestmark = [pytest.mark.cluster]
 
@@ -39,12 +39,7 @@ def kustomize() -> str:
 def stack(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     namespace = "exec-" + secrets.token_hex(3)
     folder = tmp_path / "app"
-    folder.mkdir()
-    (folder / "namespace.yaml").write_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n")
-    (folder / "kustomization.yaml").write_text(
-        "resources:\n  - namespace.yaml\ngenerators:\n  - hostk8s.secrets.yaml\n"
-    )
-    (folder / "hostk8s.secrets.yaml").write_text(f"""\
+    contract = f"""\
 apiVersion: hostk8s.io/v1
 kind: SecretContract
 metadata:
@@ -65,7 +60,8 @@ spec:
         - key: token
           generate: token
           length: 32
-""")
+"""
+    write_files(folder, stack_files(namespace, contract))
     yield namespace, folder
     cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
 

@@ -30,7 +30,7 @@ import pytest
 from faults import DROP, fault_proxy
 from fixtures import git
 
-from .conftest import ROOT, Cluster, record
+from .conftest import ROOT, Cluster, record, stack_files, write_files
 
 pytestmark = [pytest.mark.cluster]
 
@@ -120,9 +120,7 @@ class Repository:
 
     def commit(self, message: str, files: dict[str, str]) -> float:
         """Write, commit and push; the time of the push."""
-        for name, text in files.items():
-            (self.work / name).parent.mkdir(parents=True, exist_ok=True)
-            (self.work / name).write_text(text)
+        write_files(self.work, files)
         git(self.work, "add", "-A")
         git(self.work, "commit", "-q", "-m", message)
         git(self.work, "push", "-q", "origin", "HEAD:main")
@@ -319,11 +317,8 @@ spec:
 
 
 def app_files(namespace: str, *names: str) -> dict[str, str]:
-    base = f"apps/{namespace}"
     return {
-        f"{base}/kustomization.yaml": "resources:\n  - namespace.yaml\ngenerators:\n  - hostk8s.secrets.yaml\n",
-        f"{base}/namespace.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n",
-        f"{base}/hostk8s.secrets.yaml": contract(namespace, *names),
+        f"apps/{namespace}/{name}": text for name, text in stack_files(namespace, contract(namespace, *names)).items()
     }
 
 
@@ -365,9 +360,8 @@ def test_a_pushed_commit_reaches_the_cluster_as_secrets_holding_vaults_values(
     pushed = repository.commit("the app", app_files(repository.namespace, "db"))
     cluster.apply(render_objects(repository))
     wait_for_secrets(cluster, controller, repository.namespace, ("db",))
-    elapsed = time.monotonic() - pushed
-    record("external_artifact_push_to_secret_seconds", elapsed)
-    print(f"push to Secret through the ExternalArtifact route: {elapsed:.1f} s")
+    what = "push to Secret through the ExternalArtifact route"
+    record("external_artifact_push_to_secret_seconds", time.monotonic() - pushed, what)
     found = artifact(cluster)
     assert found["revision"] == f"latest@{found['digest']}" and found["digest"].startswith("sha256:")
     assert found["metadata"]["org.opencontainers.image.revision"].startswith("main@sha1:")
