@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from secret_contract import contract, externalsecret, settings, yaml_codec
+from secret_contract import contract, externalsecret, resolution, settings, yaml_codec
 from secret_contract.results import ResourceRef
 
 REF = ResourceRef("hostk8s.io/v1", "SecretContract", "foundation/airflow")
@@ -22,7 +22,7 @@ SECRET = {"name": "airflow-secrets", "namespace": "airflow", "data": [{"key": "f
 
 def build(c: contract.Contract, defaults: settings.Defaults | None = None) -> dict[str, Any]:
     defaults = defaults or settings.Defaults()
-    return externalsecret.build(c.secrets[0], settings.resolve(c, c.secrets[0], defaults))[0]
+    return externalsecret.build(c.secrets[0], resolution.resolve(c, c.secrets[0], defaults))[0]
 
 
 def test_default_manifest_follows_the_spec_and_names_no_contract() -> None:

@@ -25,7 +25,7 @@ from secret_contract import externalsecret, krm
 from secret_contract.contract import Contract, DataEntry, ExternalSecretSettings, Secret
 from secret_contract.model import Declaration, Desired, GeneratedKey, Target
 from secret_contract.results import FileRef, Result, error
-from secret_contract.settings import Resolved, ResolvedContract
+from secret_contract.resolution import Resolved, ResolvedContract
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from secret_contract.contract import Secret
 from secret_contract.ownership import MANAGED_BY
-from secret_contract.settings import Resolved, View
+from secret_contract.resolution import Resolved, View
 
 KIND = "ExternalSecret"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

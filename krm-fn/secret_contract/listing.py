@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from secret_contract import ownership
 from secret_contract.layout import VaultLayout
 from secret_contract.model import Target
-from secret_contract.settings import ResolvedContract
+from secret_contract.resolution import ResolvedContract
 from secret_contract.store import Entry, Progress, SecretStore, parallel
 
 # --- list --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from secret_contract.listing import check_mounts, contract_folders, declared_by,
 from secret_contract.model import Desired, Target
 from secret_contract.project import Project
 from secret_contract.results import Result, error, info, warning
-from secret_contract.settings import ResolvedContract
+from secret_contract.resolution import ResolvedContract
 from secret_contract.store import Entry, Progress, SecretStore, parallel
 from secret_contract.sync import read_states
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from secret_contract import contract as contract_model
-from secret_contract import declarations, externalsecret, krm, settings, sync
+from secret_contract import declarations, externalsecret, krm, resolution, settings, sync
 from secret_contract.contract import Contract
 from secret_contract.errors import CasConflict, SecretContractError, VaultConfigError
 from secret_contract.krm import Item, ResourceList
 from secret_contract.model import Target
+from secret_contract.resolution import ResolvedContract
 from secret_contract.results import Result, error, has_errors, info, warning
-from secret_contract.settings import Defaults, ResolvedContract
+from secret_contract.settings import Defaults
 from secret_contract.store import Progress, SecretStore
 from secret_contract.validation_cache import ValidationCache
 
@@ -72,7 +73,7 @@ def build(
     defaults, findings = settings.load(env, _configmap_data(rl.function_config), project)
     contracts, contract_findings = load_contracts(rl, ValidationCache.from_env(env, contract_model.schema_text()))
     findings += contract_findings
-    resolved = settings.resolve_all(contracts, defaults)
+    resolved = resolution.resolve_all(contracts, defaults)
     collected = declarations.collect(resolved)
     findings += collected.findings
     items, placement = krm.place(rl, collected.externalsecrets, externalsecret.is_generated)

@@ -1,17 +1,16 @@
-"""Settings: built-in defaults, overridden by the project file, then a kpt ConfigMap, then the
-environment, then the contract's optional `spec.externalSecret` / `spec.vault`, then a secret's
-own `externalSecret`. The most specific wins; template labels and annotations merge by key.
+"""Function-level settings: built-in defaults, overridden by the project file, then a kpt
+ConfigMap, then the environment. What a contract and its secrets say over these is resolved per
+secret in `resolution`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from secret_contract import contract as contract_model
-from secret_contract.contract import Contract, ExternalSecretSettings, Secret
-from secret_contract.layout import DEFAULT_SCHEME, VaultLayout
+from secret_contract.layout import DEFAULT_SCHEME
 from secret_contract.results import Result, error
 from secret_contract.rules_contract import is_mount
 
@@ -68,59 +67,6 @@ class Defaults:
     lenient: bool = False  # strictness turned off on purpose (set to false, not merely unset)
 
 
-@dataclass(frozen=True)
-class View:
-    """One ExternalSecret over a secret's Vault values, with its effective settings."""
-
-    name: str
-    api_version: str
-    refresh_interval: str
-    store_name: str
-    store_kind: str
-    target_name: str
-    keys: tuple[tuple[str, str], ...]  # (Secret key, Vault property), in the order written
-    template_type: str | None = None
-    template_labels: Mapping[str, str] = field(default_factory=dict)
-    template_annotations: Mapping[str, str] = field(default_factory=dict)
-    template_data: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """Everything needed to write one secret and emit its ExternalSecrets: where its values
-    live in Vault, and its views (the first is the ExternalSecret named after the secret)."""
-
-    layout: VaultLayout
-    path: str  # the Vault path inside the mount; ESO's remoteRef.key
-    views: tuple[View, ...]
-    legacy: tuple[str, ...] = ()
-
-    @property
-    def mount(self) -> str:
-        return self.layout.mount
-
-    @property
-    def where(self) -> str:
-        return f"{self.mount}/{self.path}"
-
-
-@dataclass(frozen=True)
-class ResolvedContract:
-    """A valid contract with the effective settings of each of its secrets."""
-
-    contract: Contract
-    secrets: tuple[Resolved, ...]
-
-    @property
-    def stack(self) -> str:
-        return self.contract.stack
-
-    @property
-    def layout(self) -> VaultLayout:
-        """Where the contract's secrets live (one layout per contract: `spec.vault` is its own)."""
-        return self.secrets[0].layout
-
-
 def load(
     env: Mapping[str, str], config: Mapping[str, Any] | None = None, project: Mapping[str, Any] | None = None
 ) -> tuple[Defaults, list[Result]]:
@@ -149,7 +95,7 @@ def load(
         values[attr] = bool(parsed)
         if attr == "strict":
             values["lenient"] = found is not None and parsed is False
-    if found_none(env, layers) and _switch(env.get(CI_ENV)):
+    if strictness_unset(env, layers) and _switch(env.get(CI_ENV)):
         # In CI nobody reads a warning: a build that could not write Vault must fail there.
         values["strict"] = True
         values["strict_reason"] = f"{CI_ENV} is set; {SWITCHES['strict'][0]}=false turns this off"
@@ -168,7 +114,7 @@ def _layered(
     return None
 
 
-def found_none(env: Mapping[str, str], layers: list[tuple[str, Mapping[str, Any]]]) -> bool:
+def strictness_unset(env: Mapping[str, str], layers: list[tuple[str, Mapping[str, Any]]]) -> bool:
     """Whether nobody set strictness, so that the CI rule applies."""
     env_name, key = SWITCHES["strict"]
     return _layered(env, env_name, key, layers) is None
@@ -210,68 +156,3 @@ def _check(src: Source, value: str, origin: str) -> list[Result]:
         error(f"{origin}: {r.message}", rule="settings")
         for r in contract_model.validate_fragment(src.fragment[0], fragment)
     ]
-
-
-def layout(c: Contract, defaults: Defaults) -> VaultLayout:
-    scheme = c.vault.layout or defaults.layout
-    return VaultLayout(
-        mount=c.vault.mount or defaults.mount,
-        scheme="stack" if scheme == "stack" else "namespace",
-        prefix=c.vault.prefix if c.vault.prefix is not None else defaults.prefix,
-    )
-
-
-def resolve(c: Contract, secret: Secret, defaults: Defaults) -> Resolved:
-    """Effective settings of one secret: a view's own over the secret's over the contract's
-    over the defaults."""
-    where = layout(c, defaults)
-    declared = tuple(sorted((e.key, e.key) for e in secret.data))
-    views = [
-        _view(secret.name, secret.external_secret, (secret.external_secret, c.external_secret), declared, defaults)
-    ]
-    views += [
-        _view(v.name, v.settings, (v.settings, secret.external_secret, c.external_secret), declared, defaults)
-        for v in secret.views
-    ]
-    return Resolved(
-        layout=where,
-        path=where.path(c.stack, secret.namespace, secret.name),
-        views=tuple(views),
-        legacy=where.legacy_paths(c.stack, secret.namespace, secret.name),
-    )
-
-
-def _view(
-    name: str,
-    own: ExternalSecretSettings,
-    layers: tuple[ExternalSecretSettings, ...],
-    declared: tuple[tuple[str, str], ...],
-    defaults: Defaults,
-) -> View:
-    def pick(attr: str, default: str) -> str:
-        return next((v for v in (getattr(layer, attr) for layer in layers) if v is not None), default)
-
-    return View(
-        name=name,
-        api_version=pick("api_version", defaults.api_version),
-        refresh_interval=pick("refresh_interval", defaults.refresh_interval),
-        store_name=pick("store_name", defaults.store_name),
-        store_kind=pick("store_kind", defaults.store_kind),
-        target_name=own.target_name or name,
-        keys=own.keys or declared,
-        template_type=next((layer.template_type for layer in layers if layer.template_type), None),
-        template_labels=_merge(layers, "template_labels"),
-        template_annotations=_merge(layers, "template_annotations"),
-        template_data=dict(own.template_data),
-    )
-
-
-def resolve_all(contracts: list[Contract], defaults: Defaults) -> list[ResolvedContract]:
-    return [ResolvedContract(c, tuple(resolve(c, s, defaults) for s in c.secrets)) for c in contracts]
-
-
-def _merge(layers: tuple[ExternalSecretSettings, ...], attr: str) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for layer in reversed(layers):  # contract first, the most specific layer's keys win
-        merged.update(getattr(layer, attr))
-    return merged

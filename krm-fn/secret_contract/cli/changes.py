@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import argparse
 
     from secret_contract import actions
-    from secret_contract.settings import ResolvedContract
+    from secret_contract.resolution import ResolvedContract
     from secret_contract.store import SecretStore
 
 
