@@ -42,7 +42,7 @@ def contract(platform: Path, stack: str) -> dict[str, Any]:
     return yaml_codec.load((platform / "software/stacks" / stack / "hostk8s.secrets.yaml").read_text())
 
 
-def legacy_fill(platform: Path, vault: Vault, order: tuple[str, ...] = STACKS) -> None:
+def fill_as_the_older_script(platform: Path, vault: Vault, order: tuple[str, ...] = STACKS) -> None:
     """What manage-secrets.py did for each stack, in order: write `secret/{namespace}/{name}`
     unless it exists, with no metadata; its `fernet` values were 32 letters and digits."""
     kv = vault.client.secrets.kv.v2
@@ -119,7 +119,7 @@ def test_a_shared_secret_declared_differently_fails_naming_both_before_writing(p
 
 
 def test_migration_from_the_older_script_rotates_nothing(platform: Path, vault: Vault) -> None:
-    legacy_fill(platform, vault)
+    fill_as_the_older_script(platform, vault)
     before = vault.snapshot()
     # A build never takes over what the older script wrote: it stops, naming the command.
     refused = sc(platform, "add", STACKS[0], env=vault.env)
@@ -146,7 +146,7 @@ def test_migration_from_the_older_script_rotates_nothing(platform: Path, vault: 
 
 
 def test_moving_to_the_stack_layout_goes_through_migrate(platform: Path, vault: Vault) -> None:
-    legacy_fill(platform, vault)
+    fill_as_the_older_script(platform, vault)
     legacy = {p: data for p, (_, data) in vault.snapshot().items()}
     env = {**vault.env, "SECRET_CONTRACT_PATH_LAYOUT": "stack"}
     refused = sc(platform, "add", "foundation/elastic", env=env)

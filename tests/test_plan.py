@@ -10,7 +10,7 @@ DESIRED = Desired(
     stacks=("app",),
     static={"username": "postgres", "port": "5432"},
     generated={"password": GeneratedKey("password", 24)},
-    legacy=("app/ns/db",),
+    former_paths=("app/ns/db",),
 )
 OWNED = ownership.claim(DESIRED.declarations(), ownership.CREATED)
 FULL = {"username": "postgres", "port": "5432", "password": "kept"}
@@ -138,7 +138,7 @@ def test_a_generated_key_an_earlier_version_holds_is_never_regenerated() -> None
     assert again.metadata[ownership.DROPPED_KEY] is None
 
 
-def test_values_another_contract_owns_at_a_legacy_path_are_its_live_secret_not_legacy_data() -> None:
+def test_values_another_contract_owns_at_a_former_path_are_its_live_secret_not_older_data() -> None:
     change = plan.diff(DESIRED, None, {"shared/db": Entry(FULL, 2, owned_by("stack-a", DESIRED.digest))})
     assert change.action == "conflict" and "live secret of contract 'stack-a'" in change.reason
     assert "secret-contract migrate" not in change.reason
@@ -159,7 +159,7 @@ def test_a_released_secret_is_taken_back_only_by_the_stack_that_released_it() ->
     assert refused.action == "blocked" and "released by contract 'app'" in refused.reason and not refused.writes
 
 
-def test_values_at_a_legacy_path_are_never_forked() -> None:
+def test_values_at_a_former_path_are_never_forked() -> None:
     change = plan.diff(DESIRED, None, {"app/ns/db": Entry(FULL, 1, {})})
     assert change.action == "blocked" and "secret/app/ns/db" in change.reason and "migrate app" in change.reason
 

@@ -24,8 +24,8 @@ from typing import Any
 from secret_contract import externalsecret, krm
 from secret_contract.contract import Contract, DataEntry, ExternalSecretSettings, Secret
 from secret_contract.model import Declaration, Desired, GeneratedKey, Target
-from secret_contract.results import FileRef, Result, error
 from secret_contract.resolution import Resolved, ResolvedContract
+from secret_contract.results import FileRef, Result, error
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _desired(declared: Declared, stacks: tuple[str, ...]) -> Desired:
         static={e.key: e.value for e in declared.secret.data if e.value is not None},
         generated={e.key: GeneratedKey(e.generate, e.length) for e in declared.secret.data if e.generate},
         provided=tuple(e.key for e in declared.secret.data if e.provided),
-        legacy=r.legacy,
+        former_paths=r.former_paths,
         delivery=delivery_digest(declared),
     )
 

@@ -27,7 +27,7 @@ class VaultLayout:
         """The path of a Secret's values inside the mount."""
         return _join(self.prefix, *((stack,) if self.scheme == "stack" else ()), namespace, name)
 
-    def legacy_paths(self, stack: str, namespace: str, name: str) -> tuple[str, ...]:
+    def former_paths(self, stack: str, namespace: str, name: str) -> tuple[str, ...]:
         """Other paths in the mount where the same Secret's values may already live: where the
         older script wrote (`{namespace}/{name}`, no prefix) and the other layout's path."""
         own = self.path(stack, namespace, name)

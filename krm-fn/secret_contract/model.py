@@ -39,7 +39,7 @@ class Desired:
     static: Mapping[str, str] = field(default_factory=dict, repr=False)
     generated: Mapping[str, GeneratedKey] = field(default_factory=dict)
     provided: tuple[str, ...] = ()  # keys a person writes: never written or deleted here
-    legacy: tuple[str, ...] = ()  # other paths in the mount where its values may already live
+    former_paths: tuple[str, ...] = ()  # other paths in the mount where its values may already live
     delivery: str = ""  # a digest of the ExternalSecrets that deliver it (see `declarations`)
 
     @property

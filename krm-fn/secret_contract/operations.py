@@ -15,8 +15,8 @@ from secret_contract.actions import Action, Expect, Planned
 from secret_contract.listing import check_mounts, contract_folders, declared_by, list_paths, namespaces_of
 from secret_contract.model import Desired, Target
 from secret_contract.project import Project
-from secret_contract.results import Result, error, info, warning
 from secret_contract.resolution import ResolvedContract
+from secret_contract.results import Result, error, info, warning
 from secret_contract.store import Entry, Progress, SecretStore, parallel
 from secret_contract.sync import read_states
 
@@ -30,9 +30,9 @@ def verify(store: SecretStore, targets: list[Target], progress: Progress | None 
     findings = []
     for target, state in zip(targets, states, strict=True):
         gaps = plan.gaps(target.desired, state.current)
-        legacy = [p for p, e in state.legacy.items() if e is not None and e.live]
-        if state.current is None and legacy:
-            gaps = [f"missing secret; its values exist at {target.desired.mount}/{legacy[0]} (run `migrate`)"]
+        found = [p for p, e in state.former.items() if e is not None and e.live]
+        if state.current is None and found:
+            gaps = [f"missing secret; its values exist at {target.desired.mount}/{found[0]} (run `migrate`)"]
         findings.extend(target.finding(error, f"{target.where}: {gap}") for gap in gaps)
     if not findings:
         keys = sum(len(t.desired.key_names()) for t in targets)
@@ -275,7 +275,7 @@ def plan_migrate(store: SecretStore, targets: list[Target], delete_source: bool 
         if current is not None and current.ever_written:
             _plan_in_place(out, target, current)
             continue
-        sources = [(p, e) for p, e in state.legacy.items() if e is not None and e.live]
+        sources = [(p, e) for p, e in state.former.items() if e is not None and e.live]
         if not sources:
             out.findings.append(info(f"{target.where}: nothing to migrate (a build creates it)"))
             continue

@@ -89,21 +89,21 @@ class Change:
 def diff(
     desired: Desired,
     current: Entry | None,
-    legacy: Mapping[str, Entry | None] | None = None,
+    former: Mapping[str, Entry | None] | None = None,
     raced: bool = False,
     history: History | None = None,
 ) -> Change:
     """What to write so that Vault satisfies `desired`, given what it holds now.
 
-    `legacy` holds what the desired secret's legacy paths hold (read only when the path
+    `former` holds what the desired secret's former paths hold (read only when the path
     itself is empty). `raced` means the path was empty when first read and another writer
     filled it since. `history` says what earlier versions hold of the generated keys the
     latest version lacks.
     """
     if current is None:
-        found = {path: entry for path, entry in (legacy or {}).items() if entry is not None and entry.ever_written}
+        found = {path: entry for path, entry in (former or {}).items() if entry is not None and entry.ever_written}
         if found:
-            return _legacy_found(desired, found)
+            return _found_at_former_path(desired, found)
         return _create(desired, 0)
     owners = ownership.read(current.custom_metadata)
     if owners.foreign_tool:
@@ -297,7 +297,7 @@ def _deleted_history(desired: Desired, current: Entry) -> Change:
     )
 
 
-def _legacy_found(desired: Desired, found: Mapping[str, Entry]) -> Change:
+def _found_at_former_path(desired: Desired, found: Mapping[str, Entry]) -> Change:
     path, entry = next(iter(found.items()))
     owners = ownership.read(entry.custom_metadata)
     refusal = policy.refusal_as_source(owners, desired.stacks)

@@ -38,7 +38,7 @@ class Resolved:
     layout: VaultLayout
     path: str  # the Vault path inside the mount; ESO's remoteRef.key
     views: tuple[View, ...]
-    legacy: tuple[str, ...] = ()
+    former_paths: tuple[str, ...] = ()
 
     @property
     def mount(self) -> str:
@@ -91,7 +91,7 @@ def resolve(c: Contract, secret: Secret, defaults: Defaults) -> Resolved:
         layout=where,
         path=where.path(c.stack, secret.namespace, secret.name),
         views=tuple(views),
-        legacy=where.legacy_paths(c.stack, secret.namespace, secret.name),
+        former_paths=where.former_paths(c.stack, secret.namespace, secret.name),
     )
 
 

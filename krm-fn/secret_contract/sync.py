@@ -3,7 +3,7 @@
 The order is what makes "nothing half-written" hold (docs/reliability.md):
 1. every mount is checked to be KV version 2;
 2. every secret's state is read (a folder holding many of them is listed first, so that
-   paths known to be empty need no read), for an empty path its legacy paths, and where the
+   paths known to be empty need no read), for an empty path its former paths, and where the
    latest version lacks a generated key, the earlier versions that may hold it;
 3. every secret is planned (`plan.diff`, pure); unowned data matching its declaration is
    re-read for a moment (a concurrent build records its ownership just after its data);
@@ -40,10 +40,10 @@ HISTORY_DEPTH = 100  # earlier versions searched for a generated key the latest 
 
 @dataclass(frozen=True)
 class State:
-    """What Vault holds at a target's path, and (only where that is empty) at its legacy paths."""
+    """What Vault holds at a target's path, and (only where that is empty) at its former paths."""
 
     current: Entry | None
-    legacy: dict[str, Entry | None] = field(default_factory=dict)
+    former: dict[str, Entry | None] = field(default_factory=dict)
     history: plan.History = field(default_factory=plan.History)  # of generated keys the latest lacks
 
 
@@ -75,18 +75,18 @@ def read_states(
         progress,
         "reading Vault",
     )
-    empty = [t for t, cur in zip(targets, currents, strict=True) if cur is None and t.desired.legacy]
-    legacy_keys = [(t.desired.mount, p) for t in empty for p in t.desired.legacy]
-    legacy_listed = _listings(store, legacy_keys, workers)
-    found = parallel(lambda k: _read_legacy(store, legacy_listed, *k), legacy_keys, workers)
-    legacy_entries = dict(zip(legacy_keys, found, strict=True))
+    empty = [t for t, cur in zip(targets, currents, strict=True) if cur is None and t.desired.former_paths]
+    former_keys = [(t.desired.mount, p) for t in empty for p in t.desired.former_paths]
+    former_listed = _listings(store, former_keys, workers)
+    found = parallel(lambda k: _read_former(store, former_listed, *k), former_keys, workers)
+    former_entries = dict(zip(former_keys, found, strict=True))
     lacking = [(t, cur) for t, cur in zip(targets, currents, strict=True) if _lacks_generated(t.desired, cur)]
     looked_up = parallel(lambda tc: earlier_versions(store, *tc), lacking, workers)
     histories = {id(t): found for (t, _), found in zip(lacking, looked_up, strict=True)}
     return [
         State(
             cur,
-            {p: legacy_entries[(t.desired.mount, p)] for p in t.desired.legacy} if cur is None else {},
+            {p: former_entries[(t.desired.mount, p)] for p in t.desired.former_paths} if cur is None else {},
             histories.get(id(t), plan.History()),
         )
         for t, cur in zip(targets, currents, strict=True)
@@ -140,10 +140,10 @@ def _read_unless_absent(
     return store.read(mount, path)
 
 
-def _read_legacy(
+def _read_former(
     store: SecretStore, listed: dict[tuple[str, str], frozenset[str]], mount: str, path: str
 ) -> Entry | None:
-    """A legacy path as far as the token may see it: a token scoped to the paths a contract
+    """A former path as far as the token may see it: a token scoped to the paths a contract
     resolves to may not read the older layout's, and then there is nothing it could fork."""
     try:
         return _read_unless_absent(store, listed, mount, path)
@@ -152,7 +152,7 @@ def _read_legacy(
 
 
 def plan_all(targets: list[Target], states: list[State]) -> list[Change]:
-    return [plan.diff(t.desired, s.current, s.legacy, history=s.history) for t, s in zip(targets, states, strict=True)]
+    return [plan.diff(t.desired, s.current, s.former, history=s.history) for t, s in zip(targets, states, strict=True)]
 
 
 def writes_of(target: Target, change: Change) -> list[WriteCheck]:
@@ -216,13 +216,13 @@ def _settle(store: SecretStore, targets: list[Target], states: list[State], chan
     their declaration: a concurrent build writes its ownership record right after its data, so
     such a path is usually owned a moment later. What stays unowned is refused."""
     waiting = [i for i, c in enumerate(changes) if c.awaiting_owner]
-    settled = parallel(lambda i: _await_owner(store, targets[i], states[i].legacy, raced=False), waiting)
+    settled = parallel(lambda i: _await_owner(store, targets[i], states[i].former, raced=False), waiting)
     for i, change in zip(waiting, settled, strict=True):
         changes[i] = change
     return changes
 
 
-def _await_owner(store: SecretStore, target: Target, legacy: dict[str, Entry | None], raced: bool) -> Change:
+def _await_owner(store: SecretStore, target: Target, former: dict[str, Entry | None], raced: bool) -> Change:
     """Re-read and re-plan one path until its data is owned (or the wait is over)."""
     desired = target.desired
     change = None
@@ -230,7 +230,7 @@ def _await_owner(store: SecretStore, target: Target, legacy: dict[str, Entry | N
         time.sleep(SETTLE_DELAY * 2**attempt)
         current = store.read(desired.mount, desired.path)
         history = earlier_versions(store, target, current)
-        change = plan.diff(desired, current, legacy, raced=raced, history=history)
+        change = plan.diff(desired, current, former, raced=raced, history=history)
         if not change.awaiting_owner:
             break
     assert change is not None
