@@ -14,7 +14,7 @@ from typing import Any
 
 from secret_contract.contract import Secret
 from secret_contract.ownership import MANAGED_BY
-from secret_contract.resolution import Resolved, View
+from secret_contract.resolution import Resolved, ResolvedView
 
 KIND = "ExternalSecret"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -27,7 +27,7 @@ def build(secret: Secret, r: Resolved) -> list[dict[str, Any]]:
     return [_manifest(secret.namespace, r, view) for view in r.views]
 
 
-def _manifest(namespace: str, r: Resolved, view: View) -> dict[str, Any]:
+def _manifest(namespace: str, r: Resolved, view: ResolvedView) -> dict[str, Any]:
     target: dict[str, Any] = {"name": view.target_name, "creationPolicy": "Owner"}
     template = _template(view)
     if template:
@@ -60,7 +60,7 @@ def is_generated(item: dict[str, Any]) -> bool:
     return item.get("kind") == KIND and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
-def _template(view: View) -> dict[str, Any]:
+def _template(view: ResolvedView) -> dict[str, Any]:
     template: dict[str, Any] = {}
     if view.template_type:
         template["type"] = view.template_type

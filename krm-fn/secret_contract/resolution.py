@@ -14,7 +14,7 @@ from secret_contract.settings import Defaults
 
 
 @dataclass(frozen=True)
-class View:
+class ResolvedView:
     """One ExternalSecret over a secret's Vault values, with its effective settings."""
 
     name: str
@@ -37,7 +37,7 @@ class Resolved:
 
     layout: VaultLayout
     path: str  # the Vault path inside the mount; ESO's remoteRef.key
-    views: tuple[View, ...]
+    views: tuple[ResolvedView, ...]
     former_paths: tuple[str, ...] = ()
 
     @property
@@ -101,11 +101,11 @@ def _view(
     layers: tuple[ExternalSecretSettings, ...],
     declared: tuple[tuple[str, str], ...],
     defaults: Defaults,
-) -> View:
+) -> ResolvedView:
     def pick(attr: str, default: str) -> str:
         return next((v for v in (getattr(layer, attr) for layer in layers) if v is not None), default)
 
-    return View(
+    return ResolvedView(
         name=name,
         api_version=pick("api_version", defaults.api_version),
         refresh_interval=pick("refresh_interval", defaults.refresh_interval),
