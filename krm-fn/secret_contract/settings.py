@@ -73,10 +73,12 @@ def load(
     """Defaults from the project file, a kpt ConfigMap's data and the environment (the
     environment wins)."""
     layers = [("project file", project or {}), ("functionConfig data", config or {})]
+    # `project` holds only known keys: `project.find` reports the others as problems of the file.
     findings = [
-        error(f"{origin}: unknown setting '{key}' (known: {', '.join(sorted(CONFIG_KEYS))})", rule="settings")
-        for origin, data in layers
-        for key in data
+        error(
+            f"functionConfig data: unknown setting '{key}' (known: {', '.join(sorted(CONFIG_KEYS))})", rule="settings"
+        )
+        for key in config or {}
         if key not in CONFIG_KEYS
     ]
     values: dict[str, Any] = {}
