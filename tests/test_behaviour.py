@@ -190,6 +190,55 @@ def test_remove_deletes_what_it_created(kv: KV) -> None:
     assert kv.paths() == []
 
 
+def test_release_keeps_the_values_and_the_next_build_of_the_stack_takes_them_back(kv: KV) -> None:
+    build(kv, DEMO)
+    before = kv.data(DEMO_PATH)
+    vault = store(kv)
+    planned = operations.plan_release(vault, pipeline_contract(kv), targets(kv))
+    assert [(a.kind, a.where) for a in planned.actions] == [("release", f"{kv.mount}/{DEMO_PATH}")]
+    actions.apply(vault, planned.actions)
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert not owners.declarations and owners.released_by == "demo" and owners.origin == "created"
+    assert kv.data(DEMO_PATH) == before and kv.versions(DEMO_PATH) == 1
+    assert operations.plan_release(vault, pipeline_contract(kv), targets(kv)).actions == []  # already released
+    intruder = build(kv, contract("intruder", secret("db", "demo", static("user", "admin"), generated("pass"))))
+    assert intruder.failed and "released by contract 'demo'" in messages(intruder)
+    back = build(kv, DEMO)
+    assert not back.failed, messages(back)
+    assert kv.data(DEMO_PATH) == before and kv.versions(DEMO_PATH) == 1  # the same credentials, no new version
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert set(owners.declarations) == {"demo"} and owners.released_by is None and owners.owner == "demo"
+
+
+def test_remove_after_release_deletes_what_the_stack_created(kv: KV) -> None:
+    build(kv, DEMO)
+    vault = store(kv)
+    actions.apply(vault, operations.plan_release(vault, pipeline_contract(kv), targets(kv)).actions)
+    planned = operations.plan_remove(vault, pipeline_contract(kv), targets(kv))
+    assert [(a.kind, a.where) for a in planned.actions] == [("delete", f"{kv.mount}/{DEMO_PATH}")]
+    actions.apply(vault, planned.actions)
+    assert kv.paths() == []
+
+
+def test_release_of_a_shared_secret_leaves_it_to_the_other_stack_and_rejoins_it(kv: KV) -> None:
+    shared = secret("rc", "redis", static("username", "admin"), generated("password", length=12))
+    build(kv, contract("foundation/redis", shared))
+    app = contract("sample-app", shared)
+    build(kv, app)
+    before = kv.data("redis/rc")
+    vault = store(kv)
+    resolved = pipeline.build(resource_list(app), kv.env, Options(write=False))
+    planned = operations.plan_release(vault, resolved.contracts[0], resolved.targets)
+    assert [a.kind for a in planned.actions] == ["release"] and "still declared by foundation/redis" in planned.actions[
+        0
+    ].note
+    actions.apply(vault, planned.actions)
+    assert set(ownership.read(kv.custom("redis/rc")).declarations) == {"foundation/redis"}
+    assert not build(kv, app).failed
+    assert kv.data("redis/rc") == before and kv.versions("redis/rc") == 1
+    assert set(ownership.read(kv.custom("redis/rc")).declarations) == {"foundation/redis", "sample-app"}
+
+
 # --- one Vault path, one declaration ------------------------------------------------------------
 
 

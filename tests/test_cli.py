@@ -251,10 +251,27 @@ def test_a_missing_mount_and_a_wrong_token_say_which(stack: Path, vault: Vault) 
 
 
 def test_every_verb_explains_itself(tmp_path: Path) -> None:
-    for verb in ("add", "plan", "verify", "rotate", "prune", "remove", "migrate", "list"):
+    for verb in ("add", "plan", "verify", "rotate", "prune", "remove", "release", "migrate", "list"):
         shown = secret_contract(verb, "--help").stdout
         assert "examples:" in shown and "needs Vault: yes" in shown and "VAULT_ADDR" in shown, verb
-    assert "needs Vault: no" in secret_contract("render", "--help").stdout
+    for verb in ("render", "check"):
+        assert "needs Vault: no" in secret_contract(verb, "--help").stdout, verb
+
+
+def test_release_dry_run_changes_nothing_and_release_keeps_every_value(stack: Path, vault: Vault) -> None:
+    assert secret_contract("add", str(stack), env=vault.env).returncode == 0
+    before = vault.snapshot()
+    owners = vault.client.secrets.kv.v2.read_secret_metadata(POSTGRES, mount_point=vault.mount)["data"]
+    dry = secret_contract("release", "--dry-run", str(stack), env=vault.env)
+    assert dry.returncode == 0 and f"would keep {vault.mount}/{POSTGRES}, remove this contract's" in dry.stderr
+    after_dry = vault.client.secrets.kv.v2.read_secret_metadata(POSTGRES, mount_point=vault.mount)["data"]
+    assert after_dry["custom_metadata"] == owners["custom_metadata"]
+    done = secret_contract("release", str(stack), env=vault.env)  # destroys nothing: does not ask
+    assert done.returncode == 0 and f"{vault.mount}/{POSTGRES}: released" in done.stderr, done.stderr
+    assert vault.snapshot() == before
+    meta = vault.client.secrets.kv.v2.read_secret_metadata(POSTGRES, mount_point=vault.mount)["data"]
+    assert meta["custom_metadata"]["secret-contract-released-by"] == "sample-app"
+    assert_no_leak([dry.text, done.text], [vault.server.token, *vault.values()], ("postgres-credentials",))
 
 
 ESC = "\x1b[2J\x1b[31m"  # clear the screen, then red: what a hostile key name would do

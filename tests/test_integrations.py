@@ -205,9 +205,16 @@ def test_makefile_dropin_up_list_check_down(tmp_path: Path, vault: Vault) -> Non
     assert f"{vault.mount}/airflow/airflow-secrets" in listed.stdout
     assert run([*make, "secrets-check", "foundation/airflow"], env=env).returncode == 0
     assert run([*make, "secrets-plan", "foundation/airflow"], env=env).returncode == 0
+    before = vault.snapshot()
     down = run([*make, "down", "foundation/airflow"], env=env)
-    assert down.returncode == 0 and vault.paths() == []
-    assert_no_leak([up.text, listed.text, down.text], [vault.server.token])
+    assert down.returncode == 0, down.stderr
+    assert "released" in down.stderr and vault.snapshot() == before  # every value and version kept
+    again = run([*make, "up", "foundation/airflow"], env=env)
+    assert again.returncode == 0, again.stderr
+    assert vault.snapshot() == before  # the same credentials: no new value, no new version
+    removed = run([*make, "secrets-remove", "foundation/airflow"], env=env)
+    assert removed.returncode == 0 and vault.paths() == []
+    assert_no_leak([up.text, listed.text, down.text, again.text, removed.text], [vault.server.token])
 
 
 def test_init_wires_a_stack_keeping_comments(tmp_path: Path, kubectl: str, plugin_home: Path, vault: Vault) -> None:

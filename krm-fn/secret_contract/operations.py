@@ -1,4 +1,4 @@
-"""What the commands decide besides a build: verify, remove, prune, rotate and migrate. Each
+"""What the commands decide besides a build: verify, remove, release, prune, rotate and migrate. Each
 works on the targets of resolved contracts through a `SecretStore`, reads only, and returns
 findings and the `actions.Action`s to take; the command line shows them, asks, and has
 `actions.apply` carry them out. Who may do what with a secret is decided by `policy`, as for
@@ -40,7 +40,7 @@ def verify(store: SecretStore, targets: list[Target], progress: Progress | None 
     return findings
 
 
-# --- remove and prune ----------------------------------------------------------------------
+# --- remove, release and prune ---------------------------------------------------------------
 
 # Vault path -> {stack: declaration digest} of every contract of the repository that declares it.
 Elsewhere = Mapping[str, Mapping[str, str]]
@@ -54,7 +54,7 @@ def repository_declarations(targets: list[Target]) -> dict[str, dict[str, str]]:
 
 def declared_in_repository(project: Project, env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """`repository_declarations` of every contract under the project's stacks root, built
-    without Vault: what remove and prune must leave to the other stacks."""
+    without Vault: what remove, release and prune must leave to the other stacks."""
     files = inputs.stack_contracts(project)
     if not files:
         return {}
@@ -120,6 +120,29 @@ def plan_prune(
             out.findings.append(
                 warning(f"{where}: keeps {', '.join(extra)}: the secret was not created by this contract alone")
             )
+    out.findings.extend(found.notes)
+    return out
+
+
+def plan_release(
+    store: SecretStore, contract: ResolvedContract, targets: list[Target], elsewhere: Elsewhere | None = None
+) -> Planned:
+    """Forget the stack's claim on everything it owns and keep every value and version (a
+    platform's `make down`): a later build of the stack takes its secrets back without new
+    values. Where another contract declares a secret, it keeps it, as with `remove`."""
+    stack = contract.stack
+    found = _candidates(store, contract, targets, elsewhere or {})
+    out = Planned()
+    for where, (mount, path, entry) in found.paths.items():
+        if entry is None:
+            continue
+        owners = ownership.read(entry.custom_metadata)
+        kept = policy.keep(owners, stack, (elsewhere or {}).get(where, {}))
+        if kept is not None:
+            action = Action("release", mount, path, metadata=kept.metadata, note=kept.note, expect=Expect.of(entry))
+            out.actions.append(action)
+        elif where in found.declared:
+            out.findings.append(info(f"{where}: nothing to release ({policy.holder(owners)})"))
     out.findings.extend(found.notes)
     return out
 

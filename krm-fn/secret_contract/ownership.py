@@ -14,9 +14,10 @@ Keys (custom metadata values are strings, at most 64 keys):
   versions were left behind on purpose, so declaring such a key again generates it anew;
 - `secret-contract-provided-keys: <key>,...`, keys a person writes (`provided: true`): a secret
   holding one is never destroyed by `remove` or `prune`, only released;
-- `secret-contract-released-by: <stack>`, on a secret kept after its last declarer left (this
-  tool did not write every version, or another contract of the repository still declares it
-  without having built): that stack may take it back, and `migrate` may adopt it.
+- `secret-contract-released-by: <stack>`, on a secret kept after its last declarer left
+  (`release`, which always keeps the values; or `remove` where this tool did not write every
+  version): that stack may take it back by building it, or delete it with `remove`, and
+  `migrate` may adopt it.
 
 Secrets recorded by earlier releases carry only `managed-by` and `secret-contract-owner`;
 they read as declared by the owner with an unknown digest. The rules that decide what a

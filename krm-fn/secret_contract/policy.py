@@ -8,11 +8,13 @@ the stacks involved, and returns a decision; nothing here reads Vault. The rules
 - a secret is destroyed only when this tool wrote every version, no other contract declares it
   (in Vault's record or in the repository) and it holds no value a person provided; otherwise
   the stack's claim is released and the values stay, with the other declarers' records intact
-  so that any of them can build it again;
+  so that any of them can build it again; `release` (a platform's `make down`) only ever
+  releases;
 - data any contract owns is never "legacy" data to migrate from: it is that contract's live
   credential, and copying or deleting it would fork or destroy it;
 - a secret kept after its last declarer left is taken back only by that stack (or adopted with
-  `migrate`): otherwise any contract could claim a credential by naming its path.
+  `migrate`): otherwise any contract could claim a credential by naming its path. That stack
+  keeps its claim for `remove`, which deletes such a secret on the same terms as above.
 """
 
 from __future__ import annotations
@@ -91,6 +93,14 @@ class Disposal:
     note: str = ""
 
 
+def holds_claim(owners: Ownership, stack: str) -> bool:
+    """Whether `stack` has a claim on this secret: it declares it, or it released it last and
+    no contract declares it since (`release`, then `remove` when the stack goes for good)."""
+    if owners.foreign_tool:
+        return False
+    return owners.declared_by(stack) or (not owners.declarations and owners.released_by == stack)
+
+
 def dispose(
     owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str], keys: frozenset[str] = frozenset()
 ) -> Disposal | None:
@@ -99,30 +109,56 @@ def dispose(
     `declared_elsewhere` maps every other stack whose contract (in the repository) declares
     the secret to its declaration digest: their claim stands even where they never built.
     `keys` are the keys the secret holds now: one a person provided is never destroyed."""
-    if owners.foreign_tool or not owners.declared_by(stack):
+    if not holds_claim(owners, stack):
         return None
-    recorded = {s: d for s, d in owners.declarations.items() if s != stack}
-    others = {**{s: d for s, d in declared_elsewhere.items() if s != stack}, **recorded}
     by_hand = sorted(owners.provided & keys)
+    others = _other_declarers(owners, stack, declared_elsewhere)
     if owners.created_here and not others and not by_hand:
         return Disposal("delete")
+    if others or owners.declared_by(stack):
+        return keep(owners, stack, declared_elsewhere, by_hand)
+    return None  # released earlier and not this tool's to destroy: nothing left to do
+
+
+def keep(
+    owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str], by_hand: list[str] | None = None
+) -> Disposal | None:
+    """`stack` forgets its claim and the values stay (`release`, and `remove` where it may not
+    destroy): None when the stack holds no claim or released it already. With no other
+    declarer the secret records who released it, so that a later build of that stack takes it
+    back with the same values."""
+    if not holds_claim(owners, stack):
+        return None
+    recorded = {s: d for s, d in owners.declarations.items() if s != stack}
+    others = _other_declarers(owners, stack, declared_elsewhere)
     if others:
         # Record the repository's other declarers that never built, so that any of them (and
         # this stack, back again) finds the secret owned and joins it instead of being refused.
         unrecorded = {s: d for s, d in others.items() if s not in recorded and d}
         changes = {**ownership.release(owners, stack, remaining=sorted(others)), **ownership.declare(unrecorded)}
+        if owners.released_by is not None:
+            changes[ownership.RELEASED_KEY] = None
         return Disposal("release", changes, f"still declared by {', '.join(sorted(others))}")
-    origin = owners.origin or "recorded by an earlier release, origin unknown"
-    why = (
-        f"it holds {', '.join(by_hand)}, provided by a person"
-        if by_hand
-        else f"not created by secret-contract ({origin})"
-    )
-    return Disposal(
-        "release",
-        ownership.release(owners, stack, remaining=[]),
-        f"{why}: its versions stay; delete it by hand if meant",
-    )
+    if not owners.declared_by(stack):
+        return None  # already released by this stack
+    if by_hand is None:
+        why = "values kept"
+    else:
+        origin = owners.origin or "recorded by an earlier release, origin unknown"
+        why = (
+            f"it holds {', '.join(by_hand)}, provided by a person"
+            if by_hand
+            else f"not created by secret-contract ({origin})"
+        )
+        why += ": its versions stay; delete it by hand if meant"
+    return Disposal("release", ownership.release(owners, stack, remaining=[]), why)
+
+
+def _other_declarers(owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str]) -> dict[str, str | None]:
+    """Every stack besides `stack` that declares the secret, in Vault's record or in the
+    repository (a repository's claim stands even where that stack never built)."""
+    recorded = {s: d for s, d in owners.declarations.items() if s != stack}
+    return {**{s: d for s, d in declared_elsewhere.items() if s != stack}, **recorded}
 
 
 def may_drop_keys(owners: Ownership, stack: str) -> bool:

@@ -1,4 +1,4 @@
-"""The commands that change Vault besides a build: remove, prune, rotate and migrate. Each
+"""The commands that change Vault besides a build: remove, release, prune, rotate and migrate. Each
 plans with `operations`, shows the plan, asks where it destroys, then carries it out. Their
 docstrings are their `--help` descriptions.
 """
@@ -27,6 +27,26 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from secret_contract import operations
 
     return _removal(args, operations.plan_remove, "remove")
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Forget the stack's claim on its Vault secrets and keep every value and version (what a
+    platform's `make down` runs): building the stack again takes them back, with the same
+    credentials. A secret another stack declares stays theirs. Destroys nothing, so it does
+    not ask."""
+    from secret_contract import operations
+
+    loaded, outcome = validated(args.paths)
+    vault = store(loaded.env)
+    elsewhere = operations.declared_in_repository(loaded.here, loaded.env)
+    return _per_contract(
+        vault,
+        outcome.contracts,
+        lambda contract: operations.plan_release(vault, contract, outcome.targets, elsewhere),
+        "release",
+        args.dry_run,
+        yes=True,
+    )
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

@@ -107,6 +107,13 @@ VERBS: dict[str, Verb] = {
         (option("directory", metavar="DIR", help="the kustomization to build"),),
         (VAULT_ENV, SETTINGS_ENV),
     ),
+    "check": Verb(
+        verbs.cmd_check,
+        "find kustomize wiring mistakes (a contract under resources, unlisted, skipped) and say the fix",
+        "no",
+        ("secret-contract check", "secret-contract check software/stacks kustomize-examples/platform"),
+        (option("directories", metavar="DIR", nargs="*", help="trees of kustomizations (default: .)"),),
+    ),
     "verify": Verb(
         verbs.cmd_verify,
         "fail unless Vault holds every key the contracts declare",
@@ -155,6 +162,14 @@ VERBS: dict[str, Verb] = {
         "yes",
         ("secret-contract remove foundation/redis --dry-run", "secret-contract remove foundation/redis --yes"),
         (PATHS, DRY_RUN, YES),
+        (VAULT_ENV,),
+    ),
+    "release": Verb(
+        changes.cmd_release,
+        "forget a stack's claim on its secrets and keep the values (a later build takes them back)",
+        "yes",
+        ("secret-contract release foundation/redis --dry-run", "secret-contract release foundation/redis"),
+        (PATHS, DRY_RUN),
         (VAULT_ENV,),
     ),
     "migrate": Verb(

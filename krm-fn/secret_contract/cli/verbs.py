@@ -105,11 +105,39 @@ def cmd_add(args: argparse.Namespace) -> int:
     return exit_code(outcome.findings, outcome.pending)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Find the kustomize wiring mistakes under each DIR (every kustomization, at any depth),
+    each with its fix: a contract under `resources:` (its static values reach the build output),
+    a contract no kustomization lists (an empty build), an exec function `kubectl kustomize`
+    skips, a plugin config kustomize cannot find a plugin for. Exit 1 on errors. Reads files
+    only; `render` and `plan` run the same check on a directory."""
+    from secret_contract import wiring_check
+
+    found = wiring_check.check(args.directories or ["."], os.environ)
+    report(found.findings or [wiring_check.summary(found)])
+    return EXIT_FAILED if has_errors(found.findings) else EXIT_OK
+
+
+def checked_wiring(paths: list[str]) -> None:
+    """The wiring check of the directories among `paths`; ends the command on an error."""
+    directories = [p for p in paths if os.path.isdir(p)]
+    if not directories:
+        return
+    from secret_contract import wiring_check
+
+    # Only the stacks given, not their subfolders; and render and plan run no plugin.
+    findings = wiring_check.check(directories, recursive=False).findings
+    report(findings)
+    if has_errors(findings):
+        raise Exit(EXIT_FAILED)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     """Show what a build would write to Vault (paths and keys, never values) without writing.
     Exit 2 when changes are pending, 0 when Vault is up to date."""
     from secret_contract import pipeline
 
+    checked_wiring(args.paths)
     loaded = given(args.paths)
     outcome = loaded.build(pipeline.Options(strict=True, dry_run=True, verbose=args.verbose, progress=progress()))
     report(outcome.findings)
@@ -122,6 +150,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Print the ExternalSecrets without any Vault access."""
+    checked_wiring(args.paths)
     outcome = given(args.paths).build()
     report(outcome.findings)
     if outcome.failed:
