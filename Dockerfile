@@ -5,13 +5,17 @@
 #                                                                    make image TARGET=publisher
 # Dependencies install from build/wheelhouse (made beforehand by `make wheelhouse` for the
 # base's Python) against the hashes in requirements/*.lock, so the build needs no network and
-# two builds of one commit carry the same packages.
+# two builds of one commit carry the same packages. `make image` also makes them bit for bit
+# the same image (same digest): the wheel is built with SOURCE_DATE_EPOCH (the commit's time),
+# bytecode records source hashes rather than mtimes, and podman/buildah's --timestamp sets
+# every file's mtime and the image's creation time to that commit time.
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build
-# The same title on the build stages: `make image` prunes their images once the final one is
-# tagged, so repeated builds leave no untagged images behind.
-LABEL org.opencontainers.image.title="secret-contract"
+# A label unique to one `make image` run on the build stages: it prunes their images once the
+# final one is tagged, and no other checkout's or run's images.
+ARG BUILD_ID=unset
+LABEL io.github.hostk8s.secret-contract.build="${BUILD_ID}"
 COPY build/wheelhouse /wheels
 COPY requirements/*.lock /locks/
 COPY scripts/image-venv.sh /usr/local/bin/image-venv
@@ -24,7 +28,8 @@ RUN image-venv /locks/publisher.lock \
  && /opt/secret-contract/bin/secret-contract install-plugin --dir /opt/kustomize-plugins > /dev/null
 
 FROM ${BASE_IMAGE} AS base
-ARG VERSION=0.1.0
+# `make image` passes secret_contract.__version__, the one place the version is written.
+ARG VERSION=dev
 ARG SOURCE=https://github.com/hostk8s/secret-contract
 LABEL org.opencontainers.image.title="secret-contract" \
       org.opencontainers.image.version="${VERSION}" \

@@ -14,4 +14,6 @@ python3 -m venv "$venv"
 "$venv/bin/python" -m pip uninstall --quiet -y pip setuptools
 rm -rf "$venv/share"
 find "$venv" -depth \( -name __pycache__ -o -name tests \) -exec rm -rf {} +
-"$venv/bin/python" -m compileall -q -j 0 "$venv/lib"
+# Hash-checked bytecode: a timestamped .pyc records its source's mtime, which differs per build
+# (and from the layer's, once the engine resets mtimes), so the image would not be reproducible.
+"$venv/bin/python" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$venv/lib"

@@ -14,28 +14,54 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import hvac
 import pytest
 
-from fixtures import Ran
-from kv_memory import MemoryKV
+from builders import Ran
+from kv_memory import Clock, MemoryKV
 from openbao_server import OpenBao, bao_binary, free_port, start_openbao
 from secret_contract import sync
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "kustomize-examples"
 BIN = Path(sys.executable).parent
+# Rewrite expected output (golden cases, the README's rule rows) instead of comparing with it.
+UPDATE_GOLDEN = os.environ.get("SECRET_CONTRACT_UPDATE_GOLDEN") == "1"
 
 # The environment a test must not inherit: Vault and the function's settings, kustomize's
 # plugin root, CI markers (they make builds strict) and proxies.
-AMBIENT = ("VAULT_", "SECRET_CONTRACT_", "KUSTOMIZE_PLUGIN")
+AMBIENT = ("VAULT_", "BAO_", "SECRET_CONTRACT_", "KUSTOMIZE_PLUGIN")
 AMBIENT_NAMES = {"CI", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
 
 
 def ambient(name: str) -> bool:
     return name.startswith(AMBIENT) or name in AMBIENT_NAMES
+
+
+# A test's markers follow from the fixtures it uses, directly or through other fixtures, so
+# a marker says what the test needs and `make unit` runs every test that needs none of them.
+FIXTURE_MARKERS = {
+    "openbao": "vault",
+    "tls_server": "vault",
+    "sealable_openbao": "vault",
+    "stand_in": "vault",
+    "kubectl": "kustomize",
+    "kpt": "kpt",
+    "engine_path": "container",
+    "registry": "registry",
+    "actionlint": "actionlint",
+    "cluster": "cluster",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by them
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in sorted(set(getattr(item, "fixturenames", ())) & FIXTURE_MARKERS.keys()):
+            item.add_marker(FIXTURE_MARKERS[name])
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +82,26 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
         pytest.fail(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sealable_openbao(tmp_path: Path) -> Iterator[tuple[OpenBao, Path]]:
+    """An OpenBao dev server of the test's own, which it may seal: (server, its log)."""
+    log = tmp_path / "sealable-openbao.log"
+    try:
+        server = start_openbao(log)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server, log
+    server.stop()
+
+
+@pytest.fixture
+def stand_in() -> ModuleType:
+    """Servers on loopback that stand in for Vault and answer as a test scripts (tests/faults.py)."""
+    import faults
+
+    return faults
 
 
 @pytest.fixture(scope="session")
@@ -236,6 +282,15 @@ def kubectl() -> str:
     return found
 
 
+@pytest.fixture(scope="session")
+def kpt() -> str:
+    found = shutil.which("kpt")
+    if not found:
+        # kpt has no package in these registries; the kpt tests are the only ones allowed to skip.
+        pytest.skip("KPT IS NOT INSTALLED: the kpt tests did not run on this machine")
+    return found
+
+
 @pytest.fixture
 def plugin_home(tmp_path: Path) -> Path:
     """The legacy exec plugin installed by the real command into a private plugin root."""
@@ -264,6 +319,7 @@ class KV:
     def soft_delete(self, path: str) -> None: ...
     def destroy(self, path: str) -> None: ...
     def expire_after(self, path: str, seconds: float) -> None: ...
+    def wait(self, seconds: float) -> None: ...
     def data(self, path: str, version: int | None = None) -> dict[str, str] | None: ...
     def custom(self, path: str) -> dict[str, str]: ...
     def versions(self, path: str) -> int: ...
@@ -275,7 +331,8 @@ class MemoryUnderTest(KV):
 
     def __init__(self) -> None:
         self.mount = "secret"
-        self.kv = MemoryKV(("secret",))
+        self.clock = Clock()
+        self.kv = MemoryKV(("secret",), clock=self.clock)
         self.env = {"VAULT_ADDR": "http://memory.invalid", "VAULT_TOKEN": "memory-token"}
 
     def factory(self, rules: Rules | None = None) -> Any:
@@ -297,6 +354,9 @@ class MemoryUnderTest(KV):
 
     def expire_after(self, path: str, seconds: float) -> None:
         self.kv.expire_after(self.mount, path, seconds)
+
+    def wait(self, seconds: float) -> None:
+        self.clock.advance(seconds)
 
     def data(self, path: str, version: int | None = None) -> dict[str, str] | None:
         return self.kv.data(self.mount, path, version)
@@ -351,6 +411,9 @@ class OpenBaoUnderTest(KV):
 
     def expire_after(self, path: str, seconds: float) -> None:
         self._kv.update_metadata(path, delete_version_after=f"{seconds}s", mount_point=self.mount)
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def data(self, path: str, version: int | None = None) -> dict[str, str] | None:
         try:

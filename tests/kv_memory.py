@@ -37,12 +37,32 @@ class _Secret:
 Policy = Callable[[str, str], bool]  # (capability, API path) -> allowed
 
 
-class MemoryKV:
-    """A `SecretStore` over dicts; thread-safe. `policy` decides which writes are allowed."""
+@dataclass
+class Clock:
+    """Time that passes only when a test says so: expiry is tested without sleeping."""
 
-    def __init__(self, mounts: tuple[str, ...] = ("secret",), policy: Policy | None = None) -> None:
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class MemoryKV:
+    """A `SecretStore` over dicts; thread-safe. `policy` decides which writes are allowed;
+    `clock` (the wall clock unless given) dates versions, deletions and expiry."""
+
+    def __init__(
+        self,
+        mounts: tuple[str, ...] = ("secret",),
+        policy: Policy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.mounts = set(mounts)
         self.policy = policy
+        self.clock = clock
         self._secrets: dict[tuple[str, str], _Secret] = {}
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
@@ -71,7 +91,7 @@ class MemoryKV:
             deleted_at = latest.deleted_at
             if latest.destroyed:
                 return Entry({}, secret.current, dict(secret.custom), "destroyed", _stamp(deleted_at))
-            if deleted_at is not None and deleted_at <= time.time():
+            if deleted_at is not None and deleted_at <= self.clock():
                 return Entry({}, secret.current, dict(secret.custom), "deleted", _stamp(deleted_at))
             return Entry(dict(latest.data), secret.current, dict(secret.custom))
 
@@ -85,7 +105,7 @@ class MemoryKV:
                 return Version("none")
             if found.destroyed:
                 return Version("destroyed")
-            if found.deleted_at is not None and found.deleted_at <= time.time():
+            if found.deleted_at is not None and found.deleted_at <= self.clock():
                 return Version("deleted")
             return Version("live", dict(found.data))
 
@@ -112,7 +132,7 @@ class MemoryKV:
             return self._add_version(secret, data)
 
     def _add_version(self, secret: _Secret, data: Mapping[str, str]) -> int:
-        now = time.time()
+        now = self.clock()
         expiry = now + secret.delete_version_after if secret.delete_version_after > 0 else None
         secret.current += 1
         secret.versions[secret.current] = _Version(dict(data), now, expiry)
@@ -158,7 +178,7 @@ class MemoryKV:
     def soft_delete(self, mount: str, path: str) -> None:
         with self._lock:
             secret = self._secrets[(mount, path)]
-            secret.versions[secret.current].deleted_at = time.time()
+            secret.versions[secret.current].deleted_at = self.clock()
 
     def destroy(self, mount: str, path: str) -> None:
         with self._lock:

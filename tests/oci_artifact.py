@@ -33,7 +33,8 @@ def pull(registry: str, repository: str, tag: str) -> tuple[dict[str, Any], byte
 def build_layer(layer: bytes, kubectl: str, into: Path) -> list[dict[str, Any]]:
     """The layer extracted and built with plain kustomize (no --enable-alpha-plugins)."""
     with tarfile.open(fileobj=io.BytesIO(layer), mode="r:gz") as tar:
-        assert sorted(tar.getnames()) == ["kustomization.yaml", "rendered.yaml"]
+        # The root directory first, as `flux push artifact` writes it.
+        assert tar.getnames() == [".", "kustomization.yaml", "rendered.yaml"]
         tar.extractall(into, filter="data")
     built = subprocess.run([kubectl, "kustomize", str(into)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr

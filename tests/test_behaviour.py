@@ -5,11 +5,10 @@ in-memory store honest."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
+from builders import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
 from conftest import KV
-from fixtures import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
 from secret_contract import actions, operations, ownership, pipeline
 from secret_contract.pipeline import Options, Outcome
 from secret_contract.results import Result
@@ -110,7 +109,7 @@ def test_destroyed_versions_are_never_refilled(kv: KV) -> None:
 def test_an_expired_version_is_never_refilled(kv: KV) -> None:
     kv.expire_after(DEMO_PATH, 1)  # delete_version_after on the path, before the first version
     assert not build(kv, DEMO).failed
-    time.sleep(1.3)
+    kv.wait(1.3)  # past the version's expiry: the in-memory store's clock, OpenBao's own
     outcome = build(kv, DEMO)
     assert outcome.failed and "its latest version (v1) was deleted at" in messages(outcome)
     assert kv.versions(DEMO_PATH) == 1
@@ -171,7 +170,7 @@ def test_remove_releases_an_adopted_secret_and_keeps_its_history(kv: KV) -> None
     actions.apply(vault, planned.actions)
     assert kv.data(DEMO_PATH) == {"user": "admin", "pass": "old"}
     owners = ownership.read(kv.custom(DEMO_PATH))
-    assert not owners.declarations and owners.released_by == "demo"
+    assert not owners.declarations and set(owners.releases) == {"demo"}
     # Another contract naming the path does not get it; the stack that released it takes it back.
     intruder = build(kv, contract("intruder", secret("db", "demo", static("user", "admin"), generated("pass"))))
     assert intruder.failed and "released by contract 'demo'" in messages(intruder)
@@ -198,7 +197,7 @@ def test_release_keeps_the_values_and_the_next_build_of_the_stack_takes_them_bac
     assert [(a.kind, a.where) for a in planned.actions] == [("release", f"{kv.mount}/{DEMO_PATH}")]
     actions.apply(vault, planned.actions)
     owners = ownership.read(kv.custom(DEMO_PATH))
-    assert not owners.declarations and owners.released_by == "demo" and owners.origin == "created"
+    assert not owners.declarations and set(owners.releases) == {"demo"} and owners.origin == "created"
     assert kv.data(DEMO_PATH) == before and kv.versions(DEMO_PATH) == 1
     assert operations.plan_release(vault, pipeline_contract(kv), targets(kv)).actions == []  # already released
     intruder = build(kv, contract("intruder", secret("db", "demo", static("user", "admin"), generated("pass"))))
@@ -207,7 +206,7 @@ def test_release_keeps_the_values_and_the_next_build_of_the_stack_takes_them_bac
     assert not back.failed, messages(back)
     assert kv.data(DEMO_PATH) == before and kv.versions(DEMO_PATH) == 1  # the same credentials, no new version
     owners = ownership.read(kv.custom(DEMO_PATH))
-    assert set(owners.declarations) == {"demo"} and owners.released_by is None and owners.owner == "demo"
+    assert set(owners.declarations) == {"demo"} and not owners.releases and owners.owner == "demo"
 
 
 def test_remove_after_release_deletes_what_the_stack_created(kv: KV) -> None:
@@ -462,3 +461,49 @@ def targets(kv: KV) -> list[Any]:
 
 def pipeline_contract(kv: KV) -> Any:
     return resolved(kv).contracts[0]
+
+
+def test_a_released_static_only_secret_whose_latest_version_was_deleted_is_taken_back_whole(kv: KV) -> None:
+    statics = contract("demo", secret("db", "demo", static("user", "admin")))
+    build(kv, statics)
+    vault = store(kv)
+    mine = pipeline.build(resource_list(statics), kv.env, Options(write=False))
+    actions.apply(vault, operations.plan_release(vault, mine.contracts[0], mine.targets).actions)
+    kv.soft_delete(DEMO_PATH)
+    back = build(kv, statics)
+    assert not back.failed and "static values were written again" in messages(back, "warning")
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert set(owners.declarations) == {"demo"} and not owners.releases and owners.owner == "demo"
+    assert build(kv, statics).findings == []  # recorded whole: the next build has nothing to say
+
+
+def test_remove_after_release_says_why_it_keeps_a_value_a_person_provided(kv: KV) -> None:
+    vendor = contract("demo", secret("db", "demo", generated("pass"), {"key": "tok", "provided": True}))
+    build(kv, vendor)
+    kv.seed(DEMO_PATH, {**(kv.data(DEMO_PATH) or {}), "tok": "by-hand"})
+    vault = store(kv)
+    mine = pipeline.build(resource_list(vendor), kv.env, Options(write=False))
+    actions.apply(vault, operations.plan_release(vault, mine.contracts[0], mine.targets).actions)
+    planned = operations.plan_remove(vault, mine.contracts[0], mine.targets)
+    assert planned.actions == []
+    said = messages(planned.findings, "warning")
+    assert "kept, it holds tok, provided by a person" in said and "not owned" not in said
+    assert (kv.data(DEMO_PATH) or {})["tok"] == "by-hand"
+
+
+def test_several_contracts_are_decided_before_anything_is_written(kv: KV) -> None:
+    """`release a b` on a secret both declare: one plan, each contract decided on Vault as the
+    actions before it leave it, so both releases apply and either stack takes it back."""
+    shared = secret("db", "demo", static("user", "admin"), generated("pass"))
+    both = [contract("a", shared), contract("b", shared)]
+    build(kv, *both)
+    before = kv.data(DEMO_PATH)
+    vault = store(kv)
+    mine = pipeline.build(resource_list(*both), kv.env, Options(write=False))
+    planned = operations.plan_contracts(vault, mine.contracts, lambda s, c: operations.plan_release(s, c, mine.targets))
+    assert [a.kind for a in planned.actions] == ["release", "release"]
+    assert set(ownership.read(kv.custom(DEMO_PATH)).declarations) == {"a", "b"}  # nothing written yet
+    assert all(f.severity == "info" for f in actions.apply(vault, planned.actions))
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert not owners.declarations and set(owners.releases) == {"a", "b"}
+    assert not build(kv, contract("b", shared)).failed and kv.data(DEMO_PATH) == before

@@ -4,18 +4,20 @@ real container engine (`docker` on PATH pointing at podman where no Docker daemo
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from builders import DEMO, generator_input, lock_pins
 from conftest import EXAMPLES, ROOT, TEST_BASE_IMAGE, Vault, assert_no_leak, assert_sample_app_built, run
-from fixtures import DEMO, generator_input, lock_pins
 from secret_contract import yaml_codec
 
 CONTRACT = DEMO
-
-pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.container]
+# The label `make image` puts on its build stages, unique to each run (Makefile IMAGE_BUILD_ID).
+BUILD_LABEL = "io.github.hostk8s.secret-contract.build"
 
 
 @pytest.fixture
@@ -124,20 +126,84 @@ def test_a_token_file_the_container_cannot_read_says_by_whom(
     assert vault.server.token not in err
 
 
-def test_building_the_image_again_leaves_no_untagged_images(engine_path: str, image: str) -> None:
-    def untagged() -> list[str]:
-        listed = run(
-            ["docker", "images", "-q", "--filter", "dangling=true", "--filter",
-             "label=org.opencontainers.image.title=secret-contract"],
-            env={"PATH": engine_path},
-        )  # fmt: skip
-        return listed.stdout.split()
-
-    built = run(
-        ["make", "-C", str(ROOT), "image", f"BASE_IMAGE={TEST_BASE_IMAGE}", f"IMAGE={image}"], env={"PATH": engine_path}
+def untagged(engine_path: str, label: str) -> list[str]:
+    listed = run(
+        ["docker", "images", "-q", "--no-trunc", "--filter", "dangling=true", "--filter", f"label={label}"],
+        env={"PATH": engine_path},
     )
-    assert built.returncode == 0, built.stderr[-2000:]
-    assert untagged() == []
+    return listed.stdout.split()
+
+
+def test_building_the_image_again_prunes_its_own_stages_and_nothing_else(
+    engine_path: str, image: str, tmp_path: Path
+) -> None:
+    # Untagged images of other builds alongside (another checkout, another run of make): one
+    # with the title every image carries, one with another run's build label. Both must stay.
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {TEST_BASE_IMAGE}\nLABEL org.opencontainers.image.title=secret-contract\n"
+        f"LABEL {BUILD_LABEL}=another-run\n"
+    )
+    decoy = run(["docker", "build", "-q", str(tmp_path)], env={"PATH": engine_path})
+    assert decoy.returncode == 0, decoy.stderr
+    try:
+        build_id = f"test-{secrets.token_hex(4)}"
+        built = run(
+            [
+                "make",
+                "-C",
+                str(ROOT),
+                "image",
+                f"BASE_IMAGE={TEST_BASE_IMAGE}",
+                f"IMAGE={image}",
+                f"IMAGE_BUILD_ID={build_id}",
+            ],
+            env={"PATH": engine_path},
+        )
+        assert built.returncode == 0, built.stderr[-2000:]
+        assert untagged(engine_path, f"{BUILD_LABEL}={build_id}") == []
+        assert untagged(engine_path, f"{BUILD_LABEL}=another-run") != []
+    finally:
+        run(
+            ["docker", "image", "prune", "-f", "--filter", f"label={BUILD_LABEL}=another-run"],
+            env={"PATH": engine_path},
+        )
+
+
+@pytest.mark.parametrize("target", ["function", "publisher"])
+def test_two_builds_of_one_source_tree_give_the_same_image_digest(
+    engine_path: str, tmp_path: Path, target: str
+) -> None:
+    """The source tree copied once (so that nothing changes it in between), then built twice as
+    `make image` builds (afresh): same wheel, same files, same times, so the same digest."""
+    tree = tmp_path / "tree"
+    listed = run(["git", "-C", str(ROOT), "ls-files", "-z", "-co", "--exclude-standard"])
+    for name in filter(None, listed.stdout.split("\0")):
+        if (ROOT / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tree / name)
+    epoch = run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"]).stdout.strip()
+    name = f"localhost/secret-contract-{target}-reproducible-{secrets.token_hex(4)}"
+    digests = []
+    try:
+        for tag in ("first", "second"):
+            built = run(
+                # The shared virtualenv is never reinstalled from the copy (-o: its stamp is old enough).
+                ["make", "-C", str(tree), "-o", str(ROOT / ".venv" / ".installed"), "image",
+                 f"VENV={ROOT / '.venv'}", f"BASE_IMAGE={TEST_BASE_IMAGE}", f"TARGET={target}", f"IMAGE={name}:{tag}",
+                 f"SOURCE_DATE_EPOCH={epoch}"],
+                env={"PATH": engine_path},
+            )  # fmt: skip
+            assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+            inspected = run(
+                ["docker", "image", "inspect", "--format", "{{.Id}} {{.Created}}", f"{name}:{tag}"],
+                env={"PATH": engine_path},
+            )
+            digests.append(inspected.stdout.split()[0])
+        assert digests[0] == digests[1]
+        # The image's creation time is the commit's, not the build's.
+        assert f"{datetime.fromtimestamp(int(epoch), UTC):%Y-%m-%d %H:%M:%S}" in inspected.stdout
+    finally:
+        run(["docker", "rmi", f"{name}:first", f"{name}:second"], env={"PATH": engine_path})
 
 
 def test_images_carry_exactly_the_locked_packages(engine_path: str, image: str, publisher_image: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from builders import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
 from conftest import KV
-from fixtures import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
 from secret_contract import actions, operations, ownership, pipeline
 from secret_contract.pipeline import Options, Outcome
 from test_behaviour import at_once, build, messages, store
@@ -341,15 +341,14 @@ def test_make_down_and_up_with_a_repository_declarer_that_differs_and_never_buil
     assert repository[f"{kv.mount}/redis/rc"]["airflow"] != repository[f"{kv.mount}/redis/rc"]["redis"]
     mine = resolved(kv, redis)
     actions.apply(vault, operations.plan_remove(vault, mine.contracts[0], mine.targets, repository).actions)
-    # Each declarer is recorded with its own declaration: app as redis, airflow as itself.
+    # app, which declares it as redis recorded it, keeps it; airflow, which declares it
+    # otherwise, is not given redis's credential: its build is refused until it agrees.
     recorded = ownership.read(kv.custom("redis/rc")).declarations
-    assert recorded["app"] == repository[f"{kv.mount}/redis/rc"]["redis"]
-    assert recorded["airflow"] == repository[f"{kv.mount}/redis/rc"]["airflow"]
-    # The repository disagrees with itself (airflow's refreshInterval): named, until it agrees.
-    back = build(kv, redis)
-    assert back.failed and "contract 'airflow' declares it differently" in messages(back)
-    assert not build(kv, contract("airflow", rc)).failed  # airflow's contract made to agree, and built
+    assert recorded == {"app": repository[f"{kv.mount}/redis/rc"]["redis"]}
+    refused = build(kv, airflow)
+    assert refused.failed and "contract 'app' declares it differently" in messages(refused)
     assert not build(kv, redis).failed
+    assert not build(kv, contract("airflow", rc)).failed  # airflow's contract made to agree, and built
 
 
 def test_a_released_or_unowned_history_is_not_taken_over_after_its_latest_version_is_deleted(kv: KV) -> None:
@@ -361,7 +360,7 @@ def test_a_released_or_unowned_history_is_not_taken_over_after_its_latest_versio
     kv.soft_delete(DEMO_PATH)
     intruder = build(kv, contract("intruder", secret("db", "demo", static("user", "attacker"))))
     assert intruder.failed and "does not write over a history it does not own" in messages(intruder)
-    assert ownership.read(kv.custom(DEMO_PATH)).released_by == "demo" and kv.versions(DEMO_PATH) == 1
+    assert set(ownership.read(kv.custom(DEMO_PATH)).releases) == {"demo"} and kv.versions(DEMO_PATH) == 1
     kv.seed("demo/other", {"user": "hand"})
     kv.soft_delete("demo/other")
     hand = build(kv, contract("x", secret("other", "demo", static("user", "attacker"))))
@@ -373,7 +372,7 @@ def test_a_key_held_only_by_a_deleted_earlier_version_is_not_regenerated(kv: KV)
     kv.soft_delete(DEMO_PATH)  # v1, holding `pass`
     kv.seed(DEMO_PATH, {"user": "admin"})  # v2 without it
     outcome = build(kv, DEMO)
-    assert outcome.failed and "v1 were deleted" in messages(outcome) and kv.versions(DEMO_PATH) == 2
+    assert outcome.failed and "earlier version v1 was deleted" in messages(outcome) and kv.versions(DEMO_PATH) == 2
 
 
 def test_a_key_prune_dropped_is_generated_anew_when_declared_again(kv: KV) -> None:
@@ -469,3 +468,123 @@ def test_remove_never_destroys_a_value_a_person_provided(kv: KV) -> None:
     assert (kv.data(DEMO_PATH) or {})["api-key"] == "vendor-issued"
     assert not build(kv, vendor).failed  # `make up` again: taken back, the vendor's key kept
     assert (kv.data(DEMO_PATH) or {})["api-key"] == "vendor-issued"
+
+
+# --- release: a stack's credential stays its own --------------------------------------------------
+
+OWN = contract("a", secret("db", "demo", static("user", "admin"), generated("pass")))
+# Names a's path with another static value and another key: its build is refused while a holds it.
+DIFFERING = contract("b", secret("db", "demo", static("user", "root"), generated("pass"), generated("extra")))
+SAME = contract("b", secret("db", "demo", static("user", "admin"), generated("pass")))
+
+
+def repository(kv: KV, *contracts: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """What `declared_in_repository` says for a stacks root holding `contracts`."""
+    return operations.repository_declarations(resolved(kv, *contracts).targets)
+
+
+def leave(kv: KV, how: Any, stack: dict[str, Any], elsewhere: dict[str, dict[str, str]]) -> actions.Planned:
+    """`release` or `remove` (`how`) of one stack, carried out."""
+    vault = store(kv)
+    mine = resolved(kv, stack)
+    planned = how(vault, mine.contracts[0], mine.targets, elsewhere)
+    actions.apply(vault, planned.actions)
+    return planned
+
+
+def test_release_never_hands_a_credential_to_a_contract_that_declares_it_differently(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    before = kv.data(DEMO_PATH)
+    assert build(kv, DIFFERING).failed  # refused while a holds it
+    released = leave(kv, operations.plan_release, OWN, repository(kv, OWN, DIFFERING))
+    assert "contract 'b' declares it differently and is not given it" in released.actions[0].note
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert not owners.declarations and set(owners.releases) == {"a"}
+    refused = build(kv, DIFFERING)  # `make up b`
+    assert refused.failed and "released by contract 'a'" in messages(refused)
+    # b's remove finds no claim of its own, even with a's contract outside the stacks root.
+    assert leave(kv, operations.plan_remove, DIFFERING, repository(kv, DIFFERING)).actions == []
+    back = build(kv, OWN)  # `make up a`
+    assert not back.failed, messages(back)
+    assert kv.data(DEMO_PATH) == before and set(ownership.read(kv.custom(DEMO_PATH)).declarations) == {"a"}
+    # a leaving for good deletes what it made: b never held it.
+    removed = leave(kv, operations.plan_remove, OWN, repository(kv, OWN, DIFFERING))
+    assert [a.kind for a in removed.actions] == ["delete"] and kv.paths() == []
+
+
+def test_a_shared_secret_released_by_one_stack_is_never_deleted_by_the_other(kv: KV) -> None:
+    assert not build(kv, OWN).failed and not build(kv, SAME).failed
+    before = kv.data(DEMO_PATH)
+    released = leave(kv, operations.plan_release, OWN, repository(kv, OWN, SAME))
+    assert released.actions[0].note.startswith("still declared by b")
+    # b goes for good, with a's contract outside the scanned stacks root: a's release stands.
+    removed = leave(kv, operations.plan_remove, SAME, repository(kv, SAME))
+    assert [a.kind for a in removed.actions] == ["release"]
+    assert "kept for contract 'a', which released it" in removed.actions[0].note
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert not owners.declarations and set(owners.releases) == {"a"}
+    assert not build(kv, OWN).failed and kv.data(DEMO_PATH) == before
+
+
+def test_both_stacks_of_a_shared_secret_release_it_and_either_takes_it_back(kv: KV) -> None:
+    assert not build(kv, OWN).failed and not build(kv, SAME).failed
+    before = kv.data(DEMO_PATH)
+    leave(kv, operations.plan_release, OWN, {})
+    leave(kv, operations.plan_release, SAME, {})
+    assert set(ownership.read(kv.custom(DEMO_PATH)).releases) == {"a", "b"}
+    back = build(kv, OWN)  # `make up a` after `make down a; make down b`
+    assert not back.failed, messages(back)
+    assert not build(kv, SAME).failed  # b joins, and its release record goes
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert set(owners.declarations) == {"a", "b"} and not owners.releases and kv.data(DEMO_PATH) == before
+
+
+def test_a_claim_landing_after_a_release_does_not_let_the_joiner_delete_it(kv: KV) -> None:
+    """b's build planned a metadata-only join on a's secret just before `make down a`; its
+    record lands after the release. b's later `remove` must leave a's credential."""
+    assert not build(kv, OWN).failed
+    before = kv.data(DEMO_PATH)
+    digest = resolved(kv, SAME).targets[0].desired.digest
+    leave(kv, operations.plan_release, OWN, {})
+    store(kv).update_metadata(kv.mount, DEMO_PATH, ownership.declare({"b": digest}))
+    leave(kv, operations.plan_remove, SAME, repository(kv, SAME))
+    assert kv.data(DEMO_PATH) == before
+    assert not build(kv, OWN).failed and kv.data(DEMO_PATH) == before
+
+
+def test_migrate_by_another_stack_never_adopts_a_released_secret(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    before = kv.data(DEMO_PATH)
+    leave(kv, operations.plan_release, OWN, {})
+    vault = store(kv)
+    planned = operations.plan_migrate(vault, resolved(kv, DIFFERING).targets)
+    assert planned.actions == [] and "released by contract 'a'" in messages(planned.findings)
+    assert "secret-contract add a b" in messages(planned.findings)
+    mine = operations.plan_migrate(vault, resolved(kv, OWN).targets)
+    assert mine.actions == [] and "building it takes it back" in messages(mine.findings, "info")
+    refused = build(kv, DIFFERING)
+    assert refused.failed and "migrate" not in messages(refused) and kv.data(DEMO_PATH) == before
+
+
+def test_remove_after_release_keeps_a_version_someone_else_wrote_since(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    leave(kv, operations.plan_release, OWN, {})
+    written = {**(kv.data(DEMO_PATH) or {}), "api": "typed-by-hand"}
+    store(kv).write(kv.mount, DEMO_PATH, written, 1)  # `bao kv put` on the kept path
+    planned = leave(kv, operations.plan_remove, OWN, {})
+    assert planned.actions == []
+    assert "v2 may have been written by someone else after contract 'a' released it at v1" in messages(
+        planned.findings, "warning"
+    )
+    assert kv.data(DEMO_PATH) == written
+
+
+def test_a_release_recorded_by_an_earlier_version_is_still_honoured(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    before = kv.data(DEMO_PATH)
+    earlier = {ownership.declared_key("a"): None, ownership.OWNER_KEY: None, ownership.RELEASED_KEY: "a"}
+    store(kv).update_metadata(kv.mount, DEMO_PATH, earlier)
+    assert build(kv, DIFFERING).failed
+    assert leave(kv, operations.plan_remove, OWN, {}).actions == []  # no version recorded: not destroyed
+    assert not build(kv, OWN).failed and kv.data(DEMO_PATH) == before
+    assert ownership.RELEASED_KEY not in kv.custom(DEMO_PATH)

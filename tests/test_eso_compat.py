@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from builders import contract, generated, resource_list, secret, static
 from conftest import EXAMPLES
-from fixtures import contract, generated, resource_list, secret, static
 from kube_schema import ESO_RELEASES, eso_problems
 from secret_contract import inputs, krm, pipeline, yaml_codec
 from secret_contract.pipeline import Options

@@ -20,8 +20,6 @@ from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run
 from kube_schema import ESO_RELEASES, eso_problems
 from secret_contract import yaml_codec
 
-pytestmark = pytest.mark.vault
-
 STACKS = ("foundation/postgres", "foundation/redis", "foundation/airflow", "foundation/elastic", "sample-app")
 SHARED = ("postgres/pgadmin4-credentials", "redis/redis-commander-credentials")
 
@@ -216,6 +214,19 @@ def test_stack_names_resolve_under_the_stacks_root_and_stacks_without_secrets_ar
             platform, verb, "foundation/ingress", *(["--yes"] if verb in ("remove", "prune") else []), env=vault.env
         )
         assert ran.returncode == 0 and "no hostk8s.secrets.yaml here" in ran.stderr, verb
+
+
+def test_a_missing_extension_stack_is_skipped_with_a_note_as_the_older_script_did(platform: Path, vault: Vault) -> None:
+    # HostK8s' software/stacks/extension/ holds stacks cloned from other repositories: `make up
+    # extension` on a fresh clone, or a stack not cloned yet, has nothing there.
+    for stack in ("extension", "extension/custom-stack"):
+        for verb in ("add", "plan", "verify", "remove"):
+            ran = sc(platform, verb, stack, *(["--yes"] if verb == "remove" else []), env=vault.env)
+            assert ran.returncode == 0, (verb, ran.stderr)
+            assert f"{stack}: no such extension stack under" in ran.stderr, verb
+    assert vault.paths() == []
+    typo = sc(platform, "add", "extensions/custom-stack", env=vault.env)
+    assert typo.returncode == 1 and "no stack 'extensions/custom-stack' under" in typo.stderr
 
 
 def test_the_project_file_sets_defaults_and_the_environment_wins(platform: Path, vault: Vault) -> None:

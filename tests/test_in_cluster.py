@@ -26,12 +26,11 @@ from typing import Any
 import hvac
 import pytest
 
+from builders import commit_tree
 from conftest import EXAMPLES, Vault, assert_no_leak, free_port, run
-from fixtures import commit_tree
 from oci_artifact import build_layer, get, pull
 from secret_contract import yaml_codec
 
-pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.container, pytest.mark.registry]
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 NAMESPACE = "flux-system"
 

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
+from builders import commit_tree
 from conftest import BIN, EXAMPLES, ROOT, Ran, Vault, assert_no_leak, run, secret_contract
-from fixtures import commit_tree
 from oci_artifact import pull
 from secret_contract import vault_auth, yaml_codec
 
-pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
 PLATFORM = EXAMPLES / "platform"
 
 
@@ -64,10 +63,7 @@ def test_platform_overlays_give_each_environment_its_store_and_interval(
     assert again == dev
 
 
-def test_kpt_package_example_renders_and_rerenders_unchanged(tmp_path: Path, vault: Vault) -> None:
-    kpt = shutil.which("kpt")
-    if not kpt:
-        pytest.skip("KPT IS NOT INSTALLED: the kpt example did not run on this machine")
+def test_kpt_package_example_renders_and_rerenders_unchanged(kpt: str, tmp_path: Path, vault: Vault) -> None:
     pkg = tmp_path / "kpt-package"
     shutil.copytree(EXAMPLES / "kpt-package", pkg)
     first = run([kpt, "fn", "render", "--allow-exec", str(pkg)], env=vault.env)
@@ -105,6 +101,7 @@ def user_repository(tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.usefixtures("kubectl")  # its steps run kubectl kustomize
 def test_ci_render_job_passes_without_credentials_and_fails_on_a_bad_contract(tmp_path: Path) -> None:
     steps = list(workflow_steps("render").values())
     # GitHub sets CI=true: builds are strict there unless a step says otherwise.
@@ -123,7 +120,7 @@ def test_ci_render_job_passes_without_credentials_and_fails_on_a_bad_contract(tm
         assert "SecretContract/sample-app: spec.secrets[0].data[1].length" in failed.stderr
 
 
-@pytest.mark.registry
+@pytest.mark.usefixtures("kubectl")  # publish builds with kustomize
 def test_ci_vault_job_writes_verifies_and_publishes(tmp_path: Path, vault: Vault, registry: str) -> None:
     steps = workflow_steps("vault")
     repo = user_repository(tmp_path)
@@ -144,12 +141,14 @@ def test_ci_vault_job_writes_verifies_and_publishes(tmp_path: Path, vault: Vault
         assert manifest["config"]["mediaType"] == "application/vnd.cncf.flux.config.v1+json"
 
 
+@pytest.mark.usefixtures("kubectl")  # the target runs kubectl kustomize
 def test_make_render_check_is_the_ci_render_job() -> None:
     done = subprocess.run(["make", "-C", str(ROOT), "render-check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "rendered kustomize-examples/platform/overlays/prod" in done.stdout
 
 
+@pytest.mark.usefixtures("kubectl")  # `secret-contract build` runs kustomize
 def test_argocd_plugin_generate_command_builds_a_stack(tmp_path: Path, plugin_home: Path, vault: Vault) -> None:
     """The plugin's command, run where the sidecar runs it: in the Application's directory,
     with the legacy plugin installed (test_in_cluster runs it inside the publisher image)."""

@@ -12,17 +12,7 @@ import pytest
 from conftest import BIN, EXAMPLES, Vault, assert_no_leak, run
 from secret_contract import yaml_codec
 
-pytestmark = [pytest.mark.vault, pytest.mark.kpt]
 FUNCTION = str(BIN / "secret-contract")
-
-
-@pytest.fixture(scope="module")
-def kpt() -> str:
-    found = shutil.which("kpt")
-    if not found:
-        # kpt has no package in these registries; this is the one test module allowed to skip.
-        pytest.skip("KPT IS NOT INSTALLED: the kpt tests did not run on this machine")
-    return found
 
 
 def make_package(root: Path) -> Path:
@@ -102,6 +92,19 @@ def test_function_config_configmap_sets_defaults(kpt: str, tmp_path: Path) -> No
     assert ran.returncode == 0, ran.text
     es = yaml_codec.load_all((pkg / "external-secrets.generated.yaml").read_text())[0]
     assert es["spec"]["secretStoreRef"]["name"] == "corp-vault" and es["spec"]["refreshInterval"] == "10m"
+
+
+def test_a_function_config_of_another_kind_is_ignored_with_a_warning_naming_it(kpt: str, tmp_path: Path) -> None:
+    pkg = make_package(tmp_path)
+    config = tmp_path / "setters.yaml"
+    config.write_text(
+        "apiVersion: fn.kpt.dev/v1alpha1\nkind: ApplySetters\nmetadata:\n  name: s\nsetters:\n  storeName: x\n"
+    )
+    ran = run([kpt, "fn", "eval", str(pkg), "--exec", FUNCTION, "--fn-config", str(config)])
+    assert ran.returncode == 0, ran.text
+    assert "functionConfig of kind ApplySetters is ignored" in ran.text, ran.text
+    es = yaml_codec.load_all((pkg / "external-secrets.generated.yaml").read_text())[0]
+    assert es["spec"]["secretStoreRef"]["name"] == "vault-backend"  # the default: the config was not read
 
 
 EVERYDAY_FILES = {

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import secret_contract
-from fixtures import DEMO, contract, generated, generator_input, package_input, run_krm, secret, static, with_path
+from builders import DEMO, contract, generated, generator_input, package_input, run_krm, secret, static, with_path
 from secret_contract import krm, yaml_codec
 
 CONTRACT = DEMO
@@ -155,12 +154,6 @@ def test_an_item_nested_as_deep_as_the_parser_allows_passes_through(capsys: pyte
     ran = run_krm(stdin, {}, capsys)
     assert ran.returncode == 0, ran.stderr[-500:]
     assert ("[" * depth) in ran.stdout
-
-
-def test_help_on_a_terminal_and_for_every_command() -> None:
-    for args in (["--help"], *[[cmd, "--help"] for cmd in ("add", "remove", "list", "render", "verify")]):
-        ran = secret_contract(*args)
-        assert ran.returncode == 0 and "usage: secret-contract" in ran.stdout, args
 
 
 def _rendered(obj: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:

@@ -11,8 +11,6 @@ import pytest
 from conftest import EXAMPLES, Vault, assert_no_leak, assert_sample_app_built, run, secret_contract
 from secret_contract import yaml_codec
 
-pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
-
 
 @pytest.fixture
 def sample_app(tmp_path: Path) -> Path:

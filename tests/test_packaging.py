@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from builders import commit_tree, lock_pins
 from conftest import BIN, ROOT, run
-from fixtures import commit_tree, lock_pins
 from secret_contract import __version__
 
 # Tools' caches outlive the test's temporary HOME, so dependencies download once per machine.

@@ -128,7 +128,7 @@ def test_a_generated_key_an_earlier_version_holds_is_never_regenerated() -> None
     hidden = plan.diff(
         DESIRED, Entry({"username": "postgres", "port": "5432"}, 3, OWNED), history=plan.History({}, (1,))
     )
-    assert hidden.action == "blocked" and "v1 were deleted" in hidden.reason and "kv undelete" in hidden.reason
+    assert hidden.action == "blocked" and "v1 was deleted" in hidden.reason and "kv undelete" in hidden.reason
     # A key `prune` dropped was left behind on purpose: declared again, it is generated anew.
     dropped = {**OWNED, **ownership.record_dropped({"password"})}
     again = plan.diff(
@@ -149,10 +149,10 @@ def test_values_another_contract_owns_at_a_former_path_are_its_live_secret_not_o
 
 def test_a_released_secret_is_taken_back_only_by_the_stack_that_released_it() -> None:
     owners = ownership.read(OWNED)
-    released = {**OWNED, **ownership.release(owners, "app", remaining=[])}
+    released = {**OWNED, **ownership.release(owners, "app", remaining=[], at=1)}
     released = {k: v for k, v in released.items() if v is not None}
     back = plan.diff(DESIRED, Entry(FULL, 1, released))
-    assert back.action == "claim" and back.metadata[ownership.RELEASED_KEY] is None
+    assert back.action == "claim" and back.metadata[ownership.released_key("app")] is None
     assert back.metadata[ownership.OWNER_KEY] == "app"
     stranger = Desired(DESIRED.mount, DESIRED.path, ("intruder",), DESIRED.static, DESIRED.generated)
     refused = plan.diff(stranger, Entry(FULL, 1, released))

@@ -17,18 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from builders import commit_tree, git
 from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run, serving_registry
 from faults import Answer, header_answering_server
-from fixtures import commit_tree, git
 from oci_artifact import MANIFEST, build_layer, get, pull
 from secret_contract import publish
 
-pytestmark = [pytest.mark.vault, pytest.mark.kustomize, pytest.mark.registry]
-
 
 @pytest.fixture
-def repository(tmp_path: Path) -> Path:
-    """The sample app in a git repository with one commit."""
+def repository(tmp_path: Path, kubectl: str) -> Path:
+    """The sample app in a git repository with one commit (what is published from it is built
+    with kustomize: kubectl's)."""
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES / "sample-app", repo / "app")
     commit_tree(repo, "app")
@@ -76,7 +75,9 @@ def test_dry_run_writes_the_layer_and_pushes_nothing(
     repository: Path, registry: str, vault: Vault, tmp_path: Path
 ) -> None:
     output = tmp_path / "artifact.tar.gz"
-    ran = publish_cli(repository, f"oci://{registry}/platform/dry:x", vault.env, "--dry-run", "--output", str(output))
+    ran = publish_cli(
+        repository, f"oci://{registry}/platform/dry:x", vault.env, "--dry-run", "--layer-file", str(output)
+    )
     assert ran.returncode == 0, ran.stderr
     preview = json.loads(ran.stdout)
     assert preview["layers"][0]["digest"] == publish.layer_digest(publish.Artifact(output.read_bytes()))
@@ -96,6 +97,7 @@ def test_a_build_that_cannot_write_vault_publishes_nothing(repository: Path, reg
         get(registry, "platform/broken/manifests/x")
 
 
+@pytest.mark.registry  # a registry of its own, asking for a login
 def test_registry_credentials_come_from_the_environment_or_the_docker_config(
     repository: Path, vault: Vault, tmp_path: Path
 ) -> None:
@@ -156,7 +158,7 @@ def test_publish_from_a_git_url_builds_the_clone_and_refuses_what_is_unsafe(
 
     def from_git(*args: str, env: dict[str, str] | None = None) -> Ran:
         return run(
-            [sys.executable, "-m", "secret_contract", "publish", "--dry-run", "--output", str(out), *args],
+            [sys.executable, "-m", "secret_contract", "publish", "--dry-run", "--layer-file", str(out), *args],
             env={**vault.env, **(env or {})},
         )
 
@@ -208,12 +210,48 @@ def test_a_registry_that_echoes_request_headers_never_prints_the_credentials(rep
 
 def test_dry_run_into_a_missing_folder_fails_before_the_build(repository: Path, vault: Vault, tmp_path: Path) -> None:
     output = tmp_path / "missing" / "dir" / "artifact.tar.gz"
+    # --output, the former name of --layer-file, still works and says so.
     ran = publish_cli(repository, "oci://127.0.0.1:9/platform/dry:x", vault.env, "--dry-run", "--output", str(output))
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
-    assert f"--output {output}" in ran.stderr and "no such directory" in ran.stderr
+    assert "[warning] publish --output is deprecated: use --layer-file" in ran.stderr
+    assert f"--layer-file {output}" in ran.stderr and "no such directory" in ran.stderr
     assert vault.paths() == []  # checked before the build wrote Vault
 
 
 def test_a_source_date_epoch_of_thousands_of_digits_is_not_a_time() -> None:
     notes = publish.annotations(publish.Origin(), {"SOURCE_DATE_EPOCH": "9" * 5000})
     assert notes["org.opencontainers.image.created"].endswith("Z")
+
+
+def test_a_working_tree_with_uncommitted_changes_is_refused_unless_allowed_and_then_marked(
+    repository: Path, registry: str, vault: Vault
+) -> None:
+    commit = git(repository, "rev-parse", "HEAD")
+    kustomization = repository / "app" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + "commonLabels: {edited: locally}\n")
+    target = f"oci://{registry}/platform/dirty:x"
+    refused = publish_cli(repository, target, vault.env, "--insecure")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "uncommitted changes (app/kustomization.yaml)" in refused.stderr and "--allow-dirty" in refused.stderr
+    assert vault.paths() == []  # refused before the build wrote Vault
+    with pytest.raises(urllib.error.HTTPError):
+        get(registry, "platform/dirty/manifests/x")
+
+    (repository / "app" / "notes.txt").write_text("untracked\n")
+    git(repository, "checkout", "--", "app/kustomization.yaml")
+    untracked = publish_cli(repository, target, vault.env, "--insecure")
+    assert untracked.returncode == 1 and "app/notes.txt" in untracked.stderr, untracked.stderr
+
+    kustomization.write_text(kustomization.read_text() + "commonLabels: {edited: locally}\n")
+    allowed = publish_cli(repository, target, vault.env, "--insecure", "--allow-dirty")
+    assert allowed.returncode == 0, allowed.stderr
+    manifest, _, _ = pull(registry, "platform/dirty", "x")
+    assert manifest["annotations"]["org.opencontainers.image.revision"] == f"main@sha1:{commit}-dirty"
+
+
+def test_a_plain_http_registry_without_insecure_is_named_with_the_fix(
+    repository: Path, registry: str, vault: Vault
+) -> None:
+    ran = publish_cli(repository, f"oci://{registry}/platform/tls:x", vault.env)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    assert "answers plain HTTP, not TLS: pass --insecure" in ran.stderr

@@ -19,16 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
 from conftest import Vault, assert_no_leak, functions_at_once, secret_contract
 from faults import DROP, fault_proxy
-from fixtures import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
-from openbao_server import start_openbao
+from openbao_server import OpenBao
 from secret_contract import krm, pipeline, yaml_codec
 from secret_contract.errors import InvalidResourceList
 
 CONTRACT = DEMO
-
-pytestmark = pytest.mark.vault
 
 
 def run_in_process(obj: dict[str, Any], env: dict[str, str]) -> pipeline.Outcome:
@@ -180,36 +178,31 @@ def test_slow_answers_within_the_timeout_are_waited_for(vault: Vault) -> None:
     assert ran.returncode == 0 and vault.read(DEMO_PATH) is not None
 
 
-def test_sealed_vault(tmp_path: Path) -> None:
-    server = start_openbao(tmp_path / "sealed.log")
-    try:
-        env = {"VAULT_ADDR": server.addr, "VAULT_TOKEN": server.token}
-        found = None
-        for _ in range(100):  # the banner with the unseal key is printed just after start
-            found = re.search(r"Unseal Key: (\S+)", (tmp_path / "sealed.log").read_text())
-            if found:
-                break
-            time.sleep(0.1)
-        assert found, "OpenBao printed no unseal key"
-        unseal_key = found.group(1)
-        server.client().sys.seal()
-        lenient = {**env, "SECRET_CONTRACT_STRICT": "false"}
-        warned = secret_contract(stdin=generator_input(CONTRACT), env=lenient)
-        assert warned.returncode == 0 and "Vault is sealed" in warned.stderr
-        failed = secret_contract(stdin=generator_input(CONTRACT), env=env)  # a configured Vault: strict or not
-        assert (
-            failed.returncode == 1 and f"[error] Vault was not written: {server.addr}: Vault is sealed" in failed.stderr
-        )
-        hvac.Client(url=server.addr).sys.submit_unseal_key(unseal_key)
-        assert secret_contract(stdin=generator_input(CONTRACT), env=env).returncode == 0
-        assert (
-            server.client().secrets.kv.v2.read_secret_version(
-                DEMO_PATH, mount_point="secret", raise_on_deleted_version=True
-            )["data"]["data"]["user"]
-            == "admin"
-        )
-    finally:
-        server.stop()
+def test_sealed_vault(sealable_openbao: tuple[OpenBao, Path]) -> None:
+    server, log = sealable_openbao
+    env = {"VAULT_ADDR": server.addr, "VAULT_TOKEN": server.token}
+    found = None
+    for _ in range(100):  # the banner with the unseal key is printed just after start
+        found = re.search(r"Unseal Key: (\S+)", log.read_text())
+        if found:
+            break
+        time.sleep(0.1)
+    assert found, "OpenBao printed no unseal key"
+    unseal_key = found.group(1)
+    server.client().sys.seal()
+    lenient = {**env, "SECRET_CONTRACT_STRICT": "false"}
+    warned = secret_contract(stdin=generator_input(CONTRACT), env=lenient)
+    assert warned.returncode == 0 and "Vault is sealed" in warned.stderr
+    failed = secret_contract(stdin=generator_input(CONTRACT), env=env)  # a configured Vault: strict or not
+    assert failed.returncode == 1 and f"[error] Vault was not written: {server.addr}: Vault is sealed" in failed.stderr
+    hvac.Client(url=server.addr).sys.submit_unseal_key(unseal_key)
+    assert secret_contract(stdin=generator_input(CONTRACT), env=env).returncode == 0
+    assert (
+        server.client().secrets.kv.v2.read_secret_version(
+            DEMO_PATH, mount_point="secret", raise_on_deleted_version=True
+        )["data"]["data"]["user"]
+        == "admin"
+    )
 
 
 # --- permissions -------------------------------------------------------------------------
@@ -427,40 +420,42 @@ def test_nothing_printed_anywhere_holds_a_value_or_the_token(vault: Vault, tmp_p
     path.write_text(yaml_codec.dump(obj))
     captured: list[str] = []
 
-    def keep(ran: Any) -> Any:
+    def keep(ran: Any, code: int) -> None:
         captured.extend([ran.stdout, ran.stderr])
-        return ran
+        # Only the codes in the message: a failure must not print what it searches for.
+        assert ran.returncode == code, f"exit {ran.returncode}, expected {code} (run {len(captured) // 2})"
 
     env = vault.env
-    keep(secret_contract(stdin=generator_input(obj), env=env))
-    keep(secret_contract(stdin=generator_input(obj), env=env))
-    keep(secret_contract("add", str(path), env=env))
-    keep(secret_contract("render", str(path), env=env))
-    keep(secret_contract("verify", str(path), env=env))
-    keep(secret_contract("list", env=env))
-    keep(secret_contract("list", str(path), "-o", "json", env=env))
-    keep(secret_contract("plan", str(path), env=env))
-    keep(secret_contract("remove", "--dry-run", str(path), env=env))
-    keep(secret_contract("prune", "--dry-run", str(path), env=env))
-    keep(secret_contract("migrate", "--dry-run", str(path), env=env))
-    keep(secret_contract("rotate", "--dry-run", str(path), env=env))
+    keep(secret_contract(stdin=generator_input(obj), env=env), 0)
+    keep(secret_contract(stdin=generator_input(obj), env=env), 0)
+    keep(secret_contract("add", str(path), env=env), 0)
+    keep(secret_contract("render", str(path), env=env), 0)
+    keep(secret_contract("verify", str(path), env=env), 0)
+    keep(secret_contract("list", env=env), 0)
+    keep(secret_contract("list", str(path), "-o", "json", env=env), 0)
+    keep(secret_contract("plan", str(path), env=env), 0)
+    keep(secret_contract("remove", "--dry-run", str(path), env=env), 0)
+    keep(secret_contract("prune", "--dry-run", str(path), env=env), 0)
+    keep(secret_contract("migrate", "--dry-run", str(path), env=env), 0)
+    keep(secret_contract("rotate", "--dry-run", str(path), env=env), 0)
     before_rotation = vault.values()
-    keep(secret_contract("rotate", str(path), "--secret", "s1", env=env))
+    keep(secret_contract("rotate", str(path), "--secret", "s1", env=env), 0)
     stored = vault.read("ns/s0")
     assert stored is not None
     tampered = {**stored, "user": "changed-by-hand-sentinel"}
     vault.client.secrets.kv.v2.create_or_update_secret("ns/s0", tampered, mount_point=vault.mount)
-    keep(secret_contract("verify", str(path), env=env))  # a differing static value
+    keep(secret_contract("verify", str(path), env=env), 1)  # a differing static value
     bad = copy.deepcopy(obj)
     bad["spec"]["secrets"][0]["data"][0]["value"] = 123456789
-    keep(secret_contract(stdin=generator_input(bad), env=env))  # invalid contract
+    keep(secret_contract(stdin=generator_input(bad), env=env), 1)  # invalid contract
     keep(
         secret_contract(
             stdin=generator_input(obj),
             env={**env, "VAULT_TOKEN": "wrong-token-sentinel", "SECRET_CONTRACT_STRICT": "1"},
-        )
+        ),
+        1,
     )
-    keep(secret_contract(stdin=generator_input(obj), env={**env, "VAULT_ADDR": "http://127.0.0.1:9"}))
+    keep(secret_contract(stdin=generator_input(obj), env={**env, "VAULT_ADDR": "http://127.0.0.1:9"}), 1)
     # The process's command line holds no value either (values only travel on stdin and in Vault).
     proc = subprocess.Popen(
         [sys.executable, "-m", "secret_contract"],
@@ -472,6 +467,7 @@ def test_nothing_printed_anywhere_holds_a_value_or_the_token(vault: Vault, tmp_p
     cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
     out, err = proc.communicate(generator_input(obj).encode())
     captured.extend([cmdline, out.decode(), err.decode()])
+    assert proc.returncode == 0, f"exit {proc.returncode}, expected 0 (the process whose command line was read)"
     values = [*before_rotation, *vault.values(), vault.server.token, "wrong-token-sentinel", "changed-by-hand-sentinel"]
     values.append("123456789")
     assert_no_leak(captured, values)

@@ -12,17 +12,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
+from builders import DEMO, DEMO_PATH, generator_input
 from conftest import Ran, Vault, assert_no_leak, secret_contract
-from faults import Answer, answering_server, drip, flood, forwarding_proxy, header_answering_server, raw_server
-from fixtures import DEMO, DEMO_PATH, generator_input
+from faults import Answer, answering_server, forwarding_proxy
 from peak_rss import run_measured
 from secret_contract import yaml_codec
-
-pytestmark = pytest.mark.vault
 
 
 def build(env: dict[str, str], strict: bool = False) -> Ran:
@@ -125,8 +124,8 @@ NOT_VAULT = {
 
 
 @pytest.mark.parametrize("case", sorted(NOT_VAULT))
-def test_answers_that_are_not_vaults_are_named_not_crashed_on(case: str) -> None:
-    with answering_server(lambda *_: NOT_VAULT[case]) as addr:
+def test_answers_that_are_not_vaults_are_named_not_crashed_on(stand_in: ModuleType, case: str) -> None:
+    with stand_in.answering_server(lambda *_: NOT_VAULT[case]) as addr:
         env = {"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "VAULT_MAX_RETRIES": "0"}
         relaxed = build(env)
         strict = build(env, strict=True)
@@ -156,8 +155,8 @@ def test_a_missing_or_unusable_ca_file_names_the_file(tmp_path: Path) -> None:
 # --- time and memory bounds ----------------------------------------------------------------------
 
 
-def test_a_dripping_answer_is_cut_at_the_whole_request_deadline() -> None:
-    with raw_server(drip) as addr:
+def test_a_dripping_answer_is_cut_at_the_whole_request_deadline(stand_in: ModuleType) -> None:
+    with stand_in.raw_server(stand_in.drip) as addr:
         start = time.monotonic()
         ran = build({"VAULT_ADDR": addr, "VAULT_TOKEN": "t", "VAULT_CLIENT_TIMEOUT": "2"}, strict=True)
         elapsed = time.monotonic() - start
@@ -166,8 +165,8 @@ def test_a_dripping_answer_is_cut_at_the_whole_request_deadline() -> None:
     clean(ran)
 
 
-def test_a_huge_answer_is_refused_within_bounded_memory() -> None:
-    with raw_server(lambda conn: flood(conn, 300)) as addr:
+def test_a_huge_answer_is_refused_within_bounded_memory(stand_in: ModuleType) -> None:
+    with stand_in.raw_server(lambda conn: stand_in.flood(conn, 300)) as addr:
         env = {**os.environ, "VAULT_ADDR": addr, "VAULT_TOKEN": "t", "SECRET_CONTRACT_STRICT": "true"}
         ran = run_measured([sys.executable, "-m", "secret_contract"], generator_input(DEMO), env, timeout=120)
     assert ran.returncode == 1 and "byte limit" in ran.stderr, ran.stderr
@@ -202,7 +201,7 @@ def _kv_v2_preflight(method: str, path: str, body: bytes) -> Answer | None:
     return None
 
 
-def test_a_server_that_echoes_the_request_never_puts_a_value_in_a_message() -> None:
+def test_a_server_that_echoes_the_request_never_puts_a_value_in_a_message(stand_in: ModuleType) -> None:
     sent: list[bytes] = []
 
     def echo(method: str, path: str, body: bytes) -> Answer:
@@ -213,10 +212,10 @@ def test_a_server_that_echoes_the_request_never_puts_a_value_in_a_message() -> N
         errors = [f"invalid request: {body.decode()}"]
         return 400, {"Content-Type": "application/json"}, json.dumps({"errors": errors}).encode()
 
-    with answering_server(echo) as addr:
+    with stand_in.answering_server(echo) as addr:
         ran = build({"VAULT_ADDR": addr, "VAULT_TOKEN": "s.echotokensentinel"}, strict=True)
     assert ran.returncode == 1 and "invalid request" in ran.stderr
-    assert "Vault was not written" in ran.stderr and "none of the 1 secrets to write was written" in ran.stderr
+    assert "Vault was not written" in ran.stderr and "none of the 1 secret to write was written" in ran.stderr
     values = [v for body in sent for v in json.loads(body).get("data", {}).values()]
     assert values and all(len(v) >= 8 for v in values if v != "admin")
     assert_no_leak([ran.text], [*values, "s.echotokensentinel"])
@@ -247,18 +246,18 @@ def test_an_error_from_the_host_a_redirect_led_to_names_that_host(vault: Vault) 
     clean(ran)
 
 
-def test_a_content_length_of_thousands_of_digits_is_refused_as_too_large() -> None:
+def test_a_content_length_of_thousands_of_digits_is_refused_as_too_large(stand_in: ModuleType) -> None:
     def answer(conn: Any) -> None:
         head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + b"9" * 5000
         conn.sendall(head + b"\r\n\r\n{}")
 
-    with raw_server(answer) as addr:
+    with stand_in.raw_server(answer) as addr:
         ran = build({"VAULT_ADDR": addr, "VAULT_TOKEN": "t"}, strict=True)
     assert ran.returncode == 1 and "5000-digit" in ran.stderr and "limit" in ran.stderr
     clean(ran)
 
 
-def test_a_server_that_echoes_request_headers_never_prints_basic_credentials() -> None:
+def test_a_server_that_echoes_request_headers_never_prints_basic_credentials(stand_in: ModuleType) -> None:
     """User info in VAULT_ADDR travels as an Authorization header; a server that echoes the
     request's headers in its errors must not put them, or the token, on the terminal."""
 
@@ -269,7 +268,7 @@ def test_a_server_that_echoes_request_headers_never_prints_basic_credentials() -
         lines = [f"{k}: {v}" for k, v in headers.items()] + [f"{k}={v}" for k, v in headers.items()]
         return 400, {"Content-Type": "application/json"}, json.dumps({"errors": lines}).encode()
 
-    with header_answering_server(echo) as addr:
+    with stand_in.header_answering_server(echo) as addr:
         with_user = addr.replace("http://", "http://operator:pw-sentinel-789@")
         ran = build({"VAULT_ADDR": with_user, "VAULT_TOKEN": "s.echotokensentinel"}, strict=True)
     assert ran.returncode == 1 and "Vault was not written" in ran.stderr, ran.stderr

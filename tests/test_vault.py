@@ -8,13 +8,10 @@ import os
 import sys
 from typing import Any
 
-import pytest
-
+from builders import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
 from conftest import Ran, Vault, assert_no_leak, functions_at_once, run, secret_contract
-from fixtures import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
 from secret_contract import yaml_codec
 
-pytestmark = pytest.mark.vault
 PATH = DEMO_PATH
 CONTRACT = DEMO
 

@@ -12,15 +12,14 @@ from pathlib import Path
 import hvac
 import pytest
 
+from builders import DEMO, DEMO_PATH, generator_input
 from conftest import Vault, assert_no_leak, secret_contract
 from faults import fault_proxy, silent_server
-from fixtures import DEMO, DEMO_PATH, generator_input
 from openbao_server import free_port
 from secret_contract import vault_auth
 from secret_contract.vault import VaultStore
 from secret_contract.vault_config import VaultConfig
 
-pytestmark = pytest.mark.vault
 PATH = DEMO_PATH
 CONTRACT = DEMO
 

@@ -6,8 +6,10 @@ stop on the same finding."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,6 @@ import pytest
 
 from conftest import EXAMPLES, Vault, assert_no_leak, run, secret_contract
 from secret_contract import yaml_codec
-
-pytestmark = [pytest.mark.vault, pytest.mark.kustomize]
 
 CONTRACT = "hostk8s.secrets.yaml"
 STATIC_VALUE = "voting-db-rw.sample-app.svc.cluster.local"  # a static value of the sample contract
@@ -199,3 +199,37 @@ def test_render_and_plan_on_a_directory_stop_on_a_wiring_error(tmp_path: Path, v
     rendered = secret_contract("render", str(stack))
     assert rendered.returncode == 0 and rendered.stderr == "", rendered.stderr
     assert [d["kind"] for d in yaml_codec.load_all(rendered.stdout)] == ["ExternalSecret", "ExternalSecret"]
+
+
+def test_a_contract_whose_metadata_is_not_a_mapping_is_named_not_a_traceback(tmp_path: Path) -> None:
+    stack = stack_with(
+        tmp_path, wired(), lambda text, _: text.replace("metadata:\n  name: sample-app\n", "metadata: oops\n", 1)
+    )
+    env = {"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": "unused"}
+    checked = secret_contract("check", str(stack), env=env)
+    assert checked.returncode in (0, 1) and "Traceback" not in checked.stderr, checked.stderr
+    for verb in ("render", "plan"):
+        ran = secret_contract(verb, str(stack), env=env)
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+        assert f"{stack}/{CONTRACT}: document 0: metadata: not a mapping" in ran.stderr
+
+
+def test_check_names_a_folder_it_cannot_list() -> None:
+    """A kustomization folder that may be entered but not listed (mode 311): its kustomization
+    is read, the folder is named, and the check goes on. Run as an unprivileged user, since
+    root lists any folder (in a folder that user may enter)."""
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    if as_user and shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv to drop root")
+    with tempfile.TemporaryDirectory() as where:
+        root = Path(where)
+        root.chmod(0o755)
+        stack = stack_with(root, wired(), same)
+        stack.chmod(0o311)
+        ran = run([*as_user, sys.executable, "-m", "secret_contract", "check", str(stack)], cwd=root)
+        walked = run([*as_user, sys.executable, "-m", "secret_contract", "check", str(root)], cwd=root)
+        stack.chmod(0o755)
+    assert f"{stack}: cannot list this folder (Permission denied): kustomizations and contracts" in walked.stderr
+    assert "Traceback" not in walked.stderr and "no wiring mistakes" not in walked.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert f"{stack}: cannot list this folder (Permission denied)" in ran.stderr and "(folder-unreadable)" in ran.stderr

@@ -11,13 +11,13 @@ alone if that changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from secret_contract import generators, ownership
 from secret_contract.errors import SecretContractError
 from secret_contract.model import GeneratedKey
-from secret_contract.results import Result, error, info, warning
+from secret_contract.results import Result, counted, error, info, warning
 from secret_contract.store import Entry, Progress, SecretStore, WriteCheck
 
 ActionKind = Literal["delete", "release", "drop-keys", "rotate", "copy", "adopt", "mark-source", "delete-source"]
@@ -25,15 +25,16 @@ ActionKind = Literal["delete", "release", "drop-keys", "rotate", "copy", "adopt"
 
 @dataclass(frozen=True)
 class Expect:
-    """What a decision rested on: the secret's version and who declared it."""
+    """What a decision rested on: the secret's version, who declared it and who released it."""
 
     version: int
     declarations: frozenset[tuple[str, str | None]]
+    releases: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, entry: Entry) -> Expect:
         owners = ownership.read(entry.custom_metadata)
-        return cls(entry.version, frozenset(owners.declarations.items()))
+        return cls(entry.version, frozenset(owners.declarations.items()), frozenset(owners.releases))
 
     def changed(self, entry: Entry | None) -> str | None:
         """How `entry` differs from what was expected, or None."""
@@ -45,6 +46,8 @@ class Expect:
         if now.declarations != self.declarations:
             stacks = sorted(s for s, _ in now.declarations) or ["no contract"]
             return f"who declares it changed (now {', '.join(stacks)})"
+        if now.releases != self.releases:
+            return f"who released it changed (now {', '.join(sorted(now.releases)) or 'no contract'})"
         return None
 
 
@@ -107,6 +110,41 @@ class Planned:
     @property
     def refused(self) -> bool:
         return any(f.severity == "error" for f in self.findings)
+
+
+class Staged:
+    """A store as the actions staged so far will leave it, for deciding about several contracts
+    before anything is written: each decision sees the ownership records the ones before it
+    change (and a path they delete as gone), so that the actions on one shared secret follow
+    one another. Reads of other paths, and everything else, go to the store."""
+
+    def __init__(self, store: SecretStore) -> None:
+        self._store = store
+        self._staged: dict[tuple[str, str], Entry | None] = {}
+        self.written: set[str] = set()  # paths an action staged writes a new version of, or deletes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def read(self, mount: str, path: str) -> Entry | None:
+        if (mount, path) in self._staged:
+            return self._staged[(mount, path)]
+        return self._store.read(mount, path)
+
+    def stage(self, actions: list[Action]) -> None:
+        for action in actions:
+            key = (action.mount, action.path)
+            if action.destroys:
+                self._staged[key] = None
+                self.written.add(action.where)
+                continue
+            if action.kind in ("drop-keys", "rotate", "copy"):
+                self.written.add(action.where)  # the values it will hold are not known until then
+            entry = self.read(*key)
+            if entry is not None and action.metadata:
+                merged = {**entry.custom_metadata, **action.metadata}
+                custom = {k: v for k, v in merged.items() if v is not None}
+                self._staged[key] = replace(entry, custom_metadata=custom)
 
 
 # --- carrying out ----------------------------------------------------------------------------
@@ -172,7 +210,7 @@ def _apply_one(store: SecretStore, action: Action) -> Result:
         past = {
             "drop-keys": f"removed {', '.join(action.keys)}",
             "rotate": f"rotated {', '.join(action.keys)}",
-            "copy": f"copied {len(action.keys)} keys",
+            "copy": f"copied {counted(len(action.keys), 'key')}",
         }[kind]
         rollback = f"; version {version - 1} stays readable" if version > 1 else ""
         return info(f"{action.where}: {past} (version {version}{rollback}){f'; {action.note}' if action.note else ''}")

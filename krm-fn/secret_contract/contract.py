@@ -175,7 +175,7 @@ def _describe(err: Any) -> Iterator[Result]:
     elif validator == "additionalProperties":
         known = err.schema.get("properties", {})
         for name in sorted(k for k in err.instance if k not in known):
-            yield error("unknown field", results.join(path, str(name)), "schema")
+            yield error("unknown field" + _nearest(str(name), known), results.join(path, str(name)), "schema")
     elif custom:
         yield error(custom, path, "schema")
     elif validator == "type":
@@ -185,6 +185,14 @@ def _describe(err: Any) -> Iterator[Result]:
         yield error(f"must have at least {err.validator_value} entries", path, "schema")
     else:
         yield error(f"fails the schema's '{validator}' check", path, "schema")
+
+
+def _nearest(name: str, known: Any) -> str:
+    """`; did you mean 'length'?` for a misspelt field, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _article(word: str) -> str:

@@ -17,6 +17,10 @@ from secret_contract.project import Project
 from secret_contract.results import FileRef
 
 CONTRACT_FILE = "hostk8s.secrets.yaml"
+# HostK8s keeps stacks from other repositories under the stacks root's `extension/`, ignored by
+# git: a fresh clone has none, and `make up extension/NAME` must not fail for a stack without
+# secrets there. Any other missing stack is a mistake (a typo) and stays an error.
+EXTENSION_DIR = "extension"
 
 
 @dataclass
@@ -35,6 +39,9 @@ def resolve(args: list[str], project: Project) -> Inputs:
         stacks = os.path.join(project.root, project.stacks_root)
         folder = arg if os.path.isdir(arg) else os.path.join(stacks, arg)
         if not os.path.isdir(folder):
+            if _is_extension(arg):
+                out.skipped.append(f"{arg}: no such extension stack under {stacks}, so no secrets to manage")
+                continue
             raise InvalidInput(f"{arg}: no such file or directory, and no stack '{arg}' under {stacks}")
         candidate = os.path.join(folder, CONTRACT_FILE)
         if os.path.isfile(candidate):
@@ -43,6 +50,21 @@ def resolve(args: list[str], project: Project) -> Inputs:
             out.skipped.append(f"{arg}: no {CONTRACT_FILE} here, so no secrets to manage")
     out.files = list(dict.fromkeys(out.files))
     return out
+
+
+def _is_extension(arg: str) -> bool:
+    parts = os.path.normpath(arg).split(os.sep)
+    return parts[0] == EXTENSION_DIR and not os.path.isabs(arg)
+
+
+def _check_metadata(doc: dict[str, object], path: str, index: int) -> None:
+    """The file and index are recorded in `metadata.annotations`: both must be mappings."""
+    meta = doc.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInput(f"{path}: document {index}: metadata: not a mapping")
+    notes = (meta or {}).get("annotations")
+    if notes is not None and not isinstance(notes, dict):
+        raise InvalidInput(f"{path}: document {index}: metadata.annotations: not a mapping")
 
 
 def stack_contracts(project: Project) -> list[str]:
@@ -72,6 +94,7 @@ def read_files(paths: list[str]) -> ResourceList:
         for index, doc in enumerate(docs):
             if not isinstance(doc, dict):
                 raise InvalidInput(f"{path}: document {index} is not a mapping")
+            _check_metadata(doc, path, index)
             krm.set_file(doc, FileRef(path, index))
             items.append(doc)
     return ResourceList(items)

@@ -7,16 +7,16 @@ a build.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from secret_contract import inputs, ownership, pipeline, plan, policy
-from secret_contract.actions import Action, Expect, Planned
+from secret_contract.actions import Action, Expect, Planned, Staged
 from secret_contract.listing import check_mounts, contract_folders, declared_by, list_paths, namespaces_of
 from secret_contract.model import Desired, Target
 from secret_contract.project import Project
 from secret_contract.resolution import ResolvedContract
-from secret_contract.results import Result, error, info, warning
+from secret_contract.results import Result, counted, error, info, warning
 from secret_contract.store import Entry, Progress, SecretStore, parallel
 from secret_contract.sync import read_states
 
@@ -36,8 +36,35 @@ def verify(store: SecretStore, targets: list[Target], progress: Progress | None 
         findings.extend(target.finding(error, f"{target.where}: {gap}") for gap in gaps)
     if not findings:
         keys = sum(len(t.desired.key_names()) for t in targets)
-        findings.append(info(f"Vault holds all {keys} keys of {len(targets)} secrets"))
+        findings.append(info(f"Vault holds all {counted(keys, 'key')} of {counted(len(targets), 'secret')}"))
     return findings
+
+
+# --- several contracts at once ------------------------------------------------------------
+
+Decide = Callable[[SecretStore, ResolvedContract], Planned]
+
+
+def plan_contracts(store: SecretStore, contracts: list[ResolvedContract], decide: Decide) -> Planned:
+    """One plan for every contract a command names (`release a b`), decided before anything is
+    written, so that one permission check covers every action and a refusal anywhere changes
+    nothing. Each contract is decided on Vault as the actions before it leave it; an action
+    on a secret an earlier contract's action already writes or deletes is left out (a
+    shared secret is rotated once)."""
+    staged = Staged(store)
+    out = Planned()
+    for contract in contracts:
+        planned = decide(staged, contract)
+        out.findings.extend(planned.findings)
+        kept = [a for a in planned.actions if a.where not in staged.written]
+        out.findings.extend(
+            info(f"{a.where}: done once, for the contract before '{contract.stack}'")
+            for a in planned.actions
+            if a.where in staged.written
+        )
+        staged.stage(kept)
+        out.actions.extend(kept)
+    return out
 
 
 # --- remove, release and prune ---------------------------------------------------------------
@@ -48,7 +75,9 @@ Elsewhere = Mapping[str, Mapping[str, str]]
 
 def repository_declarations(targets: list[Target]) -> dict[str, dict[str, str]]:
     """Who declares each Vault path among `targets` (a build of every contract of the
-    repository): the claims that stand whether or not those stacks ever built."""
+    repository), each with the digest of its own declaration, also where the repository's
+    contracts disagree (that build has errors): `policy` lets a claim pass only to a stack
+    whose digest matches the leaving stack's."""
     return {t.where: dict(t.digests or t.desired.declarations()) for t in targets}
 
 
@@ -137,7 +166,7 @@ def plan_release(
         if entry is None:
             continue
         owners = ownership.read(entry.custom_metadata)
-        kept = policy.keep(owners, stack, (elsewhere or {}).get(where, {}))
+        kept = policy.keep(owners, stack, (elsewhere or {}).get(where, {}), entry.version)
         if kept is not None:
             action = Action("release", mount, path, metadata=kept.metadata, note=kept.note, expect=Expect.of(entry))
             out.actions.append(action)
@@ -190,13 +219,15 @@ def _plan_release(
 ) -> None:
     where = f"{mount}/{path}"
     owners = ownership.read(entry.custom_metadata)
-    disposal = policy.dispose(owners, stack, elsewhere, frozenset(entry.data))
+    disposal = policy.dispose(owners, stack, elsewhere, frozenset(entry.data), entry.version)
     if disposal is None:
         if is_declared:
             out.findings.append(warning(f"{where}: kept, {policy.refusal_to_change(owners, stack)}"))
         return
     expect = Expect.of(entry)
-    if disposal.kind == "delete":
+    if disposal.kind == "keep":
+        out.findings.append(warning(f"{where}: kept, {disposal.note}"))
+    elif disposal.kind == "delete":
         out.actions.append(Action("delete", mount, path, tuple(sorted(entry.data)), expect=expect))
     else:
         out.actions.append(
@@ -352,6 +383,12 @@ def _plan_in_place(out: Planned, target: Target, current: Entry) -> None:
         out.findings.append(error(f"{target.where}: managed by '{owners.foreign_tool}', not migrated"))
     elif owners.declarations:
         out.findings.append(info(f"{target.where}: already owned by {', '.join(sorted(owners.declarations))}"))
+    elif policy.may_take_back(owners, desired.stacks):
+        out.findings.append(
+            info(f"{target.where}: released by {policy.contracts(owners.releases)}; building it takes it back")
+        )
+    elif owners.releases:
+        out.findings.append(error(f"{target.where}: not adopted: {policy.refusal_released(owners, desired.stacks)}"))
     elif not current.live:
         out.findings.append(error(f"{target.where}: its latest version is {current.latest}; restore it first"))
     else:
@@ -361,10 +398,7 @@ def _plan_in_place(out: Planned, target: Target, current: Entry) -> None:
                 desired.mount,
                 desired.path,
                 cas=current.version,
-                metadata={
-                    **ownership.claim(desired.declarations(), f"{ownership.ADOPTED}:{current.version}"),
-                    **({ownership.RELEASED_KEY: None} if owners.released_by else {}),
-                },
+                metadata=ownership.claim(desired.declarations(), f"{ownership.ADOPTED}:{current.version}"),
                 note=f"in place{_still_missing(desired, current.data)}",
                 expect=Expect.of(current),
             )

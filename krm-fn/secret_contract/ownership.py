@@ -14,10 +14,12 @@ Keys (custom metadata values are strings, at most 64 keys):
   versions were left behind on purpose, so declaring such a key again generates it anew;
 - `secret-contract-provided-keys: <key>,...`, keys a person writes (`provided: true`): a secret
   holding one is never destroyed by `remove` or `prune`, only released;
-- `secret-contract-released-by: <stack>`, on a secret kept after its last declarer left
-  (`release`, which always keeps the values; or `remove` where this tool did not write every
-  version): that stack may take it back by building it, or delete it with `remove`, and
-  `migrate` may adopt it.
+- `secret-contract-released-by.<hash>: <version> <stack>`, one key per stack that released the
+  secret (`release`, which always keeps the values; or `remove` where it may not destroy them
+  and no other claim remains), with the version it held then: that stack may take it back by
+  building it, or delete it with `remove` if nobody wrote a version since. Earlier releases
+  wrote one `secret-contract-released-by: <stack>` key, read as that stack's release at an
+  unknown version.
 
 Secrets recorded by earlier releases carry only `managed-by` and `secret-contract-owner`;
 they read as declared by the owner with an unknown digest. The rules that decide what a
@@ -36,7 +38,8 @@ OWNER_KEY = "secret-contract-owner"
 ORIGIN_KEY = "secret-contract-origin"
 DECLARED_PREFIX = "secret-contract-declared-by."
 MIGRATED_TO_KEY = "secret-contract-migrated-to"
-RELEASED_KEY = "secret-contract-released-by"
+RELEASED_KEY = "secret-contract-released-by"  # one releaser, as earlier releases wrote it: read and cleared
+RELEASED_PREFIX = "secret-contract-released-by."
 DROPPED_KEY = "secret-contract-dropped-keys"  # keys `prune` dropped: older versions hold them on purpose
 PROVIDED_KEY = "secret-contract-provided-keys"  # keys a person writes: `remove` never destroys them
 MAX_VALUE = 512  # characters of a custom metadata value
@@ -49,7 +52,15 @@ MIGRATED = "migrated"
 
 def declared_key(stack: str) -> str:
     """A metadata key per stack: stack names can be longer than a metadata key may be."""
-    return DECLARED_PREFIX + hashlib.sha256(stack.encode()).hexdigest()[:16]
+    return DECLARED_PREFIX + _stack_hash(stack)
+
+
+def released_key(stack: str) -> str:
+    return RELEASED_PREFIX + _stack_hash(stack)
+
+
+def _stack_hash(stack: str) -> str:
+    return hashlib.sha256(stack.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,8 @@ class Ownership:
     origin: str | None = None
     declarations: Mapping[str, str | None] = field(default_factory=dict)  # stack -> digest
     migrated_to: str | None = None
-    released_by: str | None = None
+    releases: Mapping[str, int | None] = field(default_factory=dict)  # stack -> version it released (None: unknown)
+    earlier_release: str | None = None  # the stack an earlier release's single key names
     dropped: frozenset[str] = frozenset()
     provided: frozenset[str] = frozenset()
 
@@ -73,7 +85,7 @@ class Ownership:
     @property
     def unowned(self) -> bool:
         """No contract declares it and none released it: the older script's data, or a hand's."""
-        return not self.foreign_tool and not self.declarations and self.released_by is None
+        return not self.foreign_tool and not self.declarations and not self.releases
 
     @property
     def created_here(self) -> bool:
@@ -83,6 +95,13 @@ class Ownership:
     def declared_by(self, stack: str) -> bool:
         return stack in self.declarations
 
+    def released(self, stack: str) -> bool:
+        return stack in self.releases
+
+    def releasers(self) -> str:
+        """The stacks that released it, for messages."""
+        return ", ".join(f"'{s}'" for s in sorted(self.releases))
+
 
 def read(custom: Mapping[str, str]) -> Ownership:
     declarations: dict[str, str | None] = {}
@@ -90,6 +109,14 @@ def read(custom: Mapping[str, str]) -> Ownership:
         if key.startswith(DECLARED_PREFIX) and isinstance(value, str) and " " in value:
             digest, stack = value.split(" ", 1)
             declarations[stack] = digest
+    releases: dict[str, int | None] = {}
+    for key, value in custom.items():
+        if key.startswith(RELEASED_PREFIX) and isinstance(value, str) and " " in value:
+            version, stack = value.split(" ", 1)
+            releases[stack] = int(version) if version.isdigit() else None
+    earlier = custom.get(RELEASED_KEY) or None
+    if earlier and earlier not in releases:
+        releases[earlier] = None  # written by an earlier release: the version is unknown
     owner = custom.get(OWNER_KEY) or None
     if owner and owner not in declarations:
         declarations[owner] = None  # recorded by an earlier release: the declaration is unknown
@@ -99,7 +126,8 @@ def read(custom: Mapping[str, str]) -> Ownership:
         origin=custom.get(ORIGIN_KEY) or None,
         declarations=declarations,
         migrated_to=custom.get(MIGRATED_TO_KEY) or None,
-        released_by=custom.get(RELEASED_KEY) or None,
+        releases=releases,
+        earlier_release=earlier,
         dropped=_key_set(custom.get(DROPPED_KEY)),
         provided=_key_set(custom.get(PROVIDED_KEY)),
     )
@@ -145,13 +173,29 @@ def claim(stacks: Mapping[str, str], origin: str) -> dict[str, str | None]:
     }
 
 
-def release(current: Ownership, stack: str, remaining: list[str]) -> dict[str, str | None]:
+def release(current: Ownership, stack: str, remaining: list[str], at: int | None) -> dict[str, str | None]:
     """Metadata changes that remove `stack`'s declaration while `remaining` stacks keep theirs.
-    The last declarer leaves the marker and origin in place and records itself as the one
-    that released it, so that it can come back (the values stay either way)."""
+    With `at` (the version it holds now) the stack records its release, so that it can come
+    back and so that nobody else destroys what it left (the values stay either way); without,
+    it forgets any release it recorded. The marker and origin stay."""
     changes: dict[str, str | None] = {declared_key(stack): None}
+    if at is not None:
+        changes[released_key(stack)] = f"{at} {stack}"
+        if current.earlier_release == stack:
+            changes[RELEASED_KEY] = None
+    else:
+        changes.update(taken_back(current, (stack,)))
     if not remaining:
-        changes.update({OWNER_KEY: None, RELEASED_KEY: stack})
+        changes[OWNER_KEY] = None
     elif current.owner == stack or current.owner not in remaining:
         changes[OWNER_KEY] = sorted(remaining)[0]
+    return changes
+
+
+def taken_back(current: Ownership, stacks: tuple[str, ...] | list[str]) -> dict[str, str | None]:
+    """Metadata changes that remove the release records of `stacks` (they declare it again, or
+    leave for good)."""
+    changes: dict[str, str | None] = {released_key(s): None for s in stacks if s in current.releases}
+    if current.earlier_release in stacks:
+        changes[RELEASED_KEY] = None
     return changes

@@ -20,7 +20,7 @@ from secret_contract.errors import CasConflict, SecretContractError, VaultConfig
 from secret_contract.krm import Item, ResourceList
 from secret_contract.model import Target
 from secret_contract.resolution import ResolvedContract
-from secret_contract.results import Result, error, has_errors, info, warning
+from secret_contract.results import Result, counted, error, has_errors, info, warning
 from secret_contract.settings import Defaults
 from secret_contract.store import Progress, SecretStore
 from secret_contract.validation_cache import ValidationCache
@@ -71,6 +71,7 @@ def build(
 ) -> Outcome:
     """Process every SecretContract in `rl`: the output ResourceList and the findings."""
     defaults, findings = settings.load(env, _configmap_data(rl.function_config), project)
+    findings += _unread_config(rl.function_config)
     contracts, contract_findings = load_contracts(rl, ValidationCache.from_env(env, contract_model.schema_text()))
     findings += contract_findings
     resolved = resolution.resolve_all(contracts, defaults)
@@ -180,8 +181,9 @@ def _partly_written(report: sync.Report) -> str:
     if not written:
         head = "Vault was not written"
         if report.recorded:
-            head = f"No secret's data was written ({report.recorded} ownership record(s) were updated first)"
-        secrets = f"; none of the {len(planned)} secrets to write was written" if planned else ""
+            were = "was" if report.recorded == 1 else "were"
+            head = f"No secret's data was written ({counted(report.recorded, 'ownership record')} {were} updated first)"
+        secrets = f"; none of the {counted(len(planned), 'secret')} to write was written" if planned else ""
         return f"{head}: {report.failure}{secrets}"
     missing = [where for where in planned if where not in written]
     shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
@@ -219,6 +221,20 @@ def _configmap_data(config: Item | None) -> dict[str, Any]:
     if config and config.get("kind") == "ConfigMap" and isinstance(config.get("data"), dict):
         return config["data"]
     return {}
+
+
+def _unread_config(config: Item | None) -> list[Result]:
+    """A functionConfig this function does not read (only a ConfigMap's data or a
+    SecretContract): said, rather than ignored, since its settings silently do nothing."""
+    if not config or config.get("kind") in ("ConfigMap", contract_model.KIND):
+        return []
+    kind = str(config.get("kind") or "(none)")
+    shown = kind[:63] if kind.isprintable() else repr(kind[:63])  # a name from a file, never an escape sequence
+    found = warning(
+        f"functionConfig of kind {shown} is ignored: settings go in a ConfigMap's data, or give a SecretContract",
+        rule="settings",
+    )
+    return [replace(found, resource=krm.resource_ref(config))]
 
 
 def _unchanged(rl: ResourceList) -> ResourceList:

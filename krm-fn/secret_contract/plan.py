@@ -31,6 +31,7 @@ from secret_contract import generators, ownership, policy
 from secret_contract.model import Desired, GeneratedKey
 from secret_contract.ownership import Ownership
 from secret_contract.policy import contracts as _contracts
+from secret_contract.results import counted
 from secret_contract.store import Entry
 
 Action = Literal["create", "update", "claim", "noop", "conflict", "blocked"]
@@ -119,7 +120,7 @@ def diff(
             # Its history is nobody's (or another stack released it): writing it again would
             # take it over. Restored, it is adopted with `migrate` or taken back by its stack.
             return Change("blocked", reason=_not_ours_deleted(desired, current, owners))
-        return _deleted_history(desired, current)
+        return _deleted_history(desired, current, owners)
     if owners.unowned:
         return _adopt(desired, current, raced)
     if not owners.declarations:
@@ -133,7 +134,8 @@ def diff(
         gaps = _mismatches(desired, current.data)
         if gaps:
             return Change("conflict", reason=f"{_contracts(others)} declares it differently ({'; '.join(gaps)})")
-        return Change("claim", cas=current.version, metadata=ownership.declare(desired.declarations()))
+        metadata = {**ownership.declare(desired.declarations()), **ownership.taken_back(owners, desired.stacks)}
+        return Change("claim", cas=current.version, metadata=metadata)
     unknown = sorted(s for s, digest in others.items() if digest is None)
     return _update(desired, current, owners, unknown, history or History())
 
@@ -170,18 +172,9 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
         return Change("conflict", reason=f"it is shared with {_contracts(unknown)} ({'; '.join(gaps)})")
     unapplied = _unapplied(desired, data)
     awaiting = tuple(k for k in desired.provided if k not in data)
-    record = {s: d for s, d in desired.declarations().items() if owners.declarations.get(s) != d}
-    metadata: dict[str, str | None] = dict(ownership.declare(record)) if record else {}
-    if owners.managed_by is None:
-        metadata = {ownership.MANAGED_BY_KEY: ownership.MANAGED_BY, **metadata}
-    if owners.provided != frozenset(desired.provided):
-        metadata.update(ownership.record_provided(desired.provided))
+    metadata = _record(desired, owners)
     if owners.dropped & set(generate):
         metadata.update(ownership.record_dropped(owners.dropped - set(generate)))
-    if owners.released_by is not None:
-        metadata[ownership.RELEASED_KEY] = None
-        if owners.owner is None:
-            metadata[ownership.OWNER_KEY] = min(desired.stacks)
     if not set_static and not generate:
         action: Action = "noop" if not metadata else "claim"
         return Change(action, cas=current.version, metadata=metadata, unapplied=unapplied, awaiting=awaiting)
@@ -196,6 +189,21 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
         unapplied=unapplied,
         awaiting=awaiting,
     )
+
+
+def _record(desired: Desired, owners: Ownership) -> dict[str, str | None]:
+    """The metadata changes that make the record say what a build of `desired` holds: its
+    declarations, the provided keys, and a stack that released it taking it back."""
+    record = {s: d for s, d in desired.declarations().items() if owners.declarations.get(s) != d}
+    metadata: dict[str, str | None] = dict(ownership.declare(record)) if record else {}
+    if owners.managed_by is None:
+        metadata = {ownership.MANAGED_BY_KEY: ownership.MANAGED_BY, **metadata}
+    if owners.provided != frozenset(desired.provided):
+        metadata.update(ownership.record_provided(desired.provided))
+    metadata.update(ownership.taken_back(owners, desired.stacks))
+    if owners.owner is None:
+        metadata[ownership.OWNER_KEY] = min(desired.stacks)
+    return metadata
 
 
 def _unapplied(desired: Desired, data: Mapping[str, str]) -> tuple[str, ...]:
@@ -217,7 +225,7 @@ def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:
     it: data another writer put there without a record (by hand, say) is not this tool's."""
     gaps = _mismatches(desired, current.data)
     if raced:
-        what = f"with other values ({gaps[0]})" if gaps else f"in {current.version} version(s)"
+        what = f"with other values ({gaps[0]})" if gaps else f"in {counted(current.version, 'version')}"
         return Change(
             "conflict",
             reason=f"another writer created it at the same time {what} and recorded no ownership; a build never "
@@ -236,11 +244,7 @@ def _adopt(desired: Desired, current: Entry, raced: bool) -> Change:
 
 
 def _released(desired: Desired, owners: Ownership) -> str:
-    return (
-        f"it was released by contract '{owners.released_by}' and no contract declares it now; only that stack "
-        "takes it back by building it. Adopt it with `secret-contract migrate` if it is meant for "
-        f"{_contracts(desired.stacks)} (its values are kept)"
-    )
+    return policy.refusal_released(owners, desired.stacks) or policy.holder(owners)
 
 
 def _not_ours_deleted(desired: Desired, current: Entry, owners: Ownership) -> str:
@@ -253,29 +257,40 @@ def _not_ours_deleted(desired: Desired, current: Entry, owners: Ownership) -> st
 
 
 def _maybe_held(desired: Desired, keys: list[str], deleted: tuple[int, ...]) -> str:
-    versions = ", ".join(f"v{v}" for v in deleted)
+    names = ", ".join(repr(k) for k in keys)
+    versions = ("version " if len(deleted) == 1 else "versions ") + ", ".join(f"v{v}" for v in deleted)
+    were = "was" if len(deleted) == 1 else "were"
     return (
-        f"generated key(s) {', '.join(repr(k) for k in keys)} are missing from its latest version, and earlier "
-        f"version(s) {versions} were deleted (or expired) and may hold them: a new value could replace a credential "
+        f"{_generated_keys(len(keys))} {names} {_are(len(keys))} missing from its latest version, and earlier "
+        f"{versions} {were} deleted (or expired) and may hold them: a new value could replace a credential "
         f"in use. Undelete them so the build can look (`bao kv undelete -mount={desired.mount} -versions="
         f"{','.join(str(v) for v in deleted)} {desired.path}`), destroy them if they do not matter, or replace the "
         "keys on purpose with `secret-contract rotate`"
     )
 
 
+def _generated_keys(n: int) -> str:
+    return "generated key" if n == 1 else "generated keys"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
 def _held_earlier(desired: Desired, current: Entry, held: Mapping[str, int]) -> str:
     keys = ", ".join(f"'{k}' (v{v})" for k, v in held.items())
     newest = max(held.values())
     return (
-        f"generated key(s) {keys} are missing from its latest version (v{current.version}) but an earlier version "
-        "holds them (a `kv put` without them, or a `kv rollback`); a new value would replace a credential in use. "
+        f"{_generated_keys(len(held))} {keys} {_are(len(held))} missing from its latest version "
+        f"(v{current.version}) but an earlier version holds them (a `kv put` without them, or a `kv rollback`); "
+        "a new value would replace a credential in use. "
         f"Restore them (`bao kv rollback -mount={desired.mount} -version={newest} {desired.path}`, or "
         f"`bao kv patch -mount={desired.mount} {desired.path} KEY=VALUE` with the value of that version), or replace "
         "them on purpose with `secret-contract rotate`"
     )
 
 
-def _deleted_history(desired: Desired, current: Entry) -> Change:
+def _deleted_history(desired: Desired, current: Entry, owners: Ownership) -> Change:
     how = {"deleted": "was deleted", "destroyed": "was destroyed", "none": "is gone"}[current.latest]
     when = f" at {current.deletion_time}" if current.deletion_time else ""
     if desired.generated:
@@ -291,7 +306,7 @@ def _deleted_history(desired: Desired, current: Entry) -> Change:
         "update",
         cas=current.version,
         set_static=dict(desired.static),
-        metadata=ownership.declare(desired.declarations()),
+        metadata=_record(desired, owners),
         recreated=True,
         reason=f"its latest version {how}{when}; the contract's static values were written again",
     )

@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from secret_contract.contract import API_VERSION, KIND
@@ -35,12 +36,65 @@ def plugin_path(root: str) -> str:
 
 def script(python: str) -> str:
     """A shell wrapper running this installation's interpreter (kustomize passes the
-    config file as the only argument)."""
+    config file as the only argument). It checks the interpreter first: an environment that
+    was removed (a cleaned uvx or pipx cache, a deleted virtualenv) would otherwise fail with
+    the shell's bare `not found`, which kustomize reports as a failed plugin."""
+    quoted = shlex.quote(python)
     return (
         "#!/bin/sh\n"
         "# kustomize legacy exec plugin for hostk8s.io/v1 SecretContract.\n"
         "# Installed by `secret-contract install-plugin`; re-run it after moving the installation.\n"
-        f'exec {shlex.quote(python)} -m secret_contract "$@"\n'
+        f"if [ ! -x {quoted} ]; then\n"
+        f"  echo 'secret-contract plugin: the Python it was installed with is gone: '{quoted}"
+        "' (its environment was removed or moved): run secret-contract install-plugin again from the "
+        "installation to use.' >&2\n"
+        "  exit 1\n"
+        "fi\n"
+        f'exec {quoted} -m secret_contract "$@"\n'
+    )
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    """A temporary environment a runner made for one command, in its cache."""
+
+    runner: str  # `uvx` or `pipx run`
+    install: str  # what installs the tool for good instead
+
+
+def ephemeral(prefix: str, env: Mapping[str, str]) -> Ephemeral | None:
+    """Whether the environment at `prefix` (sys.prefix) is one that `uvx` or `pipx run` made in
+    its cache, which either may clean at any time: a wrapper pointing into it would break."""
+    home = env.get("HOME") or os.path.expanduser("~")
+    cache = env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    caches = {
+        "uvx": [env.get("UV_CACHE_DIR", ""), os.path.join(cache, "uv"), os.path.join(home, "Library", "Caches", "uv")],
+        "pipx run": [
+            os.path.join(env["PIPX_HOME"], ".cache") if env.get("PIPX_HOME") else "",
+            os.path.join(cache, "pipx"),
+            os.path.join(home, ".local", "pipx", ".cache"),
+            os.path.join(home, "Library", "Caches", "pipx"),
+        ],
+    }
+    real = os.path.realpath(prefix)
+    for runner, roots in caches.items():
+        for root in filter(None, roots):
+            top = os.path.realpath(root)
+            if real != top and os.path.commonpath([real, top]) == top:
+                install = "uv tool install secret-contract" if runner == "uvx" else "pipx install secret-contract"
+                return Ephemeral(runner, install)
+    return None
+
+
+def ephemeral_warning(env: Mapping[str, str], prefix: str = sys.prefix) -> str | None:
+    """What `install-plugin` says when run from a runner's temporary environment."""
+    found = ephemeral(prefix, env)
+    if found is None:
+        return None
+    return (
+        f"this secret-contract runs from a temporary environment of `{found.runner}` ({prefix}), which its cache "
+        f"may drop at any time, and the plugin just installed runs that environment's Python: install for good "
+        f"with `{found.install}`, then run `secret-contract install-plugin` again"
     )
 
 

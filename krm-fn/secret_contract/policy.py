@@ -5,16 +5,21 @@ Pure: each function takes what the secret's custom metadata says (`ownership.Own
 the stacks involved, and returns a decision; nothing here reads Vault. The rules:
 - a secret another tool manages is never changed or destroyed;
 - a stack may change (rotate, prune keys of) only a secret it is recorded as declaring;
-- a secret is destroyed only when this tool wrote every version, no other contract declares it
-  (in Vault's record or in the repository) and it holds no value a person provided; otherwise
-  the stack's claim is released and the values stay, with the other declarers' records intact
-  so that any of them can build it again; `release` (a platform's `make down`) only ever
-  releases;
+- a secret is destroyed only when this tool wrote every version, no other stack claims it
+  (declares it in Vault's record or, the same way, in the repository; or released it) and it
+  holds no value a person provided; otherwise the stack's claim is released and the values
+  stay, with the other claims intact so that any of them can build it again; `release` (a
+  platform's `make down`) only ever releases;
+- a stack's claim passes only to contracts that declare the secret as that stack recorded it
+  (the same declaration digest): a contract that declares the path differently never gets
+  another stack's credential;
 - data any contract owns is never "legacy" data to migrate from: it is that contract's live
   credential, and copying or deleting it would fork or destroy it;
-- a secret kept after its last declarer left is taken back only by that stack (or adopted with
-  `migrate`): otherwise any contract could claim a credential by naming its path. That stack
-  keeps its claim for `remove`, which deletes such a secret on the same terms as above.
+- a secret kept after its declarers left is taken back only by a stack that released it:
+  otherwise any contract could claim a credential by naming its path, and `migrate` does not
+  adopt it either. Each releasing stack is recorded with the version it left, and keeps its
+  claim for `remove`, which deletes such a secret on the same terms as above and only if no
+  version was written since.
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ def holder(owners: Ownership) -> str:
         return f"managed by '{owners.foreign_tool}'"
     if owners.declarations:
         return f"recorded for {contracts(owners.declarations)}"
-    if owners.released_by:
-        return f"released by contract '{owners.released_by}', values kept"
+    if owners.releases:
+        return f"released by {contracts(owners.releases)}, values kept"
     return "no owner recorded: written by the older script or by hand"
 
 
@@ -64,8 +69,9 @@ def refusal_as_source(owners: Ownership, stacks: tuple[str, ...]) -> str | None:
     on where a Secret lives are fixed in the contracts, not by moving its values)."""
     if owners.foreign_tool:
         return f"it is managed by '{owners.foreign_tool}'"
-    if not owners.declarations and owners.released_by and owners.released_by not in stacks:
-        return f"it was kept when contract '{owners.released_by}' released it; only that stack takes it back"
+    released = refusal_released(owners, stacks)
+    if released:
+        return released
     others = sorted(set(owners.declarations) - set(stacks))
     if others:
         return (
@@ -75,13 +81,26 @@ def refusal_as_source(owners: Ownership, stacks: tuple[str, ...]) -> str | None:
     return None
 
 
+def refusal_released(owners: Ownership, stacks: tuple[str, ...]) -> str | None:
+    """Why `stacks` may not build, adopt or move a secret kept after its declarers left, or None
+    when they may (or it is not such a secret): only a stack that released it takes it back."""
+    if owners.foreign_tool or owners.declarations or not owners.releases or may_take_back(owners, stacks):
+        return None
+    back = " ".join(sorted({*owners.releases, *stacks}))
+    return (
+        f"it was released by {contracts(owners.releases)} (values kept) and no contract declares it now; only a "
+        f"stack that released it takes it back, by building it (together with {contracts(stacks)} to share it: "
+        f"`secret-contract add {back}`)"
+    )
+
+
 def may_take_back(owners: Ownership, stacks: tuple[str, ...]) -> bool:
     """Whether a build of `stacks` may record itself on a secret no contract declares any more:
-    only the stack that released it last (a `make down` followed by a `make up`)."""
-    return owners.released_by is not None and owners.released_by in stacks
+    only a stack that released it (a `make down` followed by a `make up`)."""
+    return any(owners.released(s) for s in stacks)
 
 
-Disposition = Literal["delete", "release"]
+Disposition = Literal["delete", "release", "keep"]
 
 
 @dataclass(frozen=True)
@@ -94,71 +113,115 @@ class Disposal:
 
 
 def holds_claim(owners: Ownership, stack: str) -> bool:
-    """Whether `stack` has a claim on this secret: it declares it, or it released it last and
-    no contract declares it since (`release`, then `remove` when the stack goes for good)."""
+    """Whether `stack` has a claim on this secret: it declares it, or it released it and has
+    not taken it back (`release`, then `remove` when the stack goes for good)."""
     if owners.foreign_tool:
         return False
-    return owners.declared_by(stack) or (not owners.declarations and owners.released_by == stack)
+    return owners.declared_by(stack) or owners.released(stack)
 
 
 def dispose(
-    owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str], keys: frozenset[str] = frozenset()
+    owners: Ownership,
+    stack: str,
+    declared_elsewhere: Mapping[str, str],
+    keys: frozenset[str],
+    version: int,
 ) -> Disposal | None:
-    """What `stack` leaving this secret does to it: None when the stack holds no claim on it.
+    """What `stack` leaving this secret for good (`remove`) does to it: None when the stack
+    holds no claim on it.
 
-    `declared_elsewhere` maps every other stack whose contract (in the repository) declares
-    the secret to its declaration digest: their claim stands even where they never built.
-    `keys` are the keys the secret holds now: one a person provided is never destroyed."""
+    `declared_elsewhere` maps every stack whose contract (in the repository) declares the
+    secret to its declaration digest: a claim that stands even where that stack never built,
+    when it declares the secret as this stack recorded it. `keys` are the keys the secret
+    holds now (one a person provided is never destroyed), `version` its latest version."""
     if not holds_claim(owners, stack):
         return None
-    by_hand = sorted(owners.provided & keys)
-    others = _other_declarers(owners, stack, declared_elsewhere)
-    if owners.created_here and not others and not by_hand:
+    claims = _claims(owners, stack, declared_elsewhere)
+    why = _not_destroyable(owners, stack, keys, version)
+    if not claims.remaining and not claims.releasers and why is None:
         return Disposal("delete")
-    if others or owners.declared_by(stack):
-        return keep(owners, stack, declared_elsewhere, by_hand)
-    return None  # released earlier and not this tool's to destroy: nothing left to do
+    return _leave(owners, stack, claims, version, returning=False, why=why or "")
 
 
-def keep(
-    owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str], by_hand: list[str] | None = None
-) -> Disposal | None:
-    """`stack` forgets its claim and the values stay (`release`, and `remove` where it may not
-    destroy): None when the stack holds no claim or released it already. With no other
-    declarer the secret records who released it, so that a later build of that stack takes it
-    back with the same values."""
-    if not holds_claim(owners, stack):
+def keep(owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str], version: int) -> Disposal | None:
+    """`stack` forgets its declaration and the values stay (`release`): None when it declares
+    nothing here (it holds no claim, or released it already). The stack records that it
+    released the secret at `version`, so that a later build of it takes the secret back with
+    the same values and nobody else destroys them meanwhile."""
+    if owners.foreign_tool or not owners.declared_by(stack):
         return None
-    recorded = {s: d for s, d in owners.declarations.items() if s != stack}
-    others = _other_declarers(owners, stack, declared_elsewhere)
-    if others:
-        # Record the repository's other declarers that never built, so that any of them (and
-        # this stack, back again) finds the secret owned and joins it instead of being refused.
-        unrecorded = {s: d for s, d in others.items() if s not in recorded and d}
-        changes = {**ownership.release(owners, stack, remaining=sorted(others)), **ownership.declare(unrecorded)}
-        if owners.released_by is not None:
-            changes[ownership.RELEASED_KEY] = None
-        return Disposal("release", changes, f"still declared by {', '.join(sorted(others))}")
-    if not owners.declared_by(stack):
-        return None  # already released by this stack
-    if by_hand is None:
-        why = "values kept"
+    claims = _claims(owners, stack, declared_elsewhere)
+    return _leave(owners, stack, claims, version, returning=True, why="values kept")
+
+
+@dataclass(frozen=True)
+class _Claims:
+    """Who besides the leaving stack holds a claim on a secret."""
+
+    remaining: list[str]  # declarers that keep it: recorded, and the repository's joining ones
+    joining: dict[str, str]  # repository declarers not recorded yet that declare it the same way
+    releasers: list[str]  # other stacks that released it
+    differing: list[str]  # repository declarers that declare it otherwise: never given it
+
+
+def _claims(owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str]) -> _Claims:
+    """The other claims on a secret `stack` leaves. A repository declaration counts only where
+    it matches the leaving stack's recorded one: a contract that names the path with other
+    values (its own build is refused while the stack holds it) must not inherit the stack's
+    credential and then write its values into it."""
+    mine = owners.declarations.get(stack)
+    if mine is None or not mine.startswith(ownership.DIGEST_VERSION):
+        mine = declared_elsewhere.get(stack)  # recorded without a comparable digest: the contract's own
+    unrecorded = {s: d for s, d in declared_elsewhere.items() if s != stack and s not in owners.declarations}
+    joining = {s: d for s, d in unrecorded.items() if mine is not None and d == mine}
+    recorded = [s for s in owners.declarations if s != stack]
+    return _Claims(
+        remaining=sorted({*recorded, *joining}),
+        joining=joining,
+        releasers=sorted(s for s in owners.releases if s != stack and s not in owners.declarations),
+        differing=sorted(s for s in unrecorded if s not in joining),
+    )
+
+
+def _leave(owners: Ownership, stack: str, claims: _Claims, version: int, returning: bool, why: str) -> Disposal:
+    """The stack's declaration goes; where no other claim remains, or where it means to come
+    back (`release`), it records that it released the secret at `version`. Repository
+    declarers that declare it the same way are recorded, so that any of them (and this stack,
+    back again) finds the secret owned and joins it instead of being refused."""
+    record = returning or not (claims.remaining or claims.releasers)
+    notes = []
+    if claims.remaining:
+        notes.append(f"still declared by {', '.join(claims.remaining)}")
+    elif claims.releasers:
+        notes.append(f"kept for {contracts(claims.releasers)}, which released it")
+    if claims.differing:
+        notes.append(f"{contracts(claims.differing)} declares it differently and is not given it")
+    if not claims.remaining and not claims.releasers and why:
+        notes.append(why)
+    note = "; ".join(notes)
+    if not owners.declared_by(stack) and record:
+        return Disposal("keep", note=note)  # released already: nothing to change
+    changes = {
+        **ownership.release(owners, stack, remaining=claims.remaining, at=version if record else None),
+        **ownership.declare(claims.joining),
+    }
+    return Disposal("release", changes, note)
+
+
+def _not_destroyable(owners: Ownership, stack: str, keys: frozenset[str], version: int) -> str | None:
+    """Why `remove` may not destroy the secret even where no other claim remains, or None."""
+    by_hand = sorted(owners.provided & keys)
+    if by_hand:
+        why = f"it holds {', '.join(by_hand)}, provided by a person"
+    elif not owners.created_here:
+        why = f"not created by secret-contract ({owners.origin or 'recorded by an earlier release, origin unknown'})"
+    elif owners.released(stack) and owners.releases[stack] != version:
+        at = owners.releases[stack]
+        since = f"at v{at}" if at is not None else "by an earlier release, which recorded no version"
+        why = f"v{version} may have been written by someone else after contract '{stack}' released it {since}"
     else:
-        origin = owners.origin or "recorded by an earlier release, origin unknown"
-        why = (
-            f"it holds {', '.join(by_hand)}, provided by a person"
-            if by_hand
-            else f"not created by secret-contract ({origin})"
-        )
-        why += ": its versions stay; delete it by hand if meant"
-    return Disposal("release", ownership.release(owners, stack, remaining=[]), why)
-
-
-def _other_declarers(owners: Ownership, stack: str, declared_elsewhere: Mapping[str, str]) -> dict[str, str | None]:
-    """Every stack besides `stack` that declares the secret, in Vault's record or in the
-    repository (a repository's claim stands even where that stack never built)."""
-    recorded = {s: d for s, d in owners.declarations.items() if s != stack}
-    return {**{s: d for s, d in declared_elsewhere.items() if s != stack}, **recorded}
+        return None
+    return why + ": its versions stay; delete it by hand if meant"
 
 
 def may_drop_keys(owners: Ownership, stack: str) -> bool:

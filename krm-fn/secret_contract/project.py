@@ -11,12 +11,13 @@ a credential given in the environment (VAULT_TOKEN, a token file named there, a 
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from secret_contract import settings, yaml_codec
+from secret_contract import settings, vault_env, yaml_codec
 from secret_contract.vault_auth import ADDR_FROM_ENV
 
 PROJECT_FILE = "secret-contract.yaml"
@@ -39,9 +40,11 @@ class Project:
     problems: tuple[str, ...] = ()
 
     def environment(self, env: Mapping[str, str]) -> dict[str, str]:
-        """`env` with the project's Vault variables where `env` lacks them (not in CI)."""
+        """`env` with OpenBao's `BAO_*` names read as `bao` reads them, and the project's Vault
+        variables where the environment sets none (not in CI)."""
+        env = vault_env.with_openbao_names(env)
         if settings.flag(env, settings.CI_ENV):
-            return dict(env)
+            return env
         merged = {**self.env, **{k: v for k, v in env.items() if v != ""}}
         merged.pop(ADDR_FROM_ENV, None)
         if self.env.get("VAULT_ADDR") and not env.get("VAULT_ADDR"):
@@ -98,8 +101,10 @@ def _project(root: str, file: str | None, data: dict[str, Any], env: Mapping[str
         if any(word in lowered for word in CREDENTIAL_WORDS):
             problems.append(f"{file}: '{key}': credentials are never read from a project file")
         elif key not in OWN_KEYS and key not in settings.CONFIG_KEYS:
+            close = difflib.get_close_matches(str(key), sorted(OWN_KEYS | settings.CONFIG_KEYS), n=1)
             known = ", ".join(sorted(OWN_KEYS | settings.CONFIG_KEYS))
-            problems.append(f"{file}: unknown setting '{key}' (known: {known})")
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(f"{file}: unknown setting '{key}' ({hint}known: {known})")
     pinned = {var: str(data[key]) for key, var in ENV_KEYS.items() if data.get(key)}
     stacks = env.get(STACKS_ROOT_ENV) or str(data.get("stacksRoot") or DEFAULT_STACKS_ROOT)
     function_settings = {k: v for k, v in data.items() if k in settings.CONFIG_KEYS}

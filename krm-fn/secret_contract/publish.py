@@ -9,7 +9,10 @@ legacy plugin: Vault is written, strictly) and pushes the result:
   that plain kustomize builds it. The built output rather than a plugin-free copy of the tree:
   it is exactly what the build produced, overlays and patches applied, and self-contained even
   when the kustomization reaches bases outside its directory;
-- the config `application/vnd.cncf.flux.config.v1+json` (`{}`), as `flux push artifact` writes;
+- the config `application/vnd.cncf.flux.config.v1+json`: `{}`. `flux push artifact` writes an
+  image-style config there (`created`, `rootfs.diff_ids`, `history`: go-containerregistry's
+  empty image made into an artifact); Flux's controllers never read it, and `{}` keeps the
+  manifest a function of the layer and annotations alone;
 - the annotations Flux reads: `org.opencontainers.image.source`, `.revision` (`branch@sha1:…`
   from git) and `.created` (the commit's time, so that publishing one commit twice gives the
   same manifest and Flux sees no new revision).
@@ -134,6 +137,13 @@ def pack(rendered: str, annotations: Mapping[str, str]) -> Artifact:
         raise PublishFailed("the build still holds a SecretContract: is it listed under resources, not generators?")
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        # The root directory first, as `flux push artifact` writes it (fluxcd/pkg tar.Tar walks
+        # the directory from itself: an entry named `.`).
+        root = tarfile.TarInfo(".")
+        root.type, root.mode, root.mtime = tarfile.DIRTYPE, 0o755, 0
+        root.uid = root.gid = 0
+        root.uname = root.gname = ""
+        tar.addfile(root)
         for name, text in ((KUSTOMIZATION_FILE, KUSTOMIZATION), (RENDERED, rendered)):
             data = text.encode()
             info = tarfile.TarInfo(name)
@@ -156,13 +166,28 @@ class Origin:
     committed: int | None = None  # the commit's time, seconds since the epoch
 
 
-def local_origin(directory: str) -> Origin:
-    """The checkout holding `directory`, read with git (empty when it is not in one)."""
+DIRTY = "-dirty"  # what marks the revision of a build from a working tree with uncommitted changes
+
+
+def local_origin(directory: str, allow_dirty: bool = False) -> Origin:
+    """The checkout holding `directory`, read with git (empty when it is not in one). A working
+    tree with uncommitted changes or untracked files is refused: HEAD's revision would be
+    stamped on content it does not hold. With `allow_dirty`, the revision says so (`-dirty`)."""
     commit = _git(directory, "rev-parse", "HEAD")
     if not commit:
         return Origin()
     branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD")
     revision = f"{branch}@sha1:{commit}" if branch and branch != "HEAD" else f"sha1:{commit}"
+    changed = _uncommitted(directory)
+    if changed and not allow_dirty:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise InvalidInput(
+            f"{directory}: the git working tree has uncommitted changes ({shown}): the artifact would carry "
+            f"the revision {revision} on other content. Commit them, or pass --allow-dirty to publish anyway "
+            f"with the revision marked {revision}{DIRTY}"
+        )
+    if changed:
+        revision += DIRTY
     committed = _git(directory, "log", "-1", "--format=%ct")
     return Origin(
         _git(directory, "remote", "get-url", "origin") or "",
@@ -184,6 +209,30 @@ def annotations(origin: Origin, env: Mapping[str, str]) -> dict[str, str]:
         "org.opencontainers.image.created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
     }
     return {k: v for k, v in found.items() if v}
+
+
+def _uncommitted(directory: str) -> list[str]:
+    """The paths `git status` reports in the whole working tree (a build may reach bases outside
+    `directory`): changed, staged, deleted or untracked, ignored files left out."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", directory, "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    # Each entry is `XY path`; a rename adds its source as the next entry, which is skipped.
+    entries = done.stdout.split("\0") if done.returncode == 0 else []
+    found: list[str] = []
+    rest = iter(entries)
+    for entry in rest:
+        if len(entry) > 3:
+            found.append(entry[3:])
+            if entry[0] in "RC":
+                next(rest, None)
+    return found
 
 
 def _git(directory: str, *args: str) -> str | None:
@@ -213,6 +262,7 @@ class Request:
     revision: str | None = None
     insecure: bool = False
     output: str | None = None  # a dry run: write the layer here, push nothing
+    allow_dirty: bool = False  # publish a working tree with uncommitted changes (revision marked -dirty)
 
 
 @dataclass(frozen=True)
@@ -245,7 +295,7 @@ def publish(request: Request, env: Mapping[str, str]) -> Published:
             with open(request.output, "wb") as handle:
                 handle.write(artifact.layer)
         except OSError as exc:
-            raise PublishFailed(f"--output {request.output}: cannot write: {exc.strerror}") from None
+            raise PublishFailed(f"--layer-file {request.output}: cannot write: {exc.strerror}") from None
         return Published(artifact, [])
     return Published(artifact, push(artifact, request.references, build_env, request.insecure))
 
@@ -254,17 +304,18 @@ def _check_output(path: str) -> None:
     """Refuse an output file that cannot be written, naming why."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InvalidInput(f"--output {path}: no such directory {folder}")
+        raise InvalidInput(f"--layer-file {path}: no such directory {folder}")
     if os.path.isdir(path):
-        raise InvalidInput(f"--output {path}: is a directory")
+        raise InvalidInput(f"--layer-file {path}: is a directory")
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise InvalidInput(f"--output {path}: not writable")
+        raise InvalidInput(f"--layer-file {path}: not writable")
 
 
 def _source(request: Request, work: str, env: Mapping[str, str]) -> tuple[str, Origin]:
     """The directory to build and its origin: the local checkout, or a fresh clone."""
     if request.git is None:
-        return request.directory, local_origin(request.directory)
+        # A dry run pushes nothing: its preview is marked -dirty rather than refused.
+        return request.directory, local_origin(request.directory, request.allow_dirty or request.output is not None)
     outside = InvalidInput(f"{request.directory}: with --git, DIR is a path inside the repository")
     inside = os.path.normpath(request.directory)
     if os.path.isabs(inside) or inside == os.pardir or inside.startswith(os.pardir + os.sep):
@@ -348,7 +399,10 @@ def _auth_backend(registry: str, insecure: bool, credentials: tuple[str, str] | 
         if not challenge.startswith("basic"):
             return "token"
     except OSError as exc:
-        raise PublishFailed(f"cannot reach the registry {registry}: {redact.reason(exc)}") from None
+        hint = ""
+        if not insecure and _plain_http(exc):
+            hint = "; it answers plain HTTP, not TLS: pass --insecure for a registry on this machine or in the cluster"
+        raise PublishFailed(f"cannot reach the registry {registry}: {redact.reason(exc)}{hint}") from None
     if credentials is None:
         raise PublishFailed(f"{registry} asks for credentials: set REGISTRY_USERNAME and REGISTRY_PASSWORD, or log in")
     token = base64.b64encode(":".join(credentials).encode()).decode()
@@ -358,6 +412,17 @@ def _auth_backend(registry: str, insecure: bool, credentials: tuple[str, str] | 
             return "basic"
     except urllib.error.HTTPError:
         raise PublishFailed(f"{registry} refused the credentials (REGISTRY_USERNAME, or the Docker config)") from None
+
+
+def _plain_http(exc: OSError) -> bool:
+    """Whether a TLS handshake failed because the server spoke plain HTTP (OpenSSL's words)."""
+    import ssl
+
+    cause = getattr(exc, "reason", exc)
+    text = f"{getattr(cause, 'reason', '')} {cause}"
+    return isinstance(cause, ssl.SSLError) and any(
+        sign in text for sign in ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE")
+    )
 
 
 def _docker_config(env: Mapping[str, str]) -> str | None:

@@ -58,6 +58,11 @@ def info(message: str, path: str = "", rule: str | None = None) -> Result:
     return Result("info", message, path, rule=rule)
 
 
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """`1 secret`, `2 secrets`: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def has_errors(results: Iterable[Result]) -> bool:
     return any(r.severity == "error" for r in results)
 

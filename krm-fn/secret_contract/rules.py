@@ -26,6 +26,7 @@ RULES: dict[str, Rule] = {
     "yaml-tag": rules_contract.yaml_tag,
     "control-characters": rules_contract.control_characters,
     "kubernetes-metadata": rules_views.kubernetes_metadata,
+    "eso-template": rules_views.eso_template,
     "views": rules_views.views,
 }
 

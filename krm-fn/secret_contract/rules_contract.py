@@ -83,9 +83,19 @@ def data_entries(secret: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
 
 
 def stack_name(obj: dict[str, Any]) -> Iterator[Result]:
-    """metadata.name is one or more DNS-1123 labels joined by '/'; it prefixes Vault paths.
+    """`metadata.name` is one or more DNS-1123 labels joined by `/`; it prefixes Vault paths.
 
-    PASS: `name: foundation/airflow`    FAIL: `name: ../other`, `name: /abs`, `name: a//b`
+    PASS::
+
+        metadata: {name: foundation/airflow}
+
+    FAIL at metadata.name::
+
+        metadata: {name: ../other}
+
+    FAIL at metadata.name::
+
+        metadata: {name: a//b}
     """
     meta = obj.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
@@ -98,9 +108,17 @@ def stack_name(obj: dict[str, Any]) -> Iterator[Result]:
 
 
 def secret_name(obj: dict[str, Any]) -> Iterator[Result]:
-    """A secret's name is a DNS-1123 subdomain and its namespace a DNS-1123 label.
+    """A secret's `name` is a DNS-1123 subdomain and its `namespace` a DNS-1123 label.
 
-    PASS: `name: postgres-credentials`, `namespace: sample-app`    FAIL: `name: Postgres_Creds`
+    PASS::
+
+        spec:
+          secrets: [{name: postgres-credentials, namespace: sample-app}]
+
+    FAIL at spec.secrets[0].name, spec.secrets[0].namespace::
+
+        spec:
+          secrets: [{name: Postgres_Creds, namespace: sample.app}]
     """
     for at, secret in contract_secrets(obj):
         name, namespace = secret.get("name"), secret.get("namespace")
@@ -116,7 +134,15 @@ def secret_name(obj: dict[str, Any]) -> Iterator[Result]:
 def duplicate_secret(obj: dict[str, Any]) -> Iterator[Result]:
     """Each (namespace, name) pair appears once in a contract.
 
-    FAIL: two entries both named `db` in namespace `app`.
+    PASS::
+
+        spec:
+          secrets: [{name: db, namespace: app}, {name: db, namespace: web}]
+
+    FAIL at spec.secrets[1].name::
+
+        spec:
+          secrets: [{name: db, namespace: app}, {name: db, namespace: app}]
     """
     seen: dict[tuple[Any, Any], str] = {}
     for at, secret in contract_secrets(obj):
@@ -130,9 +156,23 @@ def duplicate_secret(obj: dict[str, Any]) -> Iterator[Result]:
 
 
 def data_key(obj: dict[str, Any]) -> Iterator[Result]:
-    """A data key is a valid Secret key ([-._a-zA-Z0-9]+, at most 253) and unique in its secret.
+    """A data `key` is a Secret key (`[-._a-zA-Z0-9]+`, at most 253 characters) and unique in its
+    secret.
 
-    PASS: `key: DB_PASSWORD`    FAIL: `key: "db password"`, the same key twice
+    PASS::
+
+        spec:
+          secrets:
+          - data: [{key: DB_PASSWORD, generate: password}, {key: user, value: admin}]
+
+    FAIL at spec.secrets[0].data[0].key, spec.secrets[0].data[2].key::
+
+        spec:
+          secrets:
+          - data:
+            - {key: "db password", generate: password}
+            - {key: user, value: admin}
+            - {key: user, value: root}
     """
     for at, secret in contract_secrets(obj):
         seen: dict[str, str] = {}
@@ -150,10 +190,26 @@ def data_key(obj: dict[str, Any]) -> Iterator[Result]:
 
 
 def value_or_generate(obj: dict[str, Any]) -> Iterator[Result]:
-    """Each data entry has exactly one of `value`, `generate` or `provided: true`; a `value`
-    is a string.
+    """Each data entry has exactly one of `value`, `generate` or `provided: true`; a `value` is a
+    string (quote one YAML would read as a number or boolean).
 
-    PASS: `value: "5432"`, `provided: true`    FAIL: `value: 5432` (YAML reads a number), two or none set
+    PASS::
+
+        spec:
+          secrets:
+          - data: [{key: port, value: "5432"}, {key: pass, generate: password}, {key: ca, provided: true}]
+
+    FAIL at spec.secrets[0].data[0].value::
+
+        spec:
+          secrets:
+          - data: [{key: port, value: 5432}]
+
+    FAIL at spec.secrets[0].data[0], spec.secrets[0].data[1]::
+
+        spec:
+          secrets:
+          - data: [{key: a, value: x, generate: token}, {key: b}]
     """
     for at, secret in contract_secrets(obj):
         for where, entry in data_entries(secret):
@@ -172,9 +228,23 @@ def value_or_generate(obj: dict[str, Any]) -> Iterator[Result]:
 
 
 def generator(obj: dict[str, Any]) -> Iterator[Result]:
-    """`generate` names a known generator; `length` is only given with it and within its bounds.
+    """`generate` names a known generator; `length` is only given with one that takes it, within
+    its bounds.
 
-    PASS: `generate: password` with `length: 24`    FAIL: `generate: pasword`, `length: 4`
+    PASS::
+
+        spec:
+          secrets:
+          - data: [{key: pass, generate: password, length: 24}]
+
+    FAIL at spec.secrets[0].data[0].generate, spec.secrets[0].data[1].length, spec.secrets[0].data[2].length::
+
+        spec:
+          secrets:
+          - data:
+            - {key: a, generate: pasword}
+            - {key: b, generate: password, length: 4}
+            - {key: c, value: x, length: 8}
     """
     known = ", ".join(sorted(generators.GENERATORS))
     for at, secret in contract_secrets(obj):
@@ -204,10 +274,18 @@ def generator(obj: dict[str, Any]) -> Iterator[Result]:
 
 
 def vault_mount(obj: dict[str, Any]) -> Iterator[Result]:
-    """spec.vault.mount and spec.vault.prefix are Vault paths: segments of letters, digits,
-    '_', '-', '.', joined by '/'.
+    """`spec.vault.mount` and `spec.vault.prefix` are safe Vault paths: segments of letters,
+    digits, `_`, `-` and `.` joined by `/`.
 
-    PASS: `mount: secret`, `mount: kv/platform`, `prefix: teams/data`    FAIL: `mount: ../sys`, `prefix: /abs`
+    PASS::
+
+        spec:
+          vault: {mount: kv/platform, prefix: teams/data}
+
+    FAIL at spec.vault.mount, spec.vault.prefix::
+
+        spec:
+          vault: {mount: ../sys, prefix: /abs}
     """
     spec = obj.get("spec")
     vault = spec.get("vault") if isinstance(spec, dict) else None
@@ -220,10 +298,20 @@ def vault_mount(obj: dict[str, Any]) -> Iterator[Result]:
 
 
 def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
-    """YAML tags (`!Ref`, `!!binary`) and dates have no meaning in a contract, whose values are
-    strings: merge keys are fine, other tags are refused where they appear.
+    """No YAML tag (`!Ref`, `!!binary`), unquoted date or number too large for any reader where a
+    contract holds strings; merge keys are fine.
 
-    PASS: `value: "2001-12-14"`    FAIL: `value: !Ref db-password`, `value: 2001-12-14`
+    PASS::
+
+        spec:
+          secrets:
+          - data: [{key: since, value: "2001-12-14"}]
+
+    FAIL at spec.secrets[0].data[0].value, spec.secrets[0].data[1].value::
+
+        spec:
+          secrets:
+          - data: [{key: pass, value: !Ref db-password}, {key: since, value: 2001-12-14}]
     """
     pending: list[tuple[list[str | int], Any]] = [([], obj)]
     while pending:
@@ -240,11 +328,19 @@ def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
 
 
 def control_characters(obj: dict[str, Any]) -> Iterator[Result]:
-    """Names (the stack, secrets, keys, views, stores, template keys) hold no control
-    characters: an ANSI escape in a name would reach every terminal that prints it. Values
-    (static values, templates, annotation values) may hold line breaks and are not checked.
+    r"""No name (the stack, secrets, keys, views, stores, template keys) holds a control character:
+    an ANSI escape in a name would reach every terminal that prints it. Values (static values,
+    templates, annotation values) may hold line breaks and are not checked.
 
-    PASS: `name: vault-backend`    FAIL: a store name holding ESC (`\x1b[31m`)
+    PASS::
+
+        spec:
+          externalSecret: {secretStoreRef: {name: vault-backend}}
+
+    FAIL at spec.externalSecret.secretStoreRef.name::
+
+        spec:
+          externalSecret: {secretStoreRef: {name: "vault\x1b[31m"}}
     """
     meta = obj.get("metadata")
     pending: list[tuple[list[str | int], Any]] = [

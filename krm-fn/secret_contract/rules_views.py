@@ -26,6 +26,11 @@ SECRET_TYPE_KEYS = {
     "kubernetes.io/dockerconfigjson": ({".dockerconfigjson"}, "all"),
 }
 
+# Secret types, not credentials.
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"  # noqa: S105
+BOOTSTRAP_TOKEN = "bootstrap.kubernetes.io/token"  # noqa: S105
+SERVICE_ACCOUNT_NAME = "kubernetes.io/service-account.name"
+
 
 def qualified_name_problem(key: str) -> str | None:
     """Why `key` is not a Kubernetes qualified name (label and annotation keys), or None."""
@@ -62,11 +67,28 @@ def _template_metadata(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
 
 
 def kubernetes_metadata(obj: dict[str, Any]) -> Iterator[Result]:
-    """Template labels and annotations follow Kubernetes' rules (qualified-name keys, label
-    values of at most 63 characters, at most 256 KiB of annotations), and a template type is
-    a Secret type: a built-in one needs the keys the API server requires.
+    """Template labels and annotations follow Kubernetes' rules (qualified-name keys, label values
+    of at most 63 characters, at most 256 KiB of annotations), and a template `type` is a Secret
+    type: a built-in one needs the keys the API server requires.
 
-    PASS: `labels: {app.kubernetes.io/part-of: search}`    FAIL: `labels: {tier: "a b"}`, a 400-character key
+    PASS::
+
+        spec:
+          externalSecret:
+            target: {template: {metadata: {labels: {app.kubernetes.io/part-of: search}}}}
+
+    FAIL at spec.externalSecret.target.template.metadata.labels['tier']::
+
+        spec:
+          externalSecret:
+            target: {template: {metadata: {labels: {tier: "a b"}}}}
+
+    FAIL at spec.secrets[0].externalSecret.target.template.type::
+
+        spec:
+          secrets:
+          - data: [{key: tls.crt, provided: true}]
+            externalSecret: {target: {template: {type: kubernetes.io/tls}}}
     """
     for at, template in _template_metadata(obj):
         meta = template.get("metadata")
@@ -129,6 +151,53 @@ def _secret_types(obj: dict[str, Any]) -> Iterator[Result]:
                 )
 
 
+def eso_template(obj: dict[str, Any]) -> Iterator[Result]:
+    """No template ESO refuses: since v2.4.1 (and in v2.9.0) its validation rejects a template
+    of type `bootstrap.kubernetes.io/token`, and one of type `kubernetes.io/service-account-token`
+    that carries the annotation `kubernetes.io/service-account.name`, which the API server
+    requires on such a Secret: neither type can be delivered (the ExternalSecret itself is
+    refused, so a build would fail only at apply time).
+
+    PASS::
+
+        spec:
+          externalSecret:
+            target: {template: {type: Opaque}}
+
+    FAIL at spec.secrets[0].externalSecret.target.template.type::
+
+        spec:
+          secrets:
+          - data: [{key: token-id, provided: true}]
+            externalSecret: {target: {template: {type: bootstrap.kubernetes.io/token}}}
+    """
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    contract_type = _template_type(spec.get("externalSecret"))
+    for at, secret in contract_secrets(obj):
+        secret_type = _template_type(secret.get("externalSecret"))
+        inherited = (
+            (secret_type, f"{at}.externalSecret.target.template.type")
+            if secret_type
+            else (contract_type, "spec.externalSecret.target.template.type")
+        )
+        for where, view, _ in _views(secret, at):
+            own = _template_type(view)
+            secret_type, path = (own, f"{where}.target.template.type") if own else inherited
+            if secret_type == BOOTSTRAP_TOKEN:
+                yield error(
+                    "ESO v2.4.1 and later (v2.9.0 included) refuse an ExternalSecret whose template has type "
+                    "bootstrap.kubernetes.io/token: deliver the keys in an Opaque Secret",
+                    path,
+                )
+            elif secret_type == SERVICE_ACCOUNT_TOKEN:
+                yield error(
+                    f"a Secret of type {SERVICE_ACCOUNT_TOKEN} needs the annotation {SERVICE_ACCOUNT_NAME} (the API "
+                    "server refuses it otherwise), and ESO v2.4.1 and later (v2.9.0 included) refuse an "
+                    "ExternalSecret whose template has both: deliver the keys in an Opaque Secret",
+                    path,
+                )
+
+
 def _delivered(view: dict[str, Any], declared: set[Any]) -> set[Any]:
     """The Secret keys an ExternalSecret delivers: its `data` pairs, else every declared key."""
     pairs = view.get("data")
@@ -151,12 +220,51 @@ TEMPLATE_ALIAS = re.compile(r"\$\w*\s*:?=\s*[.$](?![\w.$])")
 
 
 def views(obj: dict[str, Any]) -> Iterator[Result]:
-    """Each ExternalSecret of a contract (a secret's own, and those in `externalSecrets`) has a
-    name and a target Secret of its own in its namespace; its `data` delivers declared keys,
-    each under one Secret key; its template refers only to keys it delivers.
+    """Each ExternalSecret of a secret (its own, and those in `externalSecrets`) has a free name
+    and a target Secret of its own in its namespace; its `data` delivers declared keys, each under
+    one Secret key; its template refers only to keys it delivers. See [Views](#views).
 
-    PASS: `data: [{secretKey: elastic, property: elastic-password}]`
-    FAIL: `property: elastic-pasword`, `connection: "{{ .pasword }}"`, a view named like another secret
+    PASS::
+
+        spec:
+          secrets:
+          - name: elastic
+            namespace: search
+            data: [{key: elastic-password, generate: password}]
+            externalSecrets:
+            - name: elastic-user
+              data: [{secretKey: elastic, property: elastic-password}]
+
+    FAIL at spec.secrets[0].externalSecrets[0].data[0].property::
+
+        spec:
+          secrets:
+          - name: elastic
+            namespace: search
+            data: [{key: elastic-password, generate: password}]
+            externalSecrets:
+            - name: elastic-user
+              data: [{secretKey: elastic, property: elastic-pasword}]
+
+    FAIL at spec.secrets[0].externalSecrets[0].name::
+
+        spec:
+          secrets:
+          - name: elastic
+            namespace: search
+            data: [{key: elastic-password, generate: password}]
+            externalSecrets: [{name: Elastic_User}]
+
+    FAIL at spec.secrets[0].externalSecrets[0].target.template.data['connection']::
+
+        spec:
+          secrets:
+          - name: airflow
+            namespace: airflow
+            data: [{key: password, generate: password}]
+            externalSecrets:
+            - name: airflow-connection
+              target: {template: {data: {connection: "postgresql://airflow:{{ .pasword }}@db"}}}
     """
     names: dict[tuple[Any, Any], str] = {}
     targets: dict[tuple[Any, Any], str] = {}

@@ -28,7 +28,7 @@ from secret_contract import generators, plan
 from secret_contract.errors import CasConflict, SecretContractError, VaultPermissionDenied
 from secret_contract.model import Desired, Target
 from secret_contract.plan import Change
-from secret_contract.results import Result, error, info, warning
+from secret_contract.results import Result, counted, error, info, warning
 from secret_contract.store import DEFAULT_WORKERS, Entry, Progress, SecretStore, WriteCheck, parallel
 
 MAX_ATTEMPTS = 8
@@ -201,7 +201,10 @@ def sync(
     if denied:
         report.findings.extend(by_path[(d.mount, d.path)].finding(error, d.refusal) for d in denied)
         report.findings.append(
-            error(f"Vault was not written: {len(denied)} permission(s) missing; no secret of this build was written")
+            error(
+                f"Vault was not written: {counted(len(denied), 'permission')} missing; "
+                "no secret of this build was written"
+            )
         )
         return report
     applied = _apply_all(store, pending, report, workers, progress)
@@ -374,5 +377,7 @@ def _summarize(findings: list[Result], verbose: bool) -> list[Result]:
     for note in notes:
         words = note.message.split(" ", 2)
         counts[" ".join(words[:2]) if words[0] == "would" else words[0]] += 1
-    summary = [info(f"{word} {n} secrets (-v lists each)", rule="vault") for word, n in sorted(counts.items())]
+    summary = [
+        info(f"{word} {counted(n, 'secret')} (-v lists each)", rule="vault") for word, n in sorted(counts.items())
+    ]
     return [f for f in findings if f.severity != "info"] + summary

@@ -7,11 +7,14 @@ nothing of the contract is stored. The semantic rules run every time regardless.
 
 The directory is `$XDG_CACHE_HOME/secret-contract/schema-ok` (else `~/.cache/...`), created
 0700; where it cannot be created (a read-only container) nothing is remembered.
-SECRET_CONTRACT_SCHEMA_CACHE=false turns it off.
+SECRET_CONTRACT_SCHEMA_CACHE=false turns it off. It holds at most MAX_ENTRIES entries: a hit
+refreshes an entry's mtime, and past the bound the least recently used go first (entries of
+older releases and edited contracts are never hit again).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +25,9 @@ from secret_contract import __version__
 from secret_contract.settings import flag
 
 DISABLE_ENV = "SECRET_CONTRACT_SCHEMA_CACHE"
+MAX_ENTRIES = 1000
+# Pruned down to this many, so a full cache is not listed again at every new contract.
+KEEP_ENTRIES = MAX_ENTRIES * 3 // 4
 
 
 class ValidationCache:
@@ -46,7 +52,16 @@ class ValidationCache:
         return hashlib.sha256(f"{self._salt}\0{text}".encode()).hexdigest()
 
     def known(self, key: str | None) -> bool:
-        return key is not None and self.directory is not None and os.path.exists(os.path.join(self.directory, key))
+        if key is None or self.directory is None:
+            return False
+        entry = os.path.join(self.directory, key)
+        try:
+            os.utime(entry)  # recently used: kept when the cache is pruned
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return os.path.exists(entry)  # a cache this user cannot write: still a hit
+        return True
 
     def remember(self, key: str | None) -> None:
         if key is None or self.directory is None:
@@ -55,4 +70,21 @@ class ValidationCache:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             os.close(os.open(os.path.join(self.directory, key), os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError:
-            pass  # nothing remembered; the next build checks again
+            return  # nothing remembered; the next build checks again
+        self._bound(self.directory)
+
+    @staticmethod
+    def _bound(directory: str) -> None:
+        """Past MAX_ENTRIES, delete the least recently used entries down to KEEP_ENTRIES."""
+        try:
+            with os.scandir(directory) as listing:
+                entries = [(e.stat().st_mtime_ns, e.path) for e in listing if e.is_file()]
+        except OSError:
+            return
+        if len(entries) <= MAX_ENTRIES:
+            return
+        entries.sort()
+        for _, path in entries[: len(entries) - KEEP_ENTRIES]:
+            # Gone already (another build pruning at once): nothing to do.
+            with contextlib.suppress(OSError):
+                os.unlink(path)

@@ -39,6 +39,8 @@ BACKOFF_CAP = 4.0
 CAPABILITY_BATCH = 500
 PROBE_CAS = 2**31 - 1  # a version no secret reaches: the write is refused after the policy check
 RETRYABLE = {412, 429, 500, 502, 503, 504}
+# OpenSSL's words for a TLS hello answered by a plain-HTTP server (1.1 and 3.x, and 3.2+).
+PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "record layer failure")
 ALLOW_ALL = {"root", "sudo"}
 _INVALID_TOKEN = "the token was refused: it is invalid or expired (VAULT_TOKEN, the token file, or the login)"  # noqa: S105
 
@@ -62,11 +64,11 @@ class VaultStore:
         credentials = config.credentials
         if not credentials.token and not credentials.login:
             raise VaultConfigError(
-                f"no Vault token for {config.display_addr}: set VAULT_TOKEN, write ~/.vault-token, "
+                f"no Vault token for {config.named_addr}: set VAULT_TOKEN, write ~/.vault-token, "
                 f"or choose a login with {vault_auth.METHOD_ENV}"
             )
         self.config = config
-        self.addr = config.display_addr
+        self.addr = config.named_addr
         self._transport = transport or Transport(config.addr, config.tls, config.timeout, config.proxies)
         self._token = credentials.token
         self._lock = threading.Lock()
@@ -296,9 +298,12 @@ class VaultStore:
         time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
 
     def _transport_error(self, exc: TransportError, op: str, where: str) -> SecretContractError:
-        text = str(exc).replace(self.addr + ": ", "")
+        text = str(exc).replace(self.config.display_addr + ": ", "")
         if exc.kind == "tls" and "verification failed" in text:
             text += "; set VAULT_CACERT to the CA that signed Vault's certificate"
+        elif exc.kind == "tls" and any(sign in text for sign in PLAIN_HTTP_SIGNS):
+            plain = "http://" + self.config.display_addr.removeprefix("https://")
+            text += f"; the server answers plain HTTP, not TLS: is the address {plain}?"
         if exc.kind == "too-large":
             return VaultRequestFailed(f"{self.addr}: cannot {op} {where}: {text}")
         prefix = "cannot connect to Vault" if exc.kind == "connect" else f"cannot {op} {where}"
@@ -375,8 +380,25 @@ class VaultStore:
         except TransportError:
             missing = False
         if missing:
-            return f"{self.addr}: there is no mount '{mount}' (SECRET_CONTRACT_VAULT_MOUNT or spec.vault.mount)"
+            return (
+                f"{self.addr}: there is no mount '{mount}' (SECRET_CONTRACT_VAULT_MOUNT or spec.vault.mount)"
+                + self._nearest_mount(mount)
+            )
         return f"{self.addr}: mount '{mount}' does not exist, or the token's policy grants nothing under it"
+
+    def _nearest_mount(self, mount: str) -> str:
+        """`; did you mean 'kv'?` when a KV mount the token can see has a close name, else ''."""
+        import difflib
+
+        try:
+            resp = self._transport.request("GET", "/v1/sys/internal/ui/mounts", headers=self._headers())
+            mounts = resp.json().get("data", {}).get("secret", {}) if resp.status == 200 else {}
+        except (TransportError, AttributeError):
+            return ""
+        names = [str(name).rstrip("/") for name, info in mounts.items() if isinstance(info, dict)]
+        kv = [name for name in names if mounts.get(f"{name}/", {}).get("type") in ("kv", "generic")]
+        close = difflib.get_close_matches(mount, kv, n=1)
+        return f"; did you mean '{close[0]}'?" if close else ""
 
     def _metadata_entry(self, mount: str, path: str) -> Entry | object | None:
         """A data read found nothing: metadata may still be there (a reservation, or every

@@ -3,8 +3,9 @@
 VAULT_ADDR, VAULT_TOKEN (else ~/.vault-token), VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH,
 VAULT_CLIENT_CERT, VAULT_CLIENT_KEY, VAULT_SKIP_VERIFY, VAULT_TLS_SERVER_NAME,
 VAULT_CLIENT_TIMEOUT, VAULT_MAX_RETRIES, VAULT_PROXY_ADDR and the usual proxy variables; other
-auth methods as `vault_auth` reads them. Nothing here talks to Vault: problems found in the
-environment are collected in `VaultConfig.problems`, for `vault.VaultStore` to refuse.
+auth methods as `vault_auth` reads them. OpenBao's `BAO_*` names stand in for these as `bao`
+reads them (`vault_env`). Nothing here talks to Vault: problems found in the environment are
+collected in `VaultConfig.problems`, for `vault.VaultStore` to refuse.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from secret_contract import vault_auth
+from secret_contract import vault_auth, vault_env
 from secret_contract.settings import flag
 from secret_contract.vault_http import TLS, Proxies, display_address
 
@@ -32,16 +33,26 @@ class VaultConfig:
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     problems: tuple[str, ...] = ()
+    addr_from: str | None = None  # the project file the address came from, to name in errors
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VaultConfig | None:
-        """The configuration the environment describes, or None without VAULT_ADDR."""
+        """The configuration the environment describes, or None without VAULT_ADDR (or BAO_ADDR)."""
+        named = vault_env.source(env, "ADDR")
+        env = vault_env.with_openbao_names(env)
         addr = env.get("VAULT_ADDR", "").strip()
         if not addr:
             return None
+        addr_from = env.get(vault_auth.ADDR_FROM_ENV, "").strip() or None
+        if addr_from:
+            named = f"vaultAddr in {addr_from}"
         problems: list[str] = []
         if not addr.startswith(("http://", "https://")) or not urlsplit(addr).hostname:
-            problems.append(f"VAULT_ADDR must be an http:// or https:// address, not '{display_address(addr)}'")
+            problems.append(f"{named} must be an http:// or https:// address, not '{display_address(addr)}'")
+        elif urlsplit(addr).path.rstrip("/").endswith("/v1"):
+            # Every request adds /v1 itself: an address with it would ask for /v1/v1/...
+            base = display_address(addr.rstrip("/").removesuffix("/v1"))
+            problems.append(f"{named} is '{display_address(addr)}': leave out the API prefix /v1 ({base})")
         if bool(env.get("VAULT_CLIENT_CERT")) != bool(env.get("VAULT_CLIENT_KEY")):
             problems.append("set both VAULT_CLIENT_CERT and VAULT_CLIENT_KEY, or neither")
         credentials = vault_auth.from_env(env)
@@ -61,11 +72,20 @@ class VaultConfig:
             timeout=_number(env, "VAULT_CLIENT_TIMEOUT", DEFAULT_TIMEOUT, problems),
             max_retries=int(_number(env, "VAULT_MAX_RETRIES", DEFAULT_MAX_RETRIES, problems, minimum=0)),
             problems=(*problems, *credentials.problems),
+            addr_from=addr_from,
         )
 
     @property
     def display_addr(self) -> str:
         return display_address(self.addr)
+
+    @property
+    def named_addr(self) -> str:
+        """The address as errors show it: without user info, and saying where it came from
+        when a project file chose it (a clone's file can point at a server nobody meant)."""
+        if self.addr_from:
+            return f"{self.display_addr} (vaultAddr from {self.addr_from})"
+        return self.display_addr
 
     def warnings(self) -> list[str]:
         if self.tls.skip_verify and self.addr.startswith("https://"):

@@ -22,7 +22,7 @@ runs kustomize or reads Vault: the files are read and the findings returned.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,7 @@ def check(directories: Sequence[str], env: Mapping[str, str] | None = None, recu
     kustomize looks for it."""
     walk = _Walk(plugin.plugin_path(plugin.plugin_root(env)) if env is not None else None)
     for directory in directories:
-        for folder in _folders(directory) if recursive else [directory]:
+        for folder in _folders(directory, walk.unreadable) if recursive else [directory]:
             walk.kustomization(folder)
     walk.unlisted()
     return Report(walk.findings, len(walk.folders), walk.contracts)
@@ -103,19 +103,26 @@ def summary(report: Report) -> Result:
     )
 
 
-def _folders(root: str) -> Iterator[str]:
-    """Every directory under `root` holding a kustomization, `root` first."""
+def _folders(root: str, unreadable: Callable[[OSError], None]) -> Iterator[str]:
+    """Every directory under `root` holding a kustomization, `root` first; a folder that
+    cannot be listed goes to `unreadable` (it may hold kustomizations nobody checks)."""
     if not os.path.isdir(root):
         yield root  # reported as missing by the walk
         return
     found = 0
-    for folder, subfolders, _ in os.walk(root):
+    failed: list[OSError] = []
+    for folder, subfolders, _ in os.walk(root, onerror=failed.append):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d not in SKIPPED_DIRECTORIES)
         if plugin.kustomization_file(folder) is not None:
             found += 1
             yield os.path.normpath(folder)
             if found >= MAX_KUSTOMIZATIONS:
                 return
+    for exc in failed:
+        if os.path.realpath(str(exc.filename)) == os.path.realpath(root) and plugin.kustomization_file(root):
+            yield os.path.normpath(root)  # its kustomization can be read: checked, and the folder named
+        else:
+            unreadable(exc)
 
 
 class _Walk:
@@ -218,7 +225,8 @@ class _Walk:
                 )
             )
             return
-        annotations = (d.doc.get("metadata") or {}).get("annotations")
+        meta = d.doc.get("metadata")
+        annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
         spec = annotations.get(FUNCTION_ANNOTATION) if isinstance(annotations, Mapping) else None
         runtime = _runtime(spec)
         if runtime == "exec":
@@ -248,6 +256,17 @@ class _Walk:
                 )
             )
 
+    def unreadable(self, exc: OSError) -> None:
+        """A folder the walk could not list, named rather than skipped without a word."""
+        folder = os.path.normpath(str(exc.filename))
+        self.findings.append(
+            warning(
+                f"{folder}: cannot list this folder ({exc.strerror or exc}): kustomizations and contracts in it "
+                "are not checked",
+                rule="folder-unreadable",
+            )
+        )
+
     def _plugin_missing(self) -> bool:
         """Whether to say that the legacy plugin is not installed (once per check)."""
         if self.plugin_file is None or self.plugin_reported or os.access(self.plugin_file, os.X_OK):
@@ -259,7 +278,18 @@ class _Walk:
         """Contracts in a kustomization's folder that no kustomization lists."""
         for real, folder in self.folders.items():
             kustomization = plugin.kustomization_file(folder)
-            for name in sorted(os.listdir(real)):
+            try:
+                names = sorted(os.listdir(real))
+            except OSError as exc:
+                self.findings.append(
+                    warning(
+                        f"{folder}: cannot list this folder ({exc.strerror or exc}): contracts in it that no "
+                        "kustomization lists are not found",
+                        rule="folder-unreadable",
+                    )
+                )
+                continue
+            for name in names:
                 path = os.path.join(folder, name)
                 if not name.endswith((".yaml", ".yml")) or os.path.realpath(path) in self.listed:
                     continue

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from builders import commit_tree
 from conftest import run as run_cli  # the suite's tests/conftest.py: a user's shell environment
-from fixtures import commit_tree
 
 from .conftest import CLUSTER_DIR, ROOT, Cluster, flux_objects, pinned_eso_releases, script, tool_env
-
-pytestmark = [pytest.mark.cluster]
 
 EXAMPLES = ROOT / "kustomize-examples"
 LOGS = ("source-controller", "kustomize-controller", "eso")

@@ -19,8 +19,6 @@ from secret_contract import yaml_codec
 
 from .conftest import CLUSTER_DIR, Cluster, kustomize_path, read_env, stack_files, write_files
 
-pytestmark = [pytest.mark.cluster]
-
 BIN = Path(sys.executable).parent
 LOGS = ("eso",)
 

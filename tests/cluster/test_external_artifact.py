@@ -27,12 +27,10 @@ from typing import Any
 
 import pytest
 
+from builders import git
 from faults import DROP, fault_proxy
-from fixtures import git
 
 from .conftest import ROOT, Cluster, record, stack_files, write_files
-
-pytestmark = [pytest.mark.cluster]
 
 MANIFESTS = ROOT / "kustomize-examples" / "flux" / "external-artifact"
 NS = "flux-system"

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import secrets
 
-import pytest
-
 from .conftest import Cluster
-
-pytestmark = [pytest.mark.cluster]
 
 NS = "gc-probe"
 

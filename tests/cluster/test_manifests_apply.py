@@ -16,8 +16,6 @@ from test_platform_manifests import ARGO, argocd_install
 
 from .conftest import ROOT, Cluster
 
-pytestmark = [pytest.mark.cluster]
-
 EXAMPLES = ROOT / "kustomize-examples"
 CRDS = {
     "secretcontractrenders.hostk8s.io": EXAMPLES / "flux" / "external-artifact" / "crd.yaml",

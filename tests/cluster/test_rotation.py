@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from builders import Ran, commit_tree
 from conftest import run as run_cli
-from fixtures import Ran, commit_tree
 
 from .conftest import Cluster, flux_objects, record, stack_files, tool_env, write_files
-
-pytestmark = [pytest.mark.cluster]
 
 LOGS = ("source-controller", "kustomize-controller", "eso")
 FLUX_NS = "flux-system"

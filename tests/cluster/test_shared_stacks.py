@@ -22,12 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from builders import commit_tree
 from conftest import run as run_cli
-from fixtures import commit_tree
 
 from .conftest import Cluster, flux_objects, tool_env
-
-pytestmark = [pytest.mark.cluster]
 
 LOGS = ("source-controller", "kustomize-controller", "eso", "kube-controller-manager")
 FLUX_NS = "flux-system"

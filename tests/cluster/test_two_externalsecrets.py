@@ -14,8 +14,6 @@ import pytest
 
 from .conftest import Cluster, pinned_eso_releases
 
-pytestmark = [pytest.mark.cluster]
-
 LOGS = ("eso", "kube-controller-manager")
 WATCH = 20.0  # seconds of observation with both in place, at a refreshInterval of 2s
 

@@ -14,12 +14,10 @@ from pathlib import Path
 import hvac
 import pytest
 
+from builders import commit_tree
 from conftest import run as run_cli
-from fixtures import commit_tree
 
 from .conftest import ROOT, Cluster
-
-pytestmark = [pytest.mark.cluster]
 
 ROLE = "secret-contract-publisher"
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
+from secret_contract.cli.context import Context
 from secret_contract.cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -27,6 +28,9 @@ from secret_contract.cli.output import (
 from secret_contract.errors import InvalidInput, SecretContractError
 from secret_contract.results import FileRef, Result, error, printable
 
+if TYPE_CHECKING:
+    import argparse
+
 # libyaml accepts nesting up to 1,000 levels; the steps that walk a document recursively
 # (the JSON schema, the emitter) need more frames than Python's default for that.
 RECURSION_LIMIT = 10_000
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     try:
-        return _dispatch(args)
+        return _dispatch(args, Context.of_process())
     except Exit as done:
         return done.code
     except KeyboardInterrupt:
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except SecretContractError as exc:
-        print(f"secret-contract: error: {printable(str(exc), keep=chr(10))}", file=sys.stderr)
+        sys.stderr.write(_error_line(exc))
         return EXIT_FAILED
     except Exception:
         import traceback
@@ -57,18 +61,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNEXPECTED
 
 
-def _dispatch(args: list[str]) -> int:
-    if not args and not sys.stdin.isatty():
-        return run_krm(sys.stdin.buffer, sys.stdout, os.environ)
+def _dispatch(args: list[str], ctx: Context) -> int:
+    if not args and not ctx.interactive:
+        return run_krm(sys.stdin.buffer, ctx.stdout, ctx.env)
     from secret_contract.cli import parser
 
     if not args:
-        parser.build().print_help(sys.stderr)
+        parser.build().print_help(ctx.stderr)
         return EXIT_USAGE
     if args[0] not in parser.VERBS and len(args) == 1 and os.path.isfile(args[0]):
-        return run_legacy_plugin(args[0], sys.stdout, os.environ)
-    parsed = parser.build().parse_args(args)
-    return int(parsed.handler(parsed))
+        return run_legacy_plugin(args[0], ctx.stdout, ctx.env)
+    return command(args, ctx)
+
+
+def command(argv: Sequence[str], ctx: Context) -> int:
+    """Run one command with the environment, streams and Vault in `ctx`; its exit code.
+    With `-o json|yaml`, its report goes to stdout whatever the outcome."""
+    import contextlib
+
+    from secret_contract.cli import parser
+
+    with contextlib.redirect_stdout(ctx.stdout), contextlib.redirect_stderr(ctx.stderr):
+        try:
+            parsed = parser.build().parse_args(list(argv))
+        except Exit as done:
+            return done.code
+    try:
+        code = int(parsed.handler(parsed, ctx))
+    except Exit as done:
+        code = done.code
+    except SecretContractError as exc:
+        ctx.findings.append(error(str(exc)))
+        ctx.stderr.write(_error_line(exc))
+        code = EXIT_FAILED
+    _print_report(parsed, ctx, code)
+    return code
+
+
+def _print_report(parsed: argparse.Namespace, ctx: Context, code: int) -> None:
+    if not parsed.reports or parsed.output == "text":
+        return
+    from secret_contract.cli import envelope
+
+    envelope.write(envelope.document(parsed.command, ctx, code), parsed.output, ctx.stdout)
+
+
+def _error_line(exc: SecretContractError) -> str:
+    """An error a command cannot continue from, in the format of every finding."""
+    return f"secret-contract: [error] {printable(str(exc), keep=chr(10))}\n"
 
 
 def run_krm(stdin: BinaryIO, stdout: TextIO, env: Mapping[str, str]) -> int:
@@ -112,7 +152,7 @@ def run_legacy_plugin(config_path: str, stdout: TextIO, env: Mapping[str, str]) 
     if code != EXIT_OK:
         return code
     warn_on_terminal([f for f in findings if f.severity == "warning"])
-    stdout.write(yaml_codec.dump_all(outcome.output.items))
+    yaml_codec.write_all(outcome.output.items, stdout)
     return EXIT_OK
 
 

@@ -8,19 +8,23 @@ runs, changes pending), 3 unexpected error, 130 interrupted.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+from collections import Counter
+from typing import TYPE_CHECKING, Literal, TextIO
 
-from secret_contract.errors import InvalidInput
-from secret_contract.results import Result, error, format_line, has_errors, info, printable
+from secret_contract.results import Result, counted, error, format_line, has_errors, info, printable
 from secret_contract.results import sort as sort_results
 
 if TYPE_CHECKING:
     from secret_contract import actions, listing, project
+    from secret_contract.cli.context import Context
     from secret_contract.krm import Item
     from secret_contract.store import Progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_PENDING = 2
+MAX_LISTED = 50  # past this many actions, one line per kind unless -v (as a build does)
+
+Decision = Literal["go", "stop", "declined"]  # carry out; nothing to do (or a dry run); not confirmed
 
 
 class Exit(Exception):
@@ -45,6 +49,12 @@ def report(findings: list[Result], stream: TextIO | None = None) -> None:
         out.write(f"secret-contract: {format_line(finding)}\n")
 
 
+def say(ctx: Context, findings: list[Result]) -> None:
+    """A command's findings: on its stderr, and kept for its `-o json|yaml` report."""
+    ctx.findings.extend(findings)
+    report(findings, ctx.stderr)
+
+
 def warn_on_terminal(findings: list[Result]) -> None:
     """kustomize shows a legacy plugin's stderr only when it fails: put warnings on the
     user's terminal directly, when there is one (in CI a build is strict instead)."""
@@ -61,9 +71,9 @@ def project_problems(here: project.Project) -> list[Result]:
     return [error(problem, rule="settings") for problem in here.problems]
 
 
-def progress() -> Progress | None:
-    """A progress line on stderr for long runs, only when a person is watching a terminal."""
-    if not sys.stderr.isatty():
+def progress(stream: TextIO) -> Progress | None:
+    """A progress line on `stream` for long runs, only when a person is watching a terminal."""
+    if not stream.isatty():
         return None
     import time
 
@@ -75,50 +85,63 @@ def progress() -> Progress | None:
             return
         shown["last"] = now
         end = "\n" if done == total else ""
-        sys.stderr.write(f"\r\033[Ksecret-contract: {phase}: {done}/{total}{end}")
-        sys.stderr.flush()
+        stream.write(f"\r\033[Ksecret-contract: {phase}: {done}/{total}{end}")
+        stream.flush()
 
     return show
 
 
-def print_externalsecrets(items: list[Item]) -> None:
+def print_externalsecrets(items: list[Item], stream: TextIO) -> None:
     from secret_contract import krm, yaml_codec
 
-    sys.stdout.write(yaml_codec.dump_all([krm.strip_orchestrator_annotations(es) for es in items]))
+    yaml_codec.write_all((krm.strip_orchestrator_annotations(es) for es in items), stream)
 
 
-def confirm(planned: actions.Planned, verb: str, dry_run: bool, yes: bool) -> bool:
-    """Show what will happen; go ahead after `yes`, or a 'y' on a terminal."""
-    report(planned.findings)
+def confirm(
+    ctx: Context, planned: actions.Planned, verb: str, dry_run: bool, yes: bool, verbose: bool = False
+) -> Decision:
+    """Show what will happen; go ahead unless an action destroys, then only after `yes` or a
+    'y' on a terminal. Declining, and a missing `--yes` off a terminal, change nothing."""
+    say(ctx, planned.findings)
     if planned.refused:
-        return False
+        return "stop"
     if not planned.actions:
-        report([info(f"nothing to {verb}")])
-        return False
-    for action in planned.actions:
-        sys.stderr.write(f"secret-contract: {'would' if dry_run else 'will'} {printable(action.describe())}\n")
-    if dry_run:
-        return False
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise InvalidInput(f"not run from a terminal: nothing changed; add --yes to {verb} as listed above")
-    sys.stderr.write(f"secret-contract: {verb} as listed above? [y/N] ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+        say(ctx, [info(f"nothing to {verb}")])
+        return "stop"
+    _show(ctx.stderr, planned.actions, "would" if dry_run else "will", verbose)
+    if dry_run or yes or not any(a.destroys for a in planned.actions):
+        return "stop" if dry_run else "go"
+    if not ctx.interactive:
+        say(ctx, [error(f"not run from a terminal: nothing changed; add --yes (-y) to {verb} as listed above")])
+        return "declined"
+    ctx.stderr.write(f"secret-contract: {verb} as listed above? [y/N] ")
+    ctx.stderr.flush()
+    if ctx.stdin.readline().strip().lower() in ("y", "yes"):
+        return "go"
+    say(ctx, [error(f"not confirmed: nothing changed (no {verb})")])
+    return "declined"
 
 
-def print_rows(rows: list[listing.Row], output: str) -> None:
+def _show(stream: TextIO, planned: list[actions.Action], mood: str, verbose: bool) -> None:
+    if verbose or len(planned) <= MAX_LISTED:
+        for action in planned:
+            stream.write(f"secret-contract: {mood} {printable(action.describe())}\n")
+        return
+    for kind, n in sorted(Counter(a.kind for a in planned).items()):
+        stream.write(f"secret-contract: {mood} {kind}: {counted(n, 'secret')} (-v lists each)\n")
+
+
+def print_rows(rows: list[listing.Row], output: str, ctx: Context) -> None:
     """`list`'s rows as JSON, YAML, or a table that fits the terminal."""
     if output in ("json", "yaml"):
-        _print_records(rows, output)
+        _print_records(rows, output, ctx.stdout)
     elif not rows:
-        sys.stderr.write("secret-contract: no secrets found\n")
+        say(ctx, [info("no secrets found")])
     else:
-        _print_table(rows)
+        _print_table(rows, ctx.stdout)
 
 
-def _print_records(rows: list[listing.Row], output: str) -> None:
+def _print_records(rows: list[listing.Row], output: str, stream: TextIO) -> None:
     records = [
         {"path": r.where, "version": r.version, "state": r.state, "owners": list(r.owners), "keys": list(r.keys)}
         for r in rows
@@ -126,14 +149,14 @@ def _print_records(rows: list[listing.Row], output: str) -> None:
     if output == "json":
         import json
 
-        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        stream.write(json.dumps(records, indent=2) + "\n")
         return
     from secret_contract import yaml_codec
 
-    sys.stdout.write(yaml_codec.dump(records) if records else "[]\n")
+    stream.write(yaml_codec.dump(records) if records else "[]\n")
 
 
-def _print_table(rows: list[listing.Row]) -> None:
+def _print_table(rows: list[listing.Row], stream: TextIO) -> None:
     table = [
         (
             printable(r.where),
@@ -148,11 +171,11 @@ def _print_table(rows: list[listing.Row]) -> None:
     import shutil
 
     # Only the last column (key names) is cut to the terminal: paths stay whole to be copied.
-    room = shutil.get_terminal_size((0, 0)).columns if sys.stdout.isatty() else 0
+    room = shutil.get_terminal_size((0, 0)).columns if stream.isatty() else 0
     for row in [header, *table]:
         line = "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  "
         keys = row[3]
         if room and len(line) + len(keys) > room:
             keys = keys[: max(room - len(line) - 1, 8)] + "…"
-        sys.stdout.write(line + keys + "\n")
-    sys.stdout.write(f"{len(rows)} secret{'s' if len(rows) != 1 else ''}\n")
+        stream.write(line + keys + "\n")
+    stream.write(counted(len(rows), "secret") + "\n")

@@ -5,15 +5,19 @@ into argparse parsers; nothing else here knows a verb by name.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from secret_contract import __version__, wiring
-from secret_contract.cli import changes, verbs
+from secret_contract.cli import changes, completion, verbs
+from secret_contract.cli.output import EXIT_USAGE, Exit
+from secret_contract.results import error, format_line
 
 if TYPE_CHECKING:
-    import argparse
+    from secret_contract.cli.context import Context
 
 DESCRIPTION = """\
 Turn SecretContracts (hostk8s.secrets.yaml) into Vault KV v2 secrets and External
@@ -50,14 +54,23 @@ def option(*names: str, **settings: Any) -> Option:
 
 PATH_HELP = "contract files, stack directories, or stack names under the stacks root"
 PATHS = option("paths", metavar="PATH", nargs="+", help=PATH_HELP)
+# Every verb takes -v (added by `build` where a row does not list it).
 VERBOSE = option("-v", "--verbose", action="store_true", help="list every change, even past 50")
 DRY_RUN = option("--dry-run", action="store_true", help="say what would change, change nothing")
-YES = option("--yes", action="store_true", help="do not ask (needed when not run from a terminal)")
+YES = option("-y", "--yes", action="store_true", help="do not ask before destroying (needed off a terminal)")
+OUTPUT = option(
+    "-o",
+    "--output",
+    choices=("text", "json", "yaml"),
+    default="text",
+    help="json or yaml: a report on stdout (secret-contract.hostk8s.io/v1 Report, schemas/report.v1.json); "
+    "messages stay on stderr",
+)
 
 
 @dataclass(frozen=True)
 class Verb:
-    handler: Callable[[argparse.Namespace], int]  # its docstring is the verb's description
+    handler: Callable[[argparse.Namespace, Context], int]  # its docstring is the verb's description
     summary: str
     vault: str  # whether it needs Vault, as the help says it
     examples: tuple[str, ...]
@@ -80,15 +93,15 @@ VERBS: dict[str, Verb] = {
         "write contracts' values to Vault and print their ExternalSecrets",
         "yes",
         ("secret-contract add foundation/redis", "secret-contract add software/stacks/sample-app -v"),
-        (PATHS, VERBOSE),
+        (PATHS, VERBOSE, OUTPUT),
         (VAULT_ENV, SETTINGS_ENV, DRY_RUN_ENV),
     ),
     "plan": Verb(
         verbs.cmd_plan,
         "show what a build would write to Vault, without writing (exit 2: changes pending)",
         "yes (reads only)",
-        ("secret-contract plan sample-app foundation/airflow",),
-        (PATHS, VERBOSE),
+        ("secret-contract plan sample-app foundation/airflow", "secret-contract plan sample-app -o json"),
+        (PATHS, VERBOSE, OUTPUT),
         (VAULT_ENV, SETTINGS_ENV),
     ),
     "render": Verb(
@@ -118,8 +131,8 @@ VERBS: dict[str, Verb] = {
         verbs.cmd_verify,
         "fail unless Vault holds every key the contracts declare",
         "yes (reads only)",
-        ("secret-contract verify sample-app",),
-        (PATHS,),
+        ("secret-contract verify sample-app", "secret-contract verify sample-app -o yaml"),
+        (PATHS, OUTPUT),
         (VAULT_ENV,),
     ),
     "list": Verb(
@@ -143,6 +156,7 @@ VERBS: dict[str, Verb] = {
             PATHS,
             VERBOSE,
             DRY_RUN,
+            OUTPUT,
             option("--secret", help="only this secret: NAME or NAMESPACE/NAME"),
             option("--key", action="append", help="only this generated key (repeatable)"),
         ),
@@ -153,15 +167,15 @@ VERBS: dict[str, Verb] = {
         "delete what left a contract (secrets and keys it no longer declares)",
         "yes",
         ("secret-contract prune sample-app --dry-run", "secret-contract prune sample-app --yes"),
-        (PATHS, VERBOSE, DRY_RUN, YES),
+        (PATHS, VERBOSE, DRY_RUN, YES, OUTPUT),
         (VAULT_ENV,),
     ),
     "remove": Verb(
         changes.cmd_remove,
         "delete a stack's secrets (shared and adopted ones are kept)",
         "yes",
-        ("secret-contract remove foundation/redis --dry-run", "secret-contract remove foundation/redis --yes"),
-        (PATHS, DRY_RUN, YES),
+        ("secret-contract remove foundation/redis --dry-run", "secret-contract remove foundation/redis -y"),
+        (PATHS, DRY_RUN, YES, OUTPUT),
         (VAULT_ENV,),
     ),
     "release": Verb(
@@ -169,7 +183,7 @@ VERBS: dict[str, Verb] = {
         "forget a stack's claim on its secrets and keep the values (a later build takes them back)",
         "yes",
         ("secret-contract release foundation/redis --dry-run", "secret-contract release foundation/redis"),
-        (PATHS, DRY_RUN),
+        (PATHS, DRY_RUN, OUTPUT),
         (VAULT_ENV,),
     ),
     "migrate": Verb(
@@ -181,6 +195,7 @@ VERBS: dict[str, Verb] = {
             PATHS,
             DRY_RUN,
             YES,
+            OUTPUT,
             option("--delete-source", action="store_true", help="delete each source after its copy"),
         ),
         (VAULT_ENV,),
@@ -212,10 +227,17 @@ VERBS: dict[str, Verb] = {
             option(
                 "--dry-run",
                 action="store_true",
-                help="write the artifact to --output and push nothing "
+                help="write the artifact to --layer-file and push nothing "
                 "(the build still writes Vault; `plan` shows what)",
             ),
-            option("--output", default="artifact.tar.gz", help="where --dry-run writes the layer"),
+            option(
+                "--allow-dirty",
+                action="store_true",
+                help="publish from a git working tree with uncommitted changes (the revision is marked -dirty)",
+            ),
+            option("--layer-file", metavar="FILE", default="artifact.tar.gz", help="where --dry-run writes the layer"),
+            # The former name of --layer-file, kept working with a warning: -o/--output is a format elsewhere.
+            option("--output", dest="deprecated_output", metavar="FILE", help=argparse.SUPPRESS),
         ),
         (VAULT_ENV,),
     ),
@@ -245,13 +267,37 @@ VERBS: dict[str, Verb] = {
             DRY_RUN,
         ),
     ),
+    "completion": Verb(
+        completion.cmd_completion,
+        "print a shell completion script (bash, zsh, fish) for every verb and option",
+        "no",
+        (
+            'eval "$(secret-contract completion bash)"        # in ~/.bashrc',
+            "secret-contract completion zsh > ~/.zfunc/_secret-contract   # a directory on $fpath",
+            "secret-contract completion fish > ~/.config/fish/completions/secret-contract.fish",
+        ),
+        (option("shell", metavar="SHELL", choices=completion.SHELLS, help="bash, zsh or fish"),),
+    ),
 }
 
 
-def build() -> argparse.ArgumentParser:
-    import argparse
+class Parser(argparse.ArgumentParser):
+    """argparse that ends a command through `Exit` (never `sys.exit`) and says a usage error in
+    the format of every other error."""
 
-    parser = argparse.ArgumentParser(
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"secret-contract: {format_line(error(message, rule='usage'))}\n")
+        raise Exit(EXIT_USAGE)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise Exit(status)
+
+
+def build() -> argparse.ArgumentParser:
+    parser = Parser(
         prog="secret-contract", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"secret-contract {__version__}")
@@ -264,7 +310,7 @@ def build() -> argparse.ArgumentParser:
             epilog=verb.epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        cmd.set_defaults(handler=verb.handler)
-        for each in verb.options:
+        cmd.set_defaults(handler=verb.handler, verbose=False, reports=OUTPUT in verb.options)
+        for each in verb.options if VERBOSE in verb.options else (VERBOSE, *verb.options):
             cmd.add_argument(*each.names, **each.settings)
     return parser

@@ -1,5 +1,5 @@
-"""The commands that build, read or wire: each is argv -> one core call -> print. Their
-docstrings are their `--help` descriptions.
+"""The commands that build, read or wire: each is argv -> one core call -> print, with its
+environment, streams and Vault in a `Context`. Their docstrings are their `--help` descriptions.
 
 A command's modules are imported inside it: `--help` and the KRM build never load them.
 """
@@ -7,11 +7,10 @@ A command's modules are imported inside it: `--help` and the KRM build never loa
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from secret_contract.cli import envelope
 from secret_contract.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -21,7 +20,7 @@ from secret_contract.cli.output import (
     print_rows,
     progress,
     project_problems,
-    report,
+    say,
 )
 from secret_contract.errors import InvalidInput
 from secret_contract.results import Result, error, has_errors, info
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     import argparse
 
     from secret_contract import listing, pipeline
+    from secret_contract.cli.context import Context
     from secret_contract.krm import ResourceList
     from secret_contract.project import Project
     from secret_contract.store import SecretStore
@@ -51,61 +51,72 @@ class Given:
         return pipeline.build(self.rl, self.env, options or pipeline.Options(write=False), self.here.settings)
 
 
-def given(paths: list[str]) -> Given:
+def given(ctx: Context, paths: list[str]) -> Given:
     """The contracts at `paths`. Ends the command when there is nothing to do (stacks without
     a contract: a note, exit 0) or the project file is invalid."""
     from secret_contract import inputs, project
 
-    here = project.find(os.getcwd(), os.environ)
+    here = project.find(ctx.cwd, ctx.env)
     found = inputs.resolve(paths, here)
-    report([info(note) for note in found.skipped] + project_problems(here))
+    say(ctx, [info(note) for note in found.skipped] + project_problems(here))
     if here.problems:
         raise Exit(EXIT_FAILED)
     if not found.files:
         raise Exit(EXIT_OK)
-    return Given(here, here.environment(os.environ), inputs.read_files(found.files))
+    return Given(here, here.environment(ctx.env), inputs.read_files(found.files))
 
 
-def validated(paths: list[str]) -> tuple[Given, pipeline.Outcome]:
+def validated(ctx: Context, paths: list[str]) -> tuple[Given, pipeline.Outcome]:
     """The contracts at `paths`, built without Vault; ends the command if they are invalid."""
-    loaded = given(paths)
+    loaded = given(ctx, paths)
     outcome = loaded.build()
     if outcome.failed:
-        report(outcome.findings)
+        say(ctx, outcome.findings)
         raise Exit(EXIT_FAILED)
     if not outcome.contracts:
         raise InvalidInput("no SecretContract found in the given files")
     return loaded, outcome
 
 
-def store(env: Mapping[str, str]) -> SecretStore:
-    from secret_contract.vault import VaultStore
+def store(ctx: Context, env: dict[str, str]) -> SecretStore:
     from secret_contract.vault_config import VaultConfig
 
     config = VaultConfig.from_env(env)
     if config is None:
-        raise InvalidInput("VAULT_ADDR is not set (this command needs Vault)")
-    report([Result("warning", message, rule="vault") for message in config.warnings()])
+        raise InvalidInput("VAULT_ADDR (or BAO_ADDR) is not set (this command needs Vault)")
+    say(ctx, [Result("warning", message, rule="vault") for message in config.warnings()])
+    if ctx.store_factory is not None:
+        return ctx.store_factory(config)
+    from secret_contract.vault import VaultStore
+
     return VaultStore(config)
 
 
-def cmd_add(args: argparse.Namespace) -> int:
+def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     """Write the contracts' values to Vault and print their ExternalSecrets. Always strict: a
     Vault problem fails the command."""
-    from secret_contract import pipeline
+    from secret_contract import pipeline, settings
 
-    loaded = given(args.paths)
-    outcome = loaded.build(pipeline.Options(strict=True, verbose=args.verbose, progress=progress()))
-    report(outcome.findings)
+    loaded = given(ctx, args.paths)
+    options = pipeline.Options(
+        strict=True, verbose=args.verbose, store_factory=ctx.store_factory, progress=progress(ctx.stderr)
+    )
+    outcome = loaded.build(options)
+    say(ctx, outcome.findings)
+    ctx.dry_run = settings.load(loaded.env, None, loaded.here.settings)[0].dry_run
+    if outcome.report:
+        ctx.changes.extend(envelope.of_sync(outcome.report, ctx.dry_run))
     if outcome.failed:
         return EXIT_FAILED
     if not outcome.contracts:
         raise InvalidInput("no SecretContract found in the given files")
-    print_externalsecrets(outcome.externalsecrets)
+    ctx.externalsecrets.extend(outcome.externalsecrets)
+    if args.output == "text":
+        print_externalsecrets(outcome.externalsecrets, ctx.stdout)
     return exit_code(outcome.findings, outcome.pending)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     """Find the kustomize wiring mistakes under each DIR (every kustomization, at any depth),
     each with its fix: a contract under `resources:` (its static values reach the build output),
     a contract no kustomization lists (an empty build), an exec function `kubectl kustomize`
@@ -113,12 +124,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     only; `render` and `plan` run the same check on a directory."""
     from secret_contract import wiring_check
 
-    found = wiring_check.check(args.directories or ["."], os.environ)
-    report(found.findings or [wiring_check.summary(found)])
+    found = wiring_check.check(args.directories or ["."], ctx.env)
+    say(ctx, found.findings or [wiring_check.summary(found)])
     return EXIT_FAILED if has_errors(found.findings) else EXIT_OK
 
 
-def checked_wiring(paths: list[str]) -> None:
+def checked_wiring(ctx: Context, paths: list[str]) -> None:
     """The wiring check of the directories among `paths`; ends the command on an error."""
     directories = [p for p in paths if os.path.isdir(p)]
     if not directories:
@@ -127,109 +138,121 @@ def checked_wiring(paths: list[str]) -> None:
 
     # Only the stacks given, not their subfolders; and render and plan run no plugin.
     findings = wiring_check.check(directories, recursive=False).findings
-    report(findings)
+    say(ctx, findings)
     if has_errors(findings):
         raise Exit(EXIT_FAILED)
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
+def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     """Show what a build would write to Vault (paths and keys, never values) without writing.
     Exit 2 when changes are pending, 0 when Vault is up to date."""
     from secret_contract import pipeline
 
-    checked_wiring(args.paths)
-    loaded = given(args.paths)
-    outcome = loaded.build(pipeline.Options(strict=True, dry_run=True, verbose=args.verbose, progress=progress()))
-    report(outcome.findings)
+    checked_wiring(ctx, args.paths)
+    loaded = given(ctx, args.paths)
+    options = pipeline.Options(
+        strict=True, dry_run=True, verbose=args.verbose, store_factory=ctx.store_factory, progress=progress(ctx.stderr)
+    )
+    outcome = loaded.build(options)
+    say(ctx, outcome.findings)
+    ctx.dry_run = True
+    if outcome.report:
+        ctx.changes.extend(envelope.of_sync(outcome.report, dry_run=True))
     if outcome.failed:
         return EXIT_FAILED
     if not outcome.pending:
-        report([info("Vault is up to date: a build would write nothing")])
+        say(ctx, [info("Vault is up to date: a build would write nothing")])
     return exit_code(outcome.findings, outcome.pending)
 
 
-def cmd_render(args: argparse.Namespace) -> int:
+def cmd_render(args: argparse.Namespace, ctx: Context) -> int:
     """Print the ExternalSecrets without any Vault access."""
-    checked_wiring(args.paths)
-    outcome = given(args.paths).build()
-    report(outcome.findings)
+    checked_wiring(ctx, args.paths)
+    outcome = given(ctx, args.paths).build()
+    say(ctx, outcome.findings)
     if outcome.failed:
         return EXIT_FAILED
-    print_externalsecrets(outcome.externalsecrets)
+    print_externalsecrets(outcome.externalsecrets, ctx.stdout)
     return EXIT_OK
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     """Build a kustomization with the function as its legacy plugin, strictly (Vault written or
     the build fails), and print the result: what `publish` packs, and what the Argo CD sidecar
     generates. Every plugin config the kustomization reaches is checked first: one that names a
     plugin by a path leaving kustomize's plugin directory would run any program."""
-    import os
-
     from secret_contract import project, publish
 
-    here = project.find(args.directory, os.environ)
+    here = project.find(args.directory, ctx.env)
     if here.problems:
-        report([error(p, rule="settings") for p in here.problems])
+        say(ctx, [error(p, rule="settings") for p in here.problems])
         return EXIT_FAILED
-    sys.stdout.write(publish.build(args.directory, here.environment(os.environ)))
+    ctx.stdout.write(publish.build(args.directory, here.environment(ctx.env)))
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
     """Exit 1, naming each gap, unless Vault holds every key the contracts declare, with the
     contract's static values and generated values their generator could have made."""
     from secret_contract import operations
 
-    loaded, outcome = validated(args.paths)
-    findings = operations.verify(store(loaded.env), outcome.targets, progress())
-    report(findings)
+    loaded, outcome = validated(ctx, args.paths)
+    findings = operations.verify(store(ctx, loaded.env), outcome.targets, progress(ctx.stderr))
+    say(ctx, findings)
     return EXIT_FAILED if has_errors(findings) else EXIT_OK
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     """Stored secrets with version, owners and key names (never values): everything under the
     mount, or the secrets of the given contracts (declared ones, and what they left behind)."""
     from secret_contract import listing
 
     if args.paths:
-        loaded, outcome = validated(args.paths)
-        rows = listing.contract_rows(store(loaded.env), outcome.contracts, outcome.targets, progress())
+        loaded, outcome = validated(ctx, args.paths)
+        vault = store(ctx, loaded.env)
+        rows = listing.contract_rows(vault, outcome.contracts, outcome.targets, progress(ctx.stderr))
     else:
-        rows = _mount_rows(args.mount)
-    print_rows(rows, args.output)
+        rows = _mount_rows(ctx, args.mount)
+    print_rows(rows, args.output, ctx)
     return EXIT_OK
 
 
-def _mount_rows(mount: str | None) -> list[listing.Row]:
+def _mount_rows(ctx: Context, mount: str | None) -> list[listing.Row]:
     """Every secret under `mount` (by default the configured one)."""
     from secret_contract import listing, project, settings
 
-    here = project.find(os.getcwd(), os.environ)
-    env = here.environment(os.environ)
+    here = project.find(ctx.cwd, ctx.env)
+    env = here.environment(ctx.env)
     defaults, problems = settings.load(env, None, here.settings)
     if has_errors(problems):
-        report(problems)
+        say(ctx, problems)
         raise Exit(EXIT_FAILED)
     mount = mount or defaults.mount
-    vault = store(env)
-    return listing.rows(vault, mount, listing.list_paths(vault, mount), progress())
+    vault = store(ctx, env)
+    return listing.rows(vault, mount, listing.list_paths(vault, mount), progress(ctx.stderr))
 
 
-def cmd_install_plugin(args: argparse.Namespace) -> int:
+def cmd_install_plugin(args: argparse.Namespace, ctx: Context) -> int:
     """Install the kustomize legacy exec plugin for hostk8s.io/v1 SecretContract."""
     from secret_contract import plugin
 
-    print(plugin.install(args.dir or plugin.plugin_root(os.environ)))
+    ctx.stdout.write(plugin.install(args.dir or plugin.plugin_root(ctx.env)) + "\n")
+    temporary = plugin.ephemeral_warning(ctx.env)
+    if temporary:
+        say(ctx, [Result("warning", temporary, rule="usage")])
     return EXIT_OK
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def cmd_publish(args: argparse.Namespace, ctx: Context) -> int:
     """Build DIR with the function (writing Vault, strictly, as a build does) and push the
     result to an OCI registry as a Flux artifact that plain kustomize builds: what Flux's
     kustomize-controller, which runs no plugin, can apply."""
     from secret_contract import publish
 
+    layer_file = args.layer_file
+    if args.deprecated_output is not None:
+        say(ctx, [Result("warning", "publish --output is deprecated: use --layer-file", rule="usage")])
+        layer_file = args.deprecated_output
     reference = publish.Reference.parse(args.reference)
     request = publish.Request(
         directory=args.directory,
@@ -239,38 +262,39 @@ def cmd_publish(args: argparse.Namespace) -> int:
         source=args.source,
         revision=args.revision,
         insecure=args.insecure,
-        output=args.output if args.dry_run else None,
+        output=layer_file if args.dry_run else None,
+        allow_dirty=args.allow_dirty,
     )
     try:
-        done = publish.publish(request, os.environ)
+        done = publish.publish(request, ctx.env)
     except ModuleNotFoundError as exc:
         raise InvalidInput(f"publish needs {exc.name}: pip install 'secret-contract[publish]'") from None
     artifact = done.artifact
-    report([info(f"built {args.directory}: {artifact.documents} documents, layer {publish.layer_digest(artifact)}")])
+    say(ctx, [info(f"built {args.directory}: {artifact.documents} documents, layer {publish.layer_digest(artifact)}")])
     if args.dry_run:
-        report([info(f"dry run: wrote {args.output}; nothing was pushed")])
-        sys.stdout.write(publish.manifest_preview(artifact) + "\n")
+        say(ctx, [info(f"dry run: wrote {layer_file}; nothing was pushed")])
+        ctx.stdout.write(publish.manifest_preview(artifact) + "\n")
         return EXIT_OK
     for ref, digest in zip(request.references, done.digests, strict=True):
-        sys.stdout.write(f"oci://{ref}@{digest}\n")
+        ctx.stdout.write(f"oci://{ref}@{digest}\n")
     return EXIT_OK
 
 
-def cmd_init(args: argparse.Namespace) -> int:
+def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     """Wire a stack to the function: the generator entry in its kustomization and, for the
     container or exec runtime, the function annotation in its contract (comments kept)."""
     from secret_contract import krm, wiring
 
-    loaded = given([args.path])
+    loaded = given(ctx, [args.path])
     contract_path = str(krm.file_ref(loaded.rl.items[0]).path)  # type: ignore[union-attr]
     outcome = loaded.build()
     if outcome.failed:
-        report(outcome.findings)
+        say(ctx, outcome.findings)
         return EXIT_FAILED
     spec = wiring.annotation(args.runtime, args.image, args.exec_path)
     for path, edit in wiring.wire(contract_path, spec):
         if edit.changed and not args.dry_run:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(edit.text)
-        print(f"{path}: {edit.note}{' (dry run)' if edit.changed and args.dry_run else ''}", file=sys.stderr)
+        say(ctx, [info(f"{path}: {edit.note}{' (dry run)' if edit.changed and args.dry_run else ''}")])
     return EXIT_OK
