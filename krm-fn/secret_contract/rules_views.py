@@ -117,11 +117,13 @@ def kubernetes_metadata(obj: dict[str, Any]) -> Iterator[Result]:
     yield from _secret_types(obj)
 
 
-def _secret_types(obj: dict[str, Any]) -> Iterator[Result]:
+def _view_types(obj: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any], Any, str]]:
+    """Every ExternalSecret of the contract with its effective template type: (secret, view,
+    type, field path where that type is set). A view's own type wins over its secret's, then the
+    contract's."""
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     contract_type = _template_type(spec.get("externalSecret"))
     for at, secret in contract_secrets(obj):
-        declared = {e.get("key") for _, e in data_entries(secret) if isinstance(e.get("key"), str)}
         secret_type = _template_type(secret.get("externalSecret"))
         inherited = (
             (secret_type, f"{at}.externalSecret.target.template.type")
@@ -130,25 +132,31 @@ def _secret_types(obj: dict[str, Any]) -> Iterator[Result]:
         )
         for where, view, _ in _views(secret, at):
             own = _template_type(view)
-            secret_type, path = (own, f"{where}.target.template.type") if own else inherited
-            if not isinstance(secret_type, str):
-                continue
-            if not SECRET_TYPE.fullmatch(secret_type):
-                yield error("a Secret type is 1-253 visible characters, e.g. kubernetes.io/basic-auth", path)
-                continue
-            required = SECRET_TYPE_KEYS.get(secret_type)
-            if required is None:
-                continue
-            keys = _delivered(view, declared)
-            template = (view.get("target") or {}).get("template") if isinstance(view.get("target"), dict) else None
-            if isinstance(template, dict) and isinstance(template.get("data"), dict) and template["data"]:
-                keys = set(template["data"])  # a template with data makes exactly those keys
-            names, how = required
-            if (how == "all" and not names <= keys) or (how == "any" and not names & keys):
-                need = " and ".join(sorted(names)) if how == "all" else " or ".join(sorted(names))
-                yield error(
-                    f"a Secret of type {secret_type} needs the key {need}; the API server refuses it otherwise", path
-                )
+            view_type, path = (own, f"{where}.target.template.type") if own else inherited
+            yield secret, view, view_type, path
+
+
+def _secret_types(obj: dict[str, Any]) -> Iterator[Result]:
+    for secret, view, secret_type, path in _view_types(obj):
+        if not isinstance(secret_type, str):
+            continue
+        if not SECRET_TYPE.fullmatch(secret_type):
+            yield error("a Secret type is 1-253 visible characters, e.g. kubernetes.io/basic-auth", path)
+            continue
+        required = SECRET_TYPE_KEYS.get(secret_type)
+        if required is None:
+            continue
+        declared = {e.get("key") for _, e in data_entries(secret) if isinstance(e.get("key"), str)}
+        keys = _delivered(view, declared)
+        template = (view.get("target") or {}).get("template") if isinstance(view.get("target"), dict) else None
+        if isinstance(template, dict) and isinstance(template.get("data"), dict) and template["data"]:
+            keys = set(template["data"])  # a template with data makes exactly those keys
+        names, how = required
+        if (how == "all" and not names <= keys) or (how == "any" and not names & keys):
+            need = " and ".join(sorted(names)) if how == "all" else " or ".join(sorted(names))
+            yield error(
+                f"a Secret of type {secret_type} needs the key {need}; the API server refuses it otherwise", path
+            )
 
 
 def eso_template(obj: dict[str, Any]) -> Iterator[Result]:
@@ -171,31 +179,20 @@ def eso_template(obj: dict[str, Any]) -> Iterator[Result]:
           - data: [{key: token-id, provided: true}]
             externalSecret: {target: {template: {type: bootstrap.kubernetes.io/token}}}
     """
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    contract_type = _template_type(spec.get("externalSecret"))
-    for at, secret in contract_secrets(obj):
-        secret_type = _template_type(secret.get("externalSecret"))
-        inherited = (
-            (secret_type, f"{at}.externalSecret.target.template.type")
-            if secret_type
-            else (contract_type, "spec.externalSecret.target.template.type")
-        )
-        for where, view, _ in _views(secret, at):
-            own = _template_type(view)
-            secret_type, path = (own, f"{where}.target.template.type") if own else inherited
-            if secret_type == BOOTSTRAP_TOKEN:
-                yield error(
-                    "ESO v2.4.1 and later (v2.9.0 included) refuse an ExternalSecret whose template has type "
-                    "bootstrap.kubernetes.io/token: deliver the keys in an Opaque Secret",
-                    path,
-                )
-            elif secret_type == SERVICE_ACCOUNT_TOKEN:
-                yield error(
-                    f"a Secret of type {SERVICE_ACCOUNT_TOKEN} needs the annotation {SERVICE_ACCOUNT_NAME} (the API "
-                    "server refuses it otherwise), and ESO v2.4.1 and later (v2.9.0 included) refuse an "
-                    "ExternalSecret whose template has both: deliver the keys in an Opaque Secret",
-                    path,
-                )
+    for _, _, secret_type, path in _view_types(obj):
+        if secret_type == BOOTSTRAP_TOKEN:
+            yield error(
+                "ESO v2.4.1 and later (v2.9.0 included) refuse an ExternalSecret whose template has type "
+                "bootstrap.kubernetes.io/token: deliver the keys in an Opaque Secret",
+                path,
+            )
+        elif secret_type == SERVICE_ACCOUNT_TOKEN:
+            yield error(
+                f"a Secret of type {SERVICE_ACCOUNT_TOKEN} needs the annotation {SERVICE_ACCOUNT_NAME} (the API "
+                "server refuses it otherwise), and ESO v2.4.1 and later (v2.9.0 included) refuse an "
+                "ExternalSecret whose template has both: deliver the keys in an Opaque Secret",
+                path,
+            )
 
 
 def _delivered(view: dict[str, Any], declared: set[Any]) -> set[Any]:
