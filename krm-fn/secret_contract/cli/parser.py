@@ -56,6 +56,7 @@ PATH_HELP = "contract files, stack directories, or stack names under the stacks 
 PATHS = option("paths", metavar="PATH", nargs="+", help=PATH_HELP)
 # Every verb takes -v (added by `build` where a row does not list it).
 VERBOSE = option("-v", "--verbose", action="store_true", help="list every change, even past 50")
+QUIET_VERBOSE = option("-v", "--verbose", action="store_true", help="accepted on every verb; lists nothing more here")
 DRY_RUN = option("--dry-run", action="store_true", help="say what would change, change nothing")
 YES = option("-y", "--yes", action="store_true", help="do not ask before destroying (needed off a terminal)")
 OUTPUT = option(
@@ -311,6 +312,8 @@ def build() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cmd.set_defaults(handler=verb.handler, verbose=False, reports=OUTPUT in verb.options)
-        for each in verb.options if VERBOSE in verb.options else (VERBOSE, *verb.options):
+        # Every verb takes -v, so that scripts may pass it everywhere; where a verb lists no
+        # changes its help says so instead of promising a longer list.
+        for each in verb.options if VERBOSE in verb.options else (QUIET_VERBOSE, *verb.options):
             cmd.add_argument(*each.names, **each.settings)
     return parser
