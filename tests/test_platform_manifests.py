@@ -112,6 +112,10 @@ def test_the_release_workflow_passes_the_same_checks_and_publishes_what_a_releas
     assert build["target"] == "${{ matrix.target }}" and build["tags"].endswith(":${{ env.VERSION }}")
     assert build["sbom"] is True and build["provenance"] == "mode=max"
     assert "push=true" in build["outputs"] and jobs["images"]["permissions"]["packages"] == "write"
+    # The release carries the man page and every shell's completion script, made from the wheel.
+    release = "\n".join(s.get("run", "") for s in jobs["github-release"]["steps"])
+    assert "argparse-manpage" in release and "for shell in bash zsh fish" in release
+    assert re.search(r"gh release create .* dist/\* extras/\*", release)
 
 
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
