@@ -8,6 +8,7 @@ from typing import Any
 from builders import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
 from conftest import KV
 from secret_contract import actions, operations, ownership, pipeline
+from secret_contract.errors import VaultUnavailable
 from secret_contract.pipeline import Options, Outcome
 from test_behaviour import at_once, build, messages, store
 
@@ -588,3 +589,161 @@ def test_a_release_recorded_by_an_earlier_version_is_still_honoured(kv: KV) -> N
     assert leave(kv, operations.plan_remove, OWN, {}).actions == []  # no version recorded: not destroyed
     assert not build(kv, OWN).failed and kv.data(DEMO_PATH) == before
     assert ownership.RELEASED_KEY not in kv.custom(DEMO_PATH)
+
+
+# --- a version written by hand since this tool last wrote is never destroyed ----------------------
+
+GROWN = contract("a", secret("db", "demo", static("user", "admin"), generated("pass"), generated("api")))
+
+
+def hand_write(kv: KV, **values: str) -> dict[str, str]:
+    """`bao kv patch` on the path: a person's version, written with no ownership record."""
+    written = {**(kv.data(DEMO_PATH) or {}), **values}
+    store(kv).write(kv.mount, DEMO_PATH, written, kv.versions(DEMO_PATH))
+    return written
+
+
+def written_version(kv: KV) -> int | None:
+    return ownership.read(kv.custom(DEMO_PATH)).written
+
+
+def test_remove_keeps_a_secret_holding_a_version_written_by_hand_and_says_why(kv: KV) -> None:
+    assert not build(kv, OWN).failed and written_version(kv) == 1
+    written = hand_write(kv, **{"pass": "rotated-by-hand"})
+    planned = leave(kv, operations.plan_remove, OWN, {})
+    assert [a.kind for a in planned.actions] == ["release"]
+    assert "v2 is not v1, the last version secret-contract recorded writing" in planned.actions[0].note
+    assert "delete it by hand if meant" in planned.actions[0].note
+    assert kv.data(DEMO_PATH) == written and kv.versions(DEMO_PATH) == 2
+    # Gone for good: a second `remove` (after that release) still keeps it, and says why.
+    again = leave(kv, operations.plan_remove, OWN, {})
+    assert again.actions == [] and "v2 is not v1" in messages(again.findings, "warning")
+    assert kv.data(DEMO_PATH) == written
+
+
+def test_a_build_or_rotate_over_a_hand_written_version_does_not_make_it_the_tools(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    hand_write(kv, **{"pass": "rotated-by-hand"})
+    grown = build(kv, GROWN)  # v3 carries the person's value forward
+    assert not grown.failed, messages(grown)
+    assert kv.versions(DEMO_PATH) == 3 and written_version(kv) == 1
+    vault = store(kv)
+    rotate = operations.plan_rotate(vault, "a", resolved(kv, GROWN).targets, keys=("api",))
+    assert "`remove` will keep this secret" in rotate.actions[0].note
+    actions.apply(vault, rotate.actions)
+    assert (kv.data(DEMO_PATH) or {})["pass"] == "rotated-by-hand" and written_version(kv) == 1
+    planned = leave(kv, operations.plan_remove, GROWN, {})
+    assert [a.kind for a in planned.actions] == ["release"] and "v4 is not v1" in planned.actions[0].note
+    assert (kv.data(DEMO_PATH) or {})["pass"] == "rotated-by-hand"
+
+
+def test_remove_deletes_a_secret_whose_every_version_a_build_or_rotate_wrote(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    assert not build(kv, GROWN).failed and written_version(kv) == 2  # an update records its version
+    vault = store(kv)
+    actions.apply(vault, operations.plan_rotate(vault, "a", resolved(kv, GROWN).targets).actions)
+    assert kv.versions(DEMO_PATH) == 3 and written_version(kv) == 3
+    planned = leave(kv, operations.plan_remove, GROWN, {})
+    assert [a.kind for a in planned.actions] == ["delete"] and kv.paths() == []
+
+
+def test_prune_drops_keys_only_from_a_version_the_tool_wrote(kv: KV) -> None:
+    assert not build(kv, GROWN).failed
+    vault = store(kv)
+    fewer = resolved(kv, OWN)
+    hand_write(kv, api="typed-by-hand")
+    kept = operations.plan_prune(vault, fewer.contracts[0], fewer.targets)
+    assert kept.actions == []
+    assert "keeps api: v2 is not v1, the last version secret-contract recorded writing" in messages(
+        kept.findings, "warning"
+    )
+    assert (kv.data(DEMO_PATH) or {})["api"] == "typed-by-hand"
+    # Only the tool's versions: the key is dropped and the version it writes is recorded.
+    assert not build(kv, contract("c", secret("db", "other", generated("pass"), generated("api")))).failed
+    other = resolved(kv, contract("c", secret("db", "other", generated("pass"))))
+    dropped = operations.plan_prune(vault, other.contracts[0], other.targets)
+    assert [a.kind for a in dropped.actions] == ["drop-keys"]
+    actions.apply(vault, dropped.actions)
+    assert "api" not in (kv.data("other/db") or {})
+    assert ownership.read(kv.custom("other/db")).written == kv.versions("other/db") == 2
+
+
+def test_a_secret_recorded_by_an_earlier_release_is_removed_as_before(kv: KV) -> None:
+    """No `secret-contract-written-version`: its history is trusted, as earlier releases did."""
+    assert not build(kv, OWN).failed
+    store(kv).update_metadata(kv.mount, DEMO_PATH, {ownership.WRITTEN_KEY: None})
+    hand_write(kv, **{"pass": "rotated-by-hand"})
+    assert written_version(kv) is None
+    planned = leave(kv, operations.plan_remove, OWN, {})
+    assert [a.kind for a in planned.actions] == ["delete"] and kv.paths() == []
+    # Its next data write starts the record.
+    assert not build(kv, OWN).failed
+    store(kv).update_metadata(kv.mount, DEMO_PATH, {ownership.WRITTEN_KEY: None})
+    assert not build(kv, GROWN).failed and written_version(kv) == 2
+
+
+def test_a_version_written_between_the_plan_and_the_delete_is_kept(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    vault = store(kv)
+    mine = resolved(kv, OWN)
+    planned = operations.plan_remove(vault, mine.contracts[0], mine.targets)
+    assert [a.kind for a in planned.actions] == ["delete"]
+    written = hand_write(kv, **{"pass": "rotated-by-hand"})  # while `remove` waits at its prompt
+    findings = actions.apply(vault, planned.actions)
+    assert "left as it is: it has a new version (v2, planned on v1)" in messages(findings)
+    assert kv.data(DEMO_PATH) == written
+
+
+class FailingRecord:
+    """A store whose ownership record after a data write fails: Vault went away in between."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def update_metadata(self, mount: str, path: str, changes: Any) -> None:
+        raise VaultUnavailable(f"{mount}/{path}: connection refused")
+
+
+def test_a_data_write_whose_record_failed_is_kept_by_remove(kv: KV) -> None:
+    assert not build(kv, OWN).failed
+    inner = kv.factory()
+    failing = pipeline.build(
+        resource_list(GROWN), kv.env, Options(store_factory=lambda config: FailingRecord(inner(config)))
+    )
+    assert failing.failed and kv.versions(DEMO_PATH) == 2 and written_version(kv) == 1
+    planned = leave(kv, operations.plan_remove, GROWN, {})
+    assert [a.kind for a in planned.actions] == ["release"] and "v2 is not v1" in planned.actions[0].note
+    assert kv.versions(DEMO_PATH) == 2
+
+
+class Writes:
+    """A store that counts the writes it forwards, of any kind."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("write", "update_metadata", "delete"):
+            self.calls.append(name)
+        return getattr(self.inner, name)
+
+
+def test_a_no_op_build_sends_no_write(kv: KV) -> None:
+    assert not build(kv, GROWN).failed
+    inner = kv.factory()
+    seen: list[Writes] = []
+
+    def counting(config: Any) -> Writes:
+        seen.append(Writes(inner(config)))
+        return seen[-1]
+
+    again = pipeline.build(resource_list(GROWN), kv.env, Options(store_factory=counting))
+    assert not again.failed and again.findings == [] and kv.versions(DEMO_PATH) == 1
+    assert seen and seen[0].calls == []
+    # The measure can fail: a build that writes is seen, its record in one metadata write.
+    changed = contract("a", secret("db", "demo", static("user", "root"), generated("pass"), generated("api")))
+    assert not pipeline.build(resource_list(changed), kv.env, Options(store_factory=counting)).failed
+    assert seen[1].calls == ["write", "update_metadata"] and written_version(kv) == 2

@@ -1,6 +1,6 @@
 """The pure planning step: what a build may write, given what Vault holds."""
 
-from secret_contract import ownership, plan
+from secret_contract import ownership, plan, policy
 from secret_contract.model import Desired, GeneratedKey
 from secret_contract.store import Entry
 
@@ -196,3 +196,21 @@ def test_gaps_name_missing_secrets_keys_and_stale_static_values() -> None:
         "missing key 'port'",
     ]
     assert plan.gaps(DESIRED, Entry({**FULL, "password": "p" * 24}, 1, OWNED)) == []
+
+
+def test_a_version_newer_than_the_one_recorded_as_written_is_released_never_deleted() -> None:
+    def dispose(written: str | None, version: int) -> policy.Disposal | None:
+        custom = {**OWNED, **({ownership.WRITTEN_KEY: written} if written is not None else {})}
+        return policy.dispose(ownership.read(custom), "app", {}, frozenset(FULL), version)
+
+    assert dispose("3", 3) == policy.Disposal("delete")
+    assert dispose(None, 3) == policy.Disposal("delete")  # recorded by an earlier release: as before
+    for written in ("2", "not-a-version"):  # unreadable: every version counts as someone else's
+        kept = dispose(written, 3)
+        assert kept is not None and kept.kind == "release" and "v3 is not v" in kept.note
+    # A build over a person's version carries its values forward: not recorded as the tool's.
+    stale = {**FULL, "username": "root"}
+    over_foreign = plan.diff(DESIRED, Entry(stale, 3, {**OWNED, ownership.WRITTEN_KEY: "2"}))
+    assert over_foreign.action == "update" and not over_foreign.records_version
+    over_own = plan.diff(DESIRED, Entry(stale, 3, {**OWNED, ownership.WRITTEN_KEY: "3"}))
+    assert over_own.action == "update" and over_own.records_version

@@ -66,6 +66,8 @@ class Action:
     metadata: Mapping[str, str | None] = field(default_factory=dict)
     note: str = ""
     expect: Expect | None = None  # checked again right before the action, when set
+    # For a data write: record the version it makes as this tool's (`policy.records_write`).
+    records_version: bool = False
 
     @property
     def where(self) -> str:
@@ -95,7 +97,7 @@ class Action:
         writes = []
         if self.kind in ("drop-keys", "rotate", "copy"):
             writes.append(WriteCheck.data(self.mount, self.path, self.cas))
-        if self.metadata:
+        if self.metadata or self.records_version:
             writes.append(WriteCheck("metadata", self.mount, self.path))
         return writes
 
@@ -205,8 +207,9 @@ def _apply_one(store: SecretStore, action: Action) -> Result:
         data = dict(action.data) if kind == "copy" else dict(action.keep)
         data.update({k: generators.generate(g.generator, g.length) for k, g in action.regenerate.items()})
         version = store.write(action.mount, action.path, data, action.cas)
-        if action.metadata:
-            store.update_metadata(action.mount, action.path, action.metadata)
+        metadata = {**action.metadata, **(ownership.wrote(version) if action.records_version else {})}
+        if metadata:
+            store.update_metadata(action.mount, action.path, metadata)
         past = {
             "drop-keys": f"removed {', '.join(action.keys)}",
             "rotate": f"rotated {', '.join(action.keys)}",

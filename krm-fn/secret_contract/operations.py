@@ -130,7 +130,7 @@ def plan_prune(
         extra = sorted(set(entry.data) - set(found.declared[where].desired.key_names()))
         if not extra or not entry.live:
             continue
-        if policy.may_drop_keys(owners, stack):
+        if policy.may_drop_keys(owners, stack, entry.version):
             keep = {k: v for k, v in entry.data.items() if k not in extra}
             dropped = ownership.record_dropped(owners.dropped | set(extra))
             out.actions.append(
@@ -143,12 +143,12 @@ def plan_prune(
                     keep=keep,
                     metadata=dropped,
                     expect=Expect.of(entry),
+                    records_version=True,
                 )
             )
         else:
-            out.findings.append(
-                warning(f"{where}: keeps {', '.join(extra)}: the secret was not created by this contract alone")
-            )
+            why = policy.foreign_version(owners, entry.version) or "the secret was not created by this contract alone"
+            out.findings.append(warning(f"{where}: keeps {', '.join(extra)}: {why}"))
     out.findings.extend(found.notes)
     return out
 
@@ -290,7 +290,12 @@ def plan_rotate(
         keep = {k: v for k, v in entry.data.items() if k not in regenerate}
         keep.update({k: v for k, v in desired.static.items() if k not in keep})
         shared = sorted(set(owners.declarations) - {stack})
-        note = f"shared with {', '.join(shared)}: their Secret changes too" if shared else ""
+        notes = [f"shared with {', '.join(shared)}: their Secret changes too"] if shared else []
+        foreign = policy.foreign_version(owners, entry.version)
+        if foreign:
+            # Rotating on purpose replaces the named keys; the other keys carry that version's
+            # values forward, so the record stays and `remove` keeps the secret.
+            notes.append(f"{foreign}; the keys not rotated keep its values, so `remove` will keep this secret")
         out.actions.append(
             Action(
                 "rotate",
@@ -300,7 +305,8 @@ def plan_rotate(
                 cas=entry.version,
                 regenerate=regenerate,
                 keep=keep,
-                note=note,
+                note="; ".join(notes),
+                records_version=foreign is None,
             )
         )
     return out
@@ -353,6 +359,7 @@ def plan_migrate(store: SecretStore, targets: list[Target], delete_source: bool 
                 data=dict(source.data),
                 metadata=ownership.claim(desired.declarations(), origin),
                 note=f"from {desired.mount}/{source_path}{_still_missing(desired, source.data)}",
+                records_version=True,
             )
         )
         expect = Expect.of(source)

@@ -19,7 +19,14 @@ Keys (custom metadata values are strings, at most 64 keys):
   and no other claim remains), with the version it held then: that stack may take it back by
   building it, or delete it with `remove` if nobody wrote a version since. Earlier releases
   wrote one `secret-contract-released-by: <stack>` key, read as that stack's release at an
-  unknown version.
+  unknown version;
+- `secret-contract-written-version: <N>`, the version of the last data write this tool made
+  over versions it wrote itself: a later version holds values a person or another tool wrote
+  (a `kv put`, a `kv patch`), and `remove` and `prune` then keep the secret. A write of this
+  tool over such a version does not move it on (its data carries those values forward), and
+  neither does one whose metadata write failed: both err on keeping. Secrets recorded by
+  earlier releases have no such key (their history is trusted as before) until this tool
+  next writes their data.
 
 Secrets recorded by earlier releases carry only `managed-by` and `secret-contract-owner`;
 they read as declared by the owner with an unknown digest. The rules that decide what a
@@ -42,6 +49,7 @@ RELEASED_KEY = "secret-contract-released-by"  # one releaser, as earlier release
 RELEASED_PREFIX = "secret-contract-released-by."
 DROPPED_KEY = "secret-contract-dropped-keys"  # keys `prune` dropped: older versions hold them on purpose
 PROVIDED_KEY = "secret-contract-provided-keys"  # keys a person writes: `remove` never destroys them
+WRITTEN_KEY = "secret-contract-written-version"  # the last version this tool wrote over its own versions
 MAX_VALUE = 512  # characters of a custom metadata value
 DIGEST_VERSION = "2-"  # digests without it were recorded by earlier releases, over the keys alone
 
@@ -76,6 +84,7 @@ class Ownership:
     earlier_release: str | None = None  # the stack an earlier release's single key names
     dropped: frozenset[str] = frozenset()
     provided: frozenset[str] = frozenset()
+    written: int | None = None  # the last version this tool wrote over its own (None: recorded by an earlier release)
 
     @property
     def foreign_tool(self) -> str | None:
@@ -130,7 +139,16 @@ def read(custom: Mapping[str, str]) -> Ownership:
         earlier_release=earlier,
         dropped=_key_set(custom.get(DROPPED_KEY)),
         provided=_key_set(custom.get(PROVIDED_KEY)),
+        written=_version(custom.get(WRITTEN_KEY)),
     )
+
+
+def _version(text: str | None) -> int | None:
+    """A recorded version; a value that is not one reads as version 0, so that every version
+    counts as written by someone else (keeping errs on the safe side)."""
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else 0
 
 
 def _key_set(text: str | None) -> frozenset[str]:
@@ -156,6 +174,11 @@ def record_dropped(keys: set[str] | frozenset[str]) -> dict[str, str | None]:
 def record_provided(keys: tuple[str, ...]) -> dict[str, str | None]:
     """The metadata change listing the keys a person provides (None when there are none)."""
     return {PROVIDED_KEY: _key_list(keys)}
+
+
+def wrote(version: int) -> dict[str, str | None]:
+    """The metadata change recording that this tool wrote `version` of the data."""
+    return {WRITTEN_KEY: str(version)}
 
 
 def declare(stacks: Mapping[str, str]) -> dict[str, str | None]:

@@ -64,6 +64,9 @@ class Change:
     # (it never rotates), and says that the contract's change is not applied.
     unapplied: tuple[str, ...] = ()
     awaiting: tuple[str, ...] = ()  # provided keys nobody has written yet
+    # Whether the version a data write makes is recorded as this tool's (`policy.records_write`):
+    # then the ownership record always follows the data write, with that version in it.
+    records_version: bool = False
 
     @property
     def writes_data(self) -> bool:
@@ -151,6 +154,7 @@ def _create(desired: Desired, cas: int) -> Change:
             **(ownership.record_provided(desired.provided) if desired.provided else {}),
         },
         awaiting=desired.provided,
+        records_version=True,
     )
 
 
@@ -188,6 +192,7 @@ def _update(desired: Desired, current: Entry, owners: Ownership, unknown: list[s
         metadata=metadata,
         unapplied=unapplied,
         awaiting=awaiting,
+        records_version=policy.records_write(owners, current.version),
     )
 
 
@@ -307,6 +312,7 @@ def _deleted_history(desired: Desired, current: Entry, owners: Ownership) -> Cha
         cas=current.version,
         set_static=dict(desired.static),
         metadata=_record(desired, owners),
+        records_version=policy.records_write(owners, current.version),
         recreated=True,
         reason=f"its latest version {how}{when}; the contract's static values were written again",
     )

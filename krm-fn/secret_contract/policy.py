@@ -19,7 +19,12 @@ the stacks involved, and returns a decision; nothing here reads Vault. The rules
   otherwise any contract could claim a credential by naming its path, and `migrate` does not
   adopt it either. Each releasing stack is recorded with the version it left, and keeps its
   claim for `remove`, which deletes such a secret on the same terms as above and only if no
-  version was written since.
+  version was written since;
+- "this tool wrote every version" is the record's `created` origin and, where recorded, the
+  last version this tool wrote (`secret-contract-written-version`) being the latest: a newer
+  one holds values a person or another tool wrote, so the secret is released, never destroyed,
+  and `prune` drops none of its keys. A record of an earlier release has no such version and
+  is trusted as before.
 """
 
 from __future__ import annotations
@@ -211,6 +216,7 @@ def _leave(owners: Ownership, stack: str, claims: _Claims, version: int, returni
 def _not_destroyable(owners: Ownership, stack: str, keys: frozenset[str], version: int) -> str | None:
     """Why `remove` may not destroy the secret even where no other claim remains, or None."""
     by_hand = sorted(owners.provided & keys)
+    foreign = foreign_version(owners, version)
     if by_hand:
         why = f"it holds {', '.join(by_hand)}, provided by a person"
     elif not owners.created_here:
@@ -219,12 +225,33 @@ def _not_destroyable(owners: Ownership, stack: str, keys: frozenset[str], versio
         at = owners.releases[stack]
         since = f"at v{at}" if at is not None else "by an earlier release, which recorded no version"
         why = f"v{version} may have been written by someone else after contract '{stack}' released it {since}"
+    elif foreign:
+        why = foreign
     else:
         return None
     return why + ": its versions stay; delete it by hand if meant"
 
 
-def may_drop_keys(owners: Ownership, stack: str) -> bool:
+def foreign_version(owners: Ownership, version: int) -> str | None:
+    """Why the secret's latest `version` holds values this tool did not write, or None when
+    the record says this tool wrote it (or, recorded by an earlier release, says nothing)."""
+    if owners.written is None or owners.written == version:
+        return None
+    return (
+        f"v{version} is not v{owners.written}, the last version secret-contract recorded writing: a person or another "
+        "tool wrote a version since (a `kv put` or `kv patch`), so it holds values this tool did not write"
+    )
+
+
+def records_write(owners: Ownership, version: int) -> bool:
+    """Whether a data write over `version` is recorded as this tool's (`ownership.wrote`): only
+    over a version it wrote, or one a record of an earlier release trusts. Over another's, the
+    new version carries that one's values forward and the record stays where it is."""
+    return foreign_version(owners, version) is None
+
+
+def may_drop_keys(owners: Ownership, stack: str, version: int) -> bool:
     """Whether `stack` may write a version without keys its contract no longer names: only on
-    a secret this tool created and that no other contract declares."""
-    return owners.created_here and set(owners.declarations) == {stack}
+    a secret this tool created and wrote the latest `version` of, and that no other contract
+    declares (a key added by hand is a person's, not a key that left the contract)."""
+    return owners.created_here and set(owners.declarations) == {stack} and foreign_version(owners, version) is None

@@ -10,9 +10,9 @@ The order is what makes "nothing half-written" hold (docs/reliability.md):
    one conflict or block means no write;
 4. the token's permission for every write is checked; one refusal means no write;
 5. the secrets are written in parallel, each in one check-and-set data write followed by
-   its ownership record. A write that loses a race re-reads and re-plans, so parallel
-   builds converge on one value per key. After a failure nothing new is started, and the
-   report says which secrets were written and which were not.
+   its ownership record, which names the version written. A write that loses a race
+   re-reads and re-plans, so parallel builds converge on one value per key. After a failure
+   nothing new is started, and the report says which secrets were written and which were not.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from secret_contract import generators, plan
+from secret_contract import generators, ownership, plan
 from secret_contract.errors import CasConflict, SecretContractError, VaultPermissionDenied
 from secret_contract.model import Desired, Target
 from secret_contract.plan import Change
@@ -161,7 +161,7 @@ def writes_of(target: Target, change: Change) -> list[WriteCheck]:
     checks = []
     if change.writes_data:
         checks.append(WriteCheck.data(d.mount, d.path, change.cas))
-    if change.metadata:
+    if change.metadata or (change.writes_data and change.records_version):
         checks.append(WriteCheck("metadata", d.mount, d.path))
     return checks
 
@@ -304,7 +304,9 @@ def _apply(
             with lock:
                 values.extend(fresh.values())
             try:
-                store.write(desired.mount, desired.path, {**change.keep, **change.set_static, **fresh}, change.cas)
+                version = store.write(
+                    desired.mount, desired.path, {**change.keep, **change.set_static, **fresh}, change.cas
+                )
             except CasConflict:
                 raced = raced or change.cas == 0
                 current = store.read(desired.mount, desired.path)
@@ -315,6 +317,10 @@ def _apply(
                     change = _await_owner(store, target, {}, raced=raced)
                 continue
             data_written(change.cas)
+            if change.records_version:
+                # In the same metadata write as the rest of the record; if it fails, the record
+                # still names an older version and `remove` keeps the secret.
+                change = replace(change, metadata={**change.metadata, **ownership.wrote(version)})
         if change.metadata:
             store.update_metadata(desired.mount, desired.path, change.metadata)
         return change
