@@ -3,6 +3,7 @@ function in-process the way an orchestrator runs it."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import subprocess
@@ -117,6 +118,23 @@ def run_krm(stdin: str, env: dict[str, str], capsys: Any) -> Ran:
     out = io.StringIO()
     code = cli.run_krm(io.BytesIO(stdin.encode()), out, env)
     return Ran(code, out.getvalue(), capsys.readouterr().err)
+
+
+def in_process(
+    *args: str, env: dict[str, str] | None = None, stdin: str | bytes | None = None, cwd: Path | None = None
+) -> Ran:
+    """`python -m secret_contract` in this process: a command (`cli.command` with a `Context`),
+    or, without arguments, the KRM function reading `stdin`. Anything printed to the process's
+    streams besides the command's own lands in its output too, as it would in a process."""
+    out, err = io.StringIO(), io.StringIO()
+    data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
+    with contextlib.chdir(cwd or Path.cwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        if args:
+            ctx = cli.Context(dict(env or {}), str(Path.cwd()), io.StringIO(data.decode()), out, err)
+            code = cli.command(list(args), ctx)
+        else:
+            code = cli.run_krm(io.BytesIO(data), out, dict(env or {}))
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def lock_pins(lock: Path, python_version: str | None = None) -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 import hvac
 import pytest
 
-from builders import Ran
+from builders import Ran, in_process
 from kv_memory import Clock, MemoryKV
 from openbao_server import OpenBao, bao_binary, free_port, start_openbao
 from secret_contract import sync
@@ -54,6 +54,8 @@ FIXTURE_MARKERS = {
     "registry": "registry",
     "actionlint": "actionlint",
     "cluster": "cluster",
+    "git": "git",
+    "make": "make",
 }
 
 
@@ -283,6 +285,22 @@ def kubectl() -> str:
 
 
 @pytest.fixture(scope="session")
+def git() -> str:
+    found = shutil.which("git")
+    if not found:
+        pytest.fail("git is missing")
+    return found
+
+
+@pytest.fixture(scope="session")
+def make() -> str:
+    found = shutil.which("make")
+    if not found:
+        pytest.fail("make is missing")
+    return found
+
+
+@pytest.fixture(scope="session")
 def kpt() -> str:
     found = shutil.which("kpt")
     if not found:
@@ -295,7 +313,7 @@ def kpt() -> str:
 def plugin_home(tmp_path: Path) -> Path:
     """The legacy exec plugin installed by the real command into a private plugin root."""
     root = tmp_path / "kustomize-plugins"
-    ran = secret_contract("install-plugin", "--dir", str(root))
+    ran = in_process("install-plugin", "--dir", str(root))
     assert ran.returncode == 0, ran.stderr
     return root
 

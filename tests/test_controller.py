@@ -108,7 +108,7 @@ def test_a_fetched_archive_must_match_its_announced_digest(tmp_path: Path) -> No
     storage = Storage(str(tmp_path), "")
     relative = storage.store("ns", "src", b"archive bytes")
     server = artifact_server(("127.0.0.1", 0), str(tmp_path), lambda: True)
-    serve(server)
+    serve(server, poll_interval=0.01)  # stopped at once at the end
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/{relative}"
         good = source.SourceArtifact(url, "main@sha1:abc", "sha256:" + hashlib.sha256(b"archive bytes").hexdigest(), "")
@@ -129,7 +129,7 @@ def test_a_fetched_archive_must_match_its_announced_digest(tmp_path: Path) -> No
 def test_the_artifact_server_is_ready_only_while_leading(tmp_path: Path) -> None:
     leading = [False]
     server = artifact_server(("127.0.0.1", 0), str(tmp_path), lambda: leading[0])
-    serve(server)
+    serve(server, poll_interval=0.01)  # stopped at once at the end
     url = f"http://127.0.0.1:{server.server_address[1]}/readyz"
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:

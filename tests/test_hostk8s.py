@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from builders import in_process
 from conftest import EXAMPLES, Ran, Vault, assert_no_leak, run
 from kube_schema import ESO_RELEASES, eso_problems
 from secret_contract import yaml_codec
@@ -193,7 +194,7 @@ def test_the_externalsecrets_the_stacks_used_to_hand_write_are_generated_and_val
 def test_a_template_refers_only_to_keys_it_delivers(platform: Path) -> None:
     path = platform / "software/stacks/foundation/airflow/hostk8s.secrets.yaml"
     path.write_text(path.read_text().replace("{{ .database }}", "{{ .db_name }}"))
-    ran = sc(platform, "render", "foundation/airflow", env={})
+    ran = in_process("render", "foundation/airflow", cwd=platform)
     assert ran.returncode == 1
     assert "externalSecrets[0].target.template.data['connection']" in ran.stderr
     assert "refers to 'db_name', which this ExternalSecret does not deliver" in ran.stderr

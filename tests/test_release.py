@@ -26,32 +26,38 @@ GIT_ENV = {
 }
 
 
-def git(repo: Path, *args: str) -> str:
+def git_in(repo: Path, *args: str) -> str:
     done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=GIT_ENV)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
-    """This checkout's files as they are now (commits included or not), committed in a fresh repository."""
-    repo = tmp_path / "secret-contract"
-    listed = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "-co", "--exclude-standard"], capture_output=True
-    )
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory: pytest.TempPathFactory, git: str) -> Path:
+    """This checkout's files as they are now (commits included or not), committed in a fresh
+    repository: made once, since adding and committing every file is most of a test's time."""
+    repo = tmp_path_factory.mktemp("release") / "secret-contract"
+    listed = subprocess.run([git, "-C", str(ROOT), "ls-files", "-z", "-co", "--exclude-standard"], capture_output=True)
     for name in filter(None, listed.stdout.decode().split("\0")):
         if (ROOT / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
-    git(repo, "init", "--quiet", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "--quiet", "-m", "start")
+    git_in(repo, "init", "--quiet", "-b", "main")
+    git_in(repo, "add", "-A")
+    git_in(repo, "commit", "--quiet", "-m", "start")
     return repo
 
 
-def release(repo: Path, version: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def clone(committed: Path, tmp_path: Path) -> Path:
+    """A clone of the committed repository of the test's own, which it may change."""
+    git_in(tmp_path, "clone", "--quiet", "--local", str(committed), "secret-contract")
+    return tmp_path / "secret-contract"
+
+
+def release(make: str, repo: Path, version: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "-s", "-C", str(repo), "release", f"VERSION={version}"], capture_output=True, text=True, env=GIT_ENV
+        [make, "-s", "-C", str(repo), "release", f"VERSION={version}"], capture_output=True, text=True, env=GIT_ENV
     )
 
 
@@ -61,10 +67,10 @@ def version_of(repo: Path) -> str:
     return found.group(1)
 
 
-def test_a_release_bumps_the_version_dates_the_changelog_commits_and_tags(clone: Path) -> None:
+def test_a_release_bumps_the_version_dates_the_changelog_commits_and_tags(clone: Path, make: str) -> None:
     before = version_of(clone)
     entries = (clone / "CHANGELOG.md").read_text().split("## [Unreleased]\n")[1].split("\n[Unreleased]:")[0].strip()
-    ran = release(clone, "0.2.0")
+    ran = release(make, clone, "0.2.0")
     assert ran.returncode == 0, ran.stderr
     assert "git push origin HEAD v0.2.0" in ran.stdout
     assert version_of(clone) == "0.2.0" != before
@@ -75,23 +81,23 @@ def test_a_release_bumps_the_version_dates_the_changelog_commits_and_tags(clone:
     assert f"## [Unreleased]\n\n## [0.2.0] - {today}\n\n{entries}\n" in changelog
     assert "[Unreleased]: https://github.com/hostk8s/secret-contract/compare/v0.2.0...HEAD\n" in changelog
     assert "[0.2.0]: https://github.com/hostk8s/secret-contract/releases/tag/v0.2.0\n" in changelog
-    assert git(clone, "status", "--porcelain") == ""
-    assert git(clone, "log", "-1", "--format=%s").strip() == "Release 0.2.0"
-    assert set(git(clone, "show", "--name-only", "--format=", "HEAD").split()) == {
+    assert git_in(clone, "status", "--porcelain") == ""
+    assert git_in(clone, "log", "-1", "--format=%s").strip() == "Release 0.2.0"
+    assert set(git_in(clone, "show", "--name-only", "--format=", "HEAD").split()) == {
         "CHANGELOG.md",
         "krm-fn/secret_contract/__init__.py",
     }
-    assert git(clone, "cat-file", "-t", "v0.2.0").strip() == "tag"  # annotated
-    assert git(clone, "rev-parse", "v0.2.0^{commit}") == git(clone, "rev-parse", "HEAD")
-    assert entries.splitlines()[0] in git(clone, "tag", "-l", "--format=%(contents)", "v0.2.0")
+    assert git_in(clone, "cat-file", "-t", "v0.2.0").strip() == "tag"  # annotated
+    assert git_in(clone, "rev-parse", "v0.2.0^{commit}") == git_in(clone, "rev-parse", "HEAD")
+    assert entries.splitlines()[0] in git_in(clone, "tag", "-l", "--format=%(contents)", "v0.2.0")
 
     # The next release compares with this one; its section starts empty and is refused so.
-    empty = release(clone, "0.3.0")
+    empty = release(make, clone, "0.3.0")
     assert empty.returncode != 0 and "the ## [Unreleased] section is empty" in empty.stderr
     changelog = (clone / "CHANGELOG.md").read_text()
     (clone / "CHANGELOG.md").write_text(changelog.replace("## [Unreleased]\n", "## [Unreleased]\n\n- A fix.\n", 1))
-    git(clone, "commit", "--quiet", "-am", "a fix")
-    assert release(clone, "0.3.0").returncode == 0
+    git_in(clone, "commit", "--quiet", "-am", "a fix")
+    assert release(make, clone, "0.3.0").returncode == 0
     assert (
         "[0.3.0]: https://github.com/hostk8s/secret-contract/compare/v0.2.0...v0.3.0\n"
         in (clone / "CHANGELOG.md").read_text()
@@ -109,21 +115,23 @@ def test_a_release_bumps_the_version_dates_the_changelog_commits_and_tags(clone:
         ("0.2.0", "tagged", "the tag v0.2.0 exists already"),
     ],
 )
-def test_a_release_is_refused_and_nothing_changes(clone: Path, version: str, change: str | None, says: str) -> None:
+def test_a_release_is_refused_and_nothing_changes(
+    clone: Path, make: str, version: str, change: str | None, says: str
+) -> None:
     if change == "dirty":
         (clone / "README.md").write_text((clone / "README.md").read_text() + "\nedited\n")
     elif change == "untracked":
         (clone / "notes.txt").write_text("not committed\n")
     elif change == "tagged":
-        git(clone, "tag", "v0.2.0")
-    head, status, before = git(clone, "rev-parse", "HEAD"), git(clone, "status", "--porcelain"), version_of(clone)
-    ran = release(clone, version)
+        git_in(clone, "tag", "v0.2.0")
+    head, status, before = git_in(clone, "rev-parse", "HEAD"), git_in(clone, "status", "--porcelain"), version_of(clone)
+    ran = release(make, clone, version)
     assert ran.returncode != 0 and says in ran.stderr and "nothing changed" in ran.stderr
-    assert git(clone, "rev-parse", "HEAD") == head and git(clone, "status", "--porcelain") == status
+    assert git_in(clone, "rev-parse", "HEAD") == head and git_in(clone, "status", "--porcelain") == status
     assert version_of(clone) == before
 
 
-def test_the_ci_example_pins_a_commit_or_a_release_that_exists() -> None:
+def test_the_ci_example_pins_a_commit_or_a_release_that_exists(git: str) -> None:
     """Not a tag that was never made: a commit of this repository, or a released version."""
     workflow = yaml_codec.load((EXAMPLES / "ci" / "github-workflow.yaml").read_text())
     spec = workflow["env"]["SECRET_CONTRACT_PIP"]
@@ -133,7 +141,7 @@ def test_the_ci_example_pins_a_commit_or_a_release_that_exists() -> None:
     if pinned:
         commit = pinned.group(1)
         assert re.fullmatch(r"[0-9a-f]{40}", commit), "pin a full commit until the first release"
-        found = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True)
+        found = subprocess.run([git, "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True)
         assert found.returncode == 0, f"{commit} is not a commit of this repository"
     else:
         assert released

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builders import DEMO, DEMO_PATH, contract, generated, generator_input, secret, static
+from builders import DEMO, DEMO_PATH, contract, generated, generator_input, in_process, secret, static
 from conftest import Vault, assert_no_leak, functions_at_once, secret_contract
 from faults import DROP, fault_proxy
 from openbao_server import OpenBao
@@ -323,13 +323,12 @@ def test_any_stdin_text_is_a_resource_list_or_a_clear_error(text: str) -> None:
     ],
 )
 def test_broken_resource_lists(stdin: bytes, message: str | None) -> None:
-    proc = subprocess.run([sys.executable, "-m", "secret_contract"], input=stdin, capture_output=True, timeout=60)
-    out = yaml_codec.load(proc.stdout.decode())
-    assert out["kind"] == "ResourceList"
+    ran = in_process(stdin=stdin)
+    assert ran.output()["kind"] == "ResourceList"
     if message is None:
-        assert proc.returncode == 0  # JSON is YAML: an empty JSON ResourceList is fine
+        assert ran.returncode == 0  # JSON is YAML: an empty JSON ResourceList is fine
     else:
-        assert proc.returncode == 1 and message in proc.stderr.decode()
+        assert ran.returncode == 1 and message in ran.stderr
 
 
 YAML_CASES = {
@@ -349,7 +348,7 @@ def test_yaml_1_1_surprises(case: str, tmp_path: Path) -> None:
         "apiVersion: hostk8s.io/v1\nkind: SecretContract\nmetadata: {name: app}\nspec:\n  secrets:\n"
         f"  - name: s\n    namespace: ns\n    data:\n    - key: k\n      {line}\n"
     )
-    ran = secret_contract("render", str(path))
+    ran = in_process("render", str(path))
     assert ran.returncode == rc, ran.stderr
     if message:
         assert f"spec.secrets[0].data[0].value: [error] {message}" in ran.stderr
@@ -367,7 +366,7 @@ def test_yaml_1_1_surprises(case: str, tmp_path: Path) -> None:
 def test_malformed_files_name_file_and_position(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    ran = secret_contract("render", str(path))
+    ran = in_process("render", str(path))
     assert ran.returncode == 1 and str(path) in ran.stderr and message in ran.stderr
 
 
@@ -377,7 +376,7 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines) + "\n")
     start = time.monotonic()
-    ran = secret_contract("render", str(path))
+    ran = in_process("render", str(path))
     assert ran.returncode == 1 and "aliases expand the document past" in ran.stderr
     assert time.monotonic() - start < 20
 
@@ -385,7 +384,7 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
 def test_non_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("value: caf\xe9\n".encode("latin-1"))
-    ran = secret_contract("render", str(path))
+    ran = in_process("render", str(path))
     assert ran.returncode == 1 and f"{path}: not UTF-8 text" in ran.stderr
 
 

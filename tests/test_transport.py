@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from builders import DEMO, DEMO_PATH, generator_input
+from builders import DEMO, DEMO_PATH, generator_input, in_process
 from conftest import Ran, Vault, assert_no_leak, secret_contract
 from faults import Answer, answering_server, forwarding_proxy
 from peak_rss import run_measured
@@ -26,6 +26,11 @@ from secret_contract import yaml_codec
 
 def build(env: dict[str, str], strict: bool = False) -> Ran:
     return secret_contract(stdin=generator_input(DEMO), env={**env, "SECRET_CONTRACT_STRICT": str(strict).lower()})
+
+
+def build_in_process(env: dict[str, str], strict: bool = False) -> Ran:
+    """`build` in this process: for what is decided before a request reaches a server."""
+    return in_process(stdin=generator_input(DEMO), env={**env, "SECRET_CONTRACT_STRICT": str(strict).lower()})
 
 
 def clean(ran: Ran) -> None:
@@ -139,12 +144,12 @@ def test_a_missing_or_unusable_ca_file_names_the_file(tmp_path: Path) -> None:
     garbage = tmp_path / "ca.pem"
     garbage.write_text("not a certificate")
     env = {"VAULT_ADDR": "https://127.0.0.1:9", "VAULT_TOKEN": "t"}
-    missing = build({**env, "VAULT_CACERT": str(tmp_path / "absent.pem")}, strict=True)
+    missing = build_in_process({**env, "VAULT_CACERT": str(tmp_path / "absent.pem")}, strict=True)
     assert missing.returncode == 1 and f"VAULT_CACERT: {tmp_path / 'absent.pem'} does not exist" in missing.stderr
-    unusable = build({**env, "VAULT_CACERT": str(garbage)}, strict=True)
+    unusable = build_in_process({**env, "VAULT_CACERT": str(garbage)}, strict=True)
     assert unusable.returncode == 1 and f"VAULT_CACERT: cannot use {garbage}" in unusable.stderr
     # Not strict: Vault cannot be reached safely, like an unreachable one: rendered, with a warning.
-    lenient = build({**env, "VAULT_CACERT": str(garbage)})
+    lenient = build_in_process({**env, "VAULT_CACERT": str(garbage)})
     assert lenient.returncode == 0 and f"[warning] Vault was not written: VAULT_CACERT: cannot use {garbage}" in (
         lenient.stderr
     )
@@ -180,9 +185,9 @@ def test_a_token_file_with_a_second_line_is_refused_without_printing_it(tmp_path
     token_file = tmp_path / "token"
     token_file.write_text("s.tokensentinel123\n# rotated on Monday\n")
     env = {"VAULT_ADDR": "http://127.0.0.1:9", "SECRET_CONTRACT_TOKEN_FILE": str(token_file)}
-    ran = build(env)
+    ran = build_in_process(env)
     assert ran.returncode == 1 and "cannot be used: it has more than one line" in ran.stderr
-    inline = build({"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "s.token\r\nX-Injected: sentinel456"})
+    inline = build_in_process({"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "s.token\r\nX-Injected: sentinel456"})
     assert inline.returncode == 1 and "cannot be used" in inline.stderr
     assert_no_leak([ran.text, inline.text], ["tokensentinel123", "rotated on Monday", "sentinel456"])
     clean(ran)
@@ -226,7 +231,7 @@ def _all(body: bytes) -> dict[str, list[str]]:
 
 
 def test_user_info_in_vault_addr_is_never_printed() -> None:
-    ran = build({"VAULT_ADDR": "http://operator:pw-sentinel-789@127.0.0.1:9", "VAULT_TOKEN": "t"})
+    ran = build_in_process({"VAULT_ADDR": "http://operator:pw-sentinel-789@127.0.0.1:9", "VAULT_TOKEN": "t"})
     assert ran.returncode == 0 and "http://***@127.0.0.1:9: cannot connect to Vault" in ran.stderr
     assert "pw-sentinel-789" not in ran.text and "operator" not in ran.text
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from builders import DEMO, DEMO_PATH, contract, generator_input, secret
+from builders import DEMO, DEMO_PATH, contract, generator_input, in_process, secret
 from conftest import Ran, Vault, assert_no_leak, run
 
 STRICT = {"SECRET_CONTRACT_STRICT": "true"}
@@ -65,6 +65,6 @@ def test_a_misspelt_mount_names_the_nearest_kv_mount(vault: Vault) -> None:
 
 def test_a_misspelt_field_names_the_nearest_one() -> None:
     misspelt = contract("demo", secret("db", "demo", {"key": "pass", "generate": "password", "lenght": 24}))
-    ran = build({}, obj=misspelt)
+    ran = in_process(stdin=generator_input(misspelt))
     assert ran.returncode == 1
     assert "spec.secrets[0].data[0].lenght: [error] unknown field; did you mean 'length'?" in ran.stderr, ran.stderr

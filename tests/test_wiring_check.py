@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import in_process
 from conftest import EXAMPLES, Vault, assert_no_leak, run, secret_contract
 from secret_contract import yaml_codec
 
@@ -173,11 +174,7 @@ def test_check_says_when_the_legacy_plugin_is_not_installed(tmp_path: Path, kube
 def test_check_walks_a_tree_and_defaults_to_the_current_directory(tmp_path: Path, plugin_home: Path) -> None:
     good = stack_with(tmp_path / "a", wired(), same)
     bad = stack_with(tmp_path / "b" / "deeper", wired(generators=""), same)
-    found = run(
-        [sys.executable, "-m", "secret_contract", "check"],
-        env={"KUSTOMIZE_PLUGIN_HOME": str(plugin_home)},
-        cwd=tmp_path,
-    )
+    found = in_process("check", env={"KUSTOMIZE_PLUGIN_HOME": str(plugin_home)}, cwd=tmp_path)
     assert found.returncode == 1
     assert found.stderr.splitlines() == [
         f"secret-contract: {bad.relative_to(tmp_path)}/{CONTRACT}: SecretContract/sample-app: [error] not listed in "
@@ -206,10 +203,10 @@ def test_a_contract_whose_metadata_is_not_a_mapping_is_named_not_a_traceback(tmp
         tmp_path, wired(), lambda text, _: text.replace("metadata:\n  name: sample-app\n", "metadata: oops\n", 1)
     )
     env = {"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": "unused"}
-    checked = secret_contract("check", str(stack), env=env)
+    checked = in_process("check", str(stack), env=env)
     assert checked.returncode in (0, 1) and "Traceback" not in checked.stderr, checked.stderr
     for verb in ("render", "plan"):
-        ran = secret_contract(verb, str(stack), env=env)
+        ran = in_process(verb, str(stack), env=env)
         assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
         assert f"{stack}/{CONTRACT}: document 0: metadata: not a mapping" in ran.stderr
 

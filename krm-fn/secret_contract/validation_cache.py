@@ -7,9 +7,9 @@ nothing of the contract is stored. The semantic rules run every time regardless.
 
 The directory is `$XDG_CACHE_HOME/secret-contract/schema-ok` (else `~/.cache/...`), created
 0700; where it cannot be created (a read-only container) nothing is remembered.
-SECRET_CONTRACT_SCHEMA_CACHE=false turns it off. It holds at most MAX_ENTRIES entries: a hit
-refreshes an entry's mtime, and past the bound the least recently used go first (entries of
-older releases and edited contracts are never hit again).
+SECRET_CONTRACT_SCHEMA_CACHE=false turns it off. It holds at most MAX_ENTRIES entries (unless
+given another bound): a hit refreshes an entry's mtime, and past the bound the least recently
+used go first (entries of older releases and edited contracts are never hit again).
 """
 
 from __future__ import annotations
@@ -26,21 +26,25 @@ from secret_contract.settings import flag
 
 DISABLE_ENV = "SECRET_CONTRACT_SCHEMA_CACHE"
 MAX_ENTRIES = 1000
-# Pruned down to this many, so a full cache is not listed again at every new contract.
-KEEP_ENTRIES = MAX_ENTRIES * 3 // 4
+
+
+def keep_entries(max_entries: int) -> int:
+    """Pruned down to this many, so a full cache is not listed again at every new contract."""
+    return max_entries * 3 // 4
 
 
 class ValidationCache:
-    def __init__(self, directory: str | None, schema_text: str) -> None:
+    def __init__(self, directory: str | None, schema_text: str, max_entries: int = MAX_ENTRIES) -> None:
         self.directory = directory
+        self.max_entries = max_entries
         self._salt = hashlib.sha256(f"{__version__}\0{schema_text}".encode()).hexdigest()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], schema_text: str) -> ValidationCache:
+    def from_env(cls, env: Mapping[str, str], schema_text: str, max_entries: int = MAX_ENTRIES) -> ValidationCache:
         if not flag(env, DISABLE_ENV, default=True):
-            return cls(None, schema_text)
+            return cls(None, schema_text, max_entries)
         base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
-        return cls(os.path.join(base, "secret-contract", "schema-ok"), schema_text)
+        return cls(os.path.join(base, "secret-contract", "schema-ok"), schema_text, max_entries)
 
     def key(self, obj: Any) -> str | None:
         if self.directory is None:
@@ -73,18 +77,17 @@ class ValidationCache:
             return  # nothing remembered; the next build checks again
         self._bound(self.directory)
 
-    @staticmethod
-    def _bound(directory: str) -> None:
-        """Past MAX_ENTRIES, delete the least recently used entries down to KEEP_ENTRIES."""
+    def _bound(self, directory: str) -> None:
+        """Past max_entries, delete the least recently used entries down to three quarters of it."""
         try:
             with os.scandir(directory) as listing:
                 entries = [(e.stat().st_mtime_ns, e.path) for e in listing if e.is_file()]
         except OSError:
             return
-        if len(entries) <= MAX_ENTRIES:
+        if len(entries) <= self.max_entries:
             return
         entries.sort()
-        for _, path in entries[: len(entries) - KEEP_ENTRIES]:
+        for _, path in entries[: len(entries) - keep_entries(self.max_entries)]:
             # Gone already (another build pruning at once): nothing to do.
             with contextlib.suppress(OSError):
                 os.unlink(path)

@@ -92,7 +92,8 @@ def metrics_server(address: tuple[str, int], metrics: Metrics, alive: Callable[[
     return ThreadingHTTPServer(address, Handler)
 
 
-def serve(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def serve(server: ThreadingHTTPServer, poll_interval: float = 0.5) -> threading.Thread:
+    """Serve on a thread of its own; `server.shutdown()` waits up to `poll_interval`."""
+    thread = threading.Thread(target=server.serve_forever, args=(poll_interval,), daemon=True)
     thread.start()
     return thread
