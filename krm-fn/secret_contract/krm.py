@@ -103,14 +103,12 @@ def write(rl: ResourceList, findings: Iterable[Result], stream: TextIO) -> None:
         stream.write("items: []\n")
     else:
         stream.write("items:\n")
-        pad = " " * rl.indent
         for item in rl.items:
             source = rl.sources.get(id(item))
             if source is not None:
                 stream.write(source if source.endswith("\n") else source + "\n")
             else:
-                text = yaml_codec.dump([item])
-                stream.write("".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True)))
+                yaml_codec.write([item], stream, indent=rl.indent)
     out_results = list(rl.results) + [results.to_krm(r) for r in results.sort(findings)]
     if out_results:
         yaml_codec.write({"results": out_results}, stream)

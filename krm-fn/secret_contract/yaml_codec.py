@@ -8,7 +8,7 @@ them with a field path while every other item passes through. A mapping with a r
 is an error instead of silently keeping the last value.
 
 This module is the loader, and the one place callers go for YAML in either direction: the
-scalar typing lives in `yaml_resolve`, the writer (`dump`, `dump_all`, `write`) in `yaml_emit`.
+scalar typing lives in `yaml_resolve`, the writer (`dump`, `dump_all`, `write`, `write_all`) in `yaml_emit`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,18 @@ from typing import Any
 
 import yaml
 
-from secret_contract.yaml_emit import dump, dump_all, write
-from secret_contract.yaml_resolve import MERGE, TAG, Tagged, TaggedMap, TaggedSeq, TaggedStr, resolve_plain
+from secret_contract.yaml_emit import dump, dump_all, write, write_all
+from secret_contract.yaml_resolve import (
+    KEYWORDS,
+    MERGE,
+    NUMBER_START,
+    TAG,
+    Tagged,
+    TaggedMap,
+    TaggedSeq,
+    TaggedStr,
+    resolve_plain,
+)
 
 __all__ = [
     "DuplicateKeyError",
@@ -32,6 +42,7 @@ __all__ = [
     "load_all",
     "load_with_spans",
     "write",
+    "write_all",
     "yaml",
 ]
 
@@ -141,6 +152,11 @@ def _documents(text: str, want_spans: bool = False) -> tuple[list[Any], Spans | 
     Composing PyYAML's node graph first cost ~5x the parse and held every node in memory at
     once; building from events keeps only the objects. An alias refers to the anchored object.
     With `want_spans`, also find where each item of a top-level `items:` block sequence is.
+
+    This loop runs once per event (hundreds of thousands for a large contract), so the common
+    cases come first and are written out here rather than in helpers: an untagged plain scalar
+    that cannot be a number or keyword is its own text, and a value goes into a list or dict
+    without further checks.
     """
     docs: list[Any] = []
     stack: list[_Mapping | list[Any]] = []
@@ -150,67 +166,84 @@ def _documents(text: str, want_spans: bool = False) -> tuple[list[Any], Spans | 
     items_seq: list[Any] | None = None
     item_lines: list[int] = []
     seq_line = seq_col = end_line = -1
-    for event in yaml.parse(text, Loader=_Loader):
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
-            value = _scalar_value(event)
-            if event.anchor is not None:
-                anchors[event.anchor] = value
-        elif kind is yaml.AliasEvent:
-            if event.anchor not in anchors:
-                raise yaml.composer.ComposerError(None, None, f"found undefined alias {event.anchor}", event.start_mark)
-            value = anchors[event.anchor]
-            aliased = True
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-            frame, value = _collection_start(event)
-            if event.anchor is not None:
-                anchors[event.anchor] = value
-            if want_spans:
-                if (
-                    kind is yaml.SequenceStartEvent
-                    and len(stack) == 1
-                    and isinstance(stack[0], _Mapping)
-                    and stack[0].has_key
-                    and stack[0].key == "items"
-                    and not event.flow_style
-                ):
-                    items_seq, seq_line, seq_col = value, event.start_mark.line, event.start_mark.column
-                elif kind is yaml.MappingStartEvent and stack and stack[-1] is items_seq:
-                    item_lines.append(event.start_mark.line)
-            stack.append(frame)
-            continue
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-            done = stack.pop()
-            value = done.close(budget) if isinstance(done, _Mapping) else done
-            if done is items_seq and items_seq is not None:
-                end_line = event.start_mark.line
-        elif kind is yaml.DocumentStartEvent:
-            anchors = {}
-            continue
-        else:
-            continue  # stream start and end, document end
-        if not stack:
-            docs.append(value)
-            continue
-        parent = stack[-1]
-        if type(parent) is list or isinstance(parent, TaggedSeq):
-            parent.append(value)
-        elif parent.has_key:
-            if parent.key is MERGE:
-                parent.merges.append(value)
+    scalar_event, mapping_start, mapping_end = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.MappingEndEvent
+    sequence_start, sequence_end, alias_event = yaml.SequenceStartEvent, yaml.SequenceEndEvent, yaml.AliasEvent
+    document_start, stream_end = yaml.DocumentStartEvent, yaml.StreamEndEvent
+    keywords, number_start = KEYWORDS, NUMBER_START
+    parser = _Loader(text)
+    try:
+        while True:
+            event = parser.get_event()
+            kind = type(event)
+            if kind is scalar_event:
+                value = event.value
+                if event.tag is not None or event.style or not event.implicit[0]:
+                    value = _scalar_value(event)
+                elif value[:1] in number_start or value in keywords:
+                    value = resolve_plain(value)
+                if event.anchor is not None:
+                    anchors[event.anchor] = value
+            elif kind is mapping_start or kind is sequence_start:
+                frame, value = _collection_start(event)
+                if event.anchor is not None:
+                    anchors[event.anchor] = value
+                if want_spans:
+                    if (
+                        kind is sequence_start
+                        and len(stack) == 1
+                        and isinstance(stack[0], _Mapping)
+                        and stack[0].has_key
+                        and stack[0].key == "items"
+                        and not event.flow_style
+                    ):
+                        items_seq, seq_line, seq_col = value, event.start_mark.line, event.start_mark.column
+                    elif kind is mapping_start and stack and stack[-1] is items_seq:
+                        item_lines.append(event.start_mark.line)
+                stack.append(frame)
+                continue
+            elif kind is mapping_end or kind is sequence_end:
+                done = stack.pop()
+                value = done.close(budget) if type(done) is _Mapping else done
+                if done is items_seq and items_seq is not None:
+                    end_line = event.start_mark.line
+            elif kind is alias_event:
+                if event.anchor not in anchors:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"found undefined alias {event.anchor}", event.start_mark
+                    )
+                value = anchors[event.anchor]
+                aliased = True
+            elif kind is document_start:
+                anchors = {}
+                continue
+            elif kind is stream_end or event is None:
+                break
             else:
-                parent.value[parent.key] = value
-            parent.has_key = False
-        else:
-            if isinstance(value, (dict, list)):
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", parent.mark, "found unhashable key", event.start_mark
-                )
-            if value is not MERGE and value in parent.value:
-                raise DuplicateKeyError(
-                    "while constructing a mapping", parent.mark, f"found duplicate key {value!r}", event.start_mark
-                )
-            parent.key, parent.has_key = value, True
+                continue  # stream start, document end
+            if not stack:
+                docs.append(value)
+                continue
+            parent = stack[-1]
+            if type(parent) is list or isinstance(parent, TaggedSeq):
+                parent.append(value)
+            elif parent.has_key:
+                if parent.key is MERGE:
+                    parent.merges.append(value)
+                else:
+                    parent.value[parent.key] = value
+                parent.has_key = False
+            else:
+                if isinstance(value, (dict, list)):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", parent.mark, "found unhashable key", event.start_mark
+                    )
+                if value is not MERGE and value in parent.value:
+                    raise DuplicateKeyError(
+                        "while constructing a mapping", parent.mark, f"found duplicate key {value!r}", event.start_mark
+                    )
+                parent.key, parent.has_key = value, True
+    finally:
+        parser.dispose()
     if aliased:
         _check_expansion(docs)
     spans = _item_spans(text, item_lines, seq_line, seq_col, end_line) if items_seq is not None else None

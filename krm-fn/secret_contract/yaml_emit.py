@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, TextIO
 
@@ -27,10 +28,11 @@ def dump(obj: Any) -> str:
     return "".join(out)
 
 
-def write(obj: Any, stream: TextIO) -> None:
-    """`dump(obj)` written to `stream` as it is produced, without holding the whole text."""
+def write(obj: Any, stream: TextIO, indent: int = 0) -> None:
+    """`dump(obj)` written to `stream` as it is produced, without holding the whole text;
+    `indent` shifts every line right (a sequence's entries nested under a key)."""
     out = _Flushing(stream)
-    _node(obj, 0, out)
+    _node(obj, indent, out)
     out.flush()
 
 
@@ -54,6 +56,17 @@ class _Flushing(list[str]):
 def dump_all(objs: list[Any]) -> str:
     """A multi-document stream."""
     return "---\n".join(dump(obj) for obj in objs)
+
+
+def write_all(objs: Iterable[Any], stream: TextIO) -> None:
+    """`dump_all(objs)` written to `stream` as it is produced: a render of 100,000 secrets
+    would otherwise hold its whole output text (hundreds of MB) before writing any of it."""
+    out = _Flushing(stream)
+    for number, obj in enumerate(objs):
+        if number:
+            out.append("---\n")
+        _node(obj, 0, out)
+    out.flush()
 
 
 # The emitter is written here rather than using PyYAML's representer, which costs ~20x
@@ -123,8 +136,18 @@ def _literal(text: str, indent: int) -> str | None:
     return f"|{chomp}\n" + "".join(f"{pad}{line}\n" if line else "\n" for line in body) + rest
 
 
+@lru_cache(maxsize=65536)
+def _scalar_line(text: str) -> str:
+    return _scalar(text) + "\n"
+
+
 def _inline(value: Any, indent: int) -> str | None:
     """A scalar (or empty collection) as text after `key: ` or `- `; None for a block."""
+    kind = type(value)
+    if kind is str and "\n" not in value:
+        return _scalar_line(value)  # most values: one line of text, often repeated
+    if kind is dict or kind is list:
+        return None if value else ("{}\n" if kind is dict else "[]\n")
     if isinstance(value, str):
         if "\n" in value:
             return _literal(value, indent) or _quoted(value) + "\n"
@@ -184,7 +207,9 @@ def _node(value: Any, indent: int, out: list[str], first_prefix: str = "") -> No
                 _node(item, indent + 2, out, first_prefix=f"{prefix}- ")
             prefix = pad
     else:
-        text = _inline(value, indent)
+        # Only a document that is a lone scalar gets here: a `|` block needs its lines
+        # indented past the document's column 0, which libyaml requires.
+        text = _inline(value, indent + 2)
         out.append(f"{prefix}{text}" if text is not None else "")
 
 

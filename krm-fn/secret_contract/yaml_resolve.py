@@ -48,8 +48,8 @@ class _Merge:
 
 MERGE = _Merge()
 
-# go-yaml v3's resolver (resolve.go), which kyaml uses.
-_RESOLVE_MAP: dict[str, Any] = {
+# go-yaml v3's resolver (resolve.go), which kyaml uses: the plain scalars typed by their whole text.
+KEYWORDS: dict[str, Any] = {
     **dict.fromkeys(("", "~", "null", "Null", "NULL"), None),
     **dict.fromkeys(("true", "True", "TRUE"), True),
     **dict.fromkeys(("false", "False", "FALSE"), False),
@@ -58,6 +58,9 @@ _RESOLVE_MAP: dict[str, Any] = {
     **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
     "<<": MERGE,
 }
+# The first characters of a plain scalar that may be typed as a number or timestamp; any other
+# plain scalar is its own text unless it is one of KEYWORDS (the loader's shortcut).
+NUMBER_START = frozenset("0123456789+-.")
 _GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
@@ -69,8 +72,8 @@ _GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|
 
 def resolve_plain(text: str) -> Any:
     """A plain (unquoted, untagged) scalar typed as go-yaml v3 types it."""
-    if text in _RESOLVE_MAP:
-        return _RESOLVE_MAP[text]
+    if text in KEYWORDS:
+        return KEYWORDS[text]
     first = text[:1]
     if first == ".":
         try:
