@@ -73,7 +73,7 @@ OUTPUT = option(
 class Verb:
     handler: Callable[[argparse.Namespace, Context], int]  # its docstring is the verb's description
     summary: str
-    vault: str  # whether it needs Vault, as the help says it
+    needs_vault: str  # the help's "needs Vault:" answer: yes, no, or when
     examples: tuple[str, ...]
     options: tuple[Option, ...] = ()
     env: tuple[str, ...] = ()  # the environment variables its help lists, a line each
@@ -84,7 +84,7 @@ class Verb:
 
     def epilog(self) -> str:
         examples = "".join(f"  {e}\n" for e in self.examples)
-        return f"examples:\n{examples}\nneeds Vault: {self.vault}\n" + "".join(f"{line}\n" for line in self.env)
+        return f"examples:\n{examples}\nneeds Vault: {self.needs_vault}\n" + "".join(f"{line}\n" for line in self.env)
 
 
 # In the order `secret-contract --help` lists them.
