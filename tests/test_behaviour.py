@@ -507,3 +507,28 @@ def test_several_contracts_are_decided_before_anything_is_written(kv: KV) -> Non
     owners = ownership.read(kv.custom(DEMO_PATH))
     assert not owners.declarations and set(owners.releases) == {"a", "b"}
     assert not build(kv, contract("b", shared)).failed and kv.data(DEMO_PATH) == before
+
+
+def test_stacks_leaving_together_are_no_claim_for_each_other(kv: KV) -> None:
+    """`remove a b` / `release a b` with the repository's declarations, which name both stacks:
+    neither is a declarer that keeps the secret for the other. remove deletes a secret only
+    they declared; release leaves it released by both and declared by neither."""
+    shared = secret("db", "demo", static("user", "admin"), generated("pass"))
+    both = [contract("a", shared), contract("b", shared)]
+    mine = pipeline.build(resource_list(*both), kv.env, Options(write=False))
+    repository = operations.repository_declarations(mine.targets)
+
+    def leave(how: operations.Leave) -> actions.Planned:
+        vault = store(kv)
+        planned = operations.plan_leaving(vault, mine.contracts, mine.targets, repository, how)
+        assert all(f.severity == "info" for f in actions.apply(vault, planned.actions))
+        return planned
+
+    build(kv, *both)
+    released = leave(operations.plan_release)
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert [a.kind for a in released.actions] == ["release", "release"]
+    assert not owners.declarations and set(owners.releases) == {"a", "b"}
+    build(kv, *both)
+    removed = leave(operations.plan_remove)
+    assert [a.kind for a in removed.actions] == ["release", "delete"] and kv.paths() == []

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import pytest
 
 from builders import DEMO, DEMO_PATH, Ran, contract, generated, secret, static
 from conftest import EXAMPLES, KV, Rules, Vault, assert_no_leak, run, secret_contract
-from secret_contract import cli, yaml_codec
+from secret_contract import cli, ownership, yaml_codec
+from secret_contract.errors import VaultUnavailable
 
 POSTGRES = "sample-app/postgres-credentials"
 REDIS = "sample-app/redis-credentials"
@@ -42,11 +44,27 @@ def sc(
     env: dict[str, str] | None = None,
     stdin: io.StringIO | None = None,
     rules: Rules | None = None,
+    wrap: Callable[[Any], Any] | None = None,
 ) -> Ran:
     """One command in-process, against `kv` when given (with a token allowed only `rules`, when
-    given), with its output captured."""
+    given; through `wrap` around its store, when given), with its output captured."""
+    ctx = context(kv, env, stdin, rules, wrap)
+    code = cli.command(list(argv), ctx)
+    return Ran(code, ctx.stdout.getvalue(), ctx.stderr.getvalue())  # type: ignore[attr-defined]
+
+
+def context(
+    kv: KV | None = None,
+    env: dict[str, str] | None = None,
+    stdin: io.StringIO | None = None,
+    rules: Rules | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+) -> cli.Context:
     factory = kv.factory(rules) if kv else None  # first: with rules, it sets the token in `kv.env`
-    ctx = cli.Context(
+    if factory is not None and wrap is not None:
+        inner = factory
+        factory = lambda config: wrap(inner(config))  # noqa: E731
+    return cli.Context(
         env={**(kv.env if kv else {}), **(env or {})},
         cwd=os.getcwd(),
         stdin=stdin or io.StringIO(),
@@ -54,8 +72,6 @@ def sc(
         stderr=io.StringIO(),
         store_factory=factory,
     )
-    code = cli.command(list(argv), ctx)
-    return Ran(code, ctx.stdout.getvalue(), ctx.stderr.getvalue())  # type: ignore[attr-defined]
 
 
 def stored_values(kv: KV) -> list[str]:
@@ -539,3 +555,134 @@ def test_a_command_on_several_stacks_checks_every_permission_before_changing_any
     assert ran.returncode == 1 and f"may not patch {kv.mount}/metadata/nb/db" in ran.stderr
     assert "nothing was changed" in ran.stderr
     assert {p: kv.custom(p) for p in ("na/db", "nb/db")} == owners
+
+
+# --- what the report says when a command goes wrong ----------------------------------------------
+
+
+def test_remove_and_release_of_stacks_sharing_a_secret_leave_it_to_neither(
+    tmp_path: Path, kv: KV, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`release a b` / `remove a b`: the other named stack, declaring the secret in the
+    repository, leaves too and keeps no claim on it."""
+    shared = secret("db", "demo", static("user", "admin"), generated("pass"))
+    stacks_root(tmp_path, {"a": contract("a", shared), "b": contract("b", shared)})
+    monkeypatch.chdir(tmp_path)
+    assert sc("add", "a", "b", kv=kv).returncode == 0
+    released = sc("release", "a", "b", kv=kv)
+    assert released.returncode == 0, released.stderr
+    owners = ownership.read(kv.custom(DEMO_PATH))
+    assert not owners.declarations and set(owners.releases) == {"a", "b"}
+    assert sc("add", "a", "b", kv=kv).returncode == 0
+    removed = report_of(sc("remove", "-y", "a", "b", "-o", "json", kv=kv))
+    assert [(c["action"], c["status"]) for c in removed["changes"]] == [("release", "done"), ("delete", "done")]
+    assert kv.paths() == []
+
+
+class FailingRecord:
+    """A store whose ownership records fail: Vault went away between a data write and its record."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def update_metadata(self, mount: str, path: str, changes: Any) -> None:
+        raise VaultUnavailable(f"{mount}/{path}: connection refused")
+
+
+def test_a_rotation_whose_record_failed_is_reported_done(stack: Path, kv: KV) -> None:
+    assert sc("add", str(stack), kv=kv).returncode == 0
+    ran = sc("rotate", str(stack), "--secret", "redis-credentials", "-o", "json", kv=kv, wrap=FailingRecord)
+    report = report_of(ran)
+    assert [(c["action"], c["status"]) for c in report["changes"]] == [("rotate", "done")]
+    assert kv.versions(REDIS) == 2 and ran.returncode == 0
+    assert any("version 2 is not recorded" in r["message"] for r in report["results"] if r["severity"] == "warning")
+
+
+class FailingData:
+    """A store whose data writes fail; its ownership records (a claim) go through."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write(self, mount: str, path: str, data: Any, cas: int) -> int:
+        raise VaultUnavailable(f"{mount}/{path}: connection refused")
+
+
+def test_add_reports_a_claim_it_recorded_as_done_beside_a_write_that_failed(
+    tmp_path: Path, kv: KV, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = secret("db", "demo", static("user", "admin"), generated("pass"))
+    stacks_root(
+        tmp_path, {"a": contract("a", shared), "b": contract("b", shared, secret("zz", "demo", generated("k")))}
+    )
+    monkeypatch.chdir(tmp_path)
+    assert sc("add", "a", kv=kv).returncode == 0
+    report = report_of(sc("add", "b", "-o", "json", kv=kv, wrap=FailingData))
+    statuses = {c["path"]: (c["action"], c["status"]) for c in report["changes"]}
+    assert statuses == {f"{kv.mount}/demo/db": ("claim", "done"), f"{kv.mount}/demo/zz": ("create", "not-done")}
+    assert set(ownership.read(kv.custom(DEMO_PATH)).declarations) == {"a", "b"} and kv.data("demo/zz") is None
+
+
+class Interrupted:
+    """A store on which the second delete is interrupted (Ctrl-C), or breaks unexpectedly."""
+
+    def __init__(self, inner: Any, raised: BaseException) -> None:
+        self.inner, self.raised, self.deletes = inner, raised, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delete(self, mount: str, path: str) -> None:
+        self.deletes += 1
+        if self.deletes == 2:
+            raise self.raised
+        self.inner.delete(mount, path)
+
+
+@pytest.mark.parametrize(("raised", "code"), [(KeyboardInterrupt(), 130), (RuntimeError("boom"), 3)])
+def test_the_report_is_printed_whatever_ends_the_command(stack: Path, kv: KV, raised: BaseException, code: int) -> None:
+    assert sc("add", str(stack), kv=kv).returncode == 0
+    ctx = context(kv, wrap=lambda store: Interrupted(store, raised))
+    with pytest.raises(type(raised)):
+        cli.command(["remove", "-y", str(stack), "-o", "json"], ctx)
+    report = report_of(Ran(code, ctx.stdout.getvalue(), ctx.stderr.getvalue()))  # type: ignore[call-arg]
+    assert [c["status"] for c in report["changes"]] == ["done", "not-done"]
+    assert report["summary"]["errors"] == 1 and len(kv.paths()) == 1
+
+
+class Unreachable:
+    """A store that goes away when the permissions are checked, after the plan was made."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def denied(self, checks: Any) -> Any:
+        raise VaultUnavailable("connection refused")
+
+
+def test_planned_changes_are_reported_when_the_permission_check_fails(stack: Path, kv: KV) -> None:
+    assert sc("add", str(stack), kv=kv).returncode == 0
+    report = report_of(sc("release", str(stack), "-o", "json", kv=kv, wrap=Unreachable))
+    assert [(c["action"], c["status"]) for c in report["changes"]] == [("release", "not-done")] * 2
+    assert report["summary"]["exitCode"] == 1 and len(kv.paths()) == 2
+
+
+def test_a_refusal_leaves_every_other_change_not_done_in_a_dry_run_too(stack: Path, kv: KV) -> None:
+    """One rule for builds and operations: a change a refusal in the same plan stops is
+    `not-done`, never `pending` (the command without the dry run would not make it)."""
+    kv.reserve(POSTGRES, {"managed-by": "external-secrets"})
+    planned = report_of(sc("plan", str(stack), "-o", "json", kv=kv))
+    assert [(c["path"], c["status"]) for c in planned["changes"]] == [
+        (f"{kv.mount}/{POSTGRES}", "refused"),
+        (f"{kv.mount}/{REDIS}", "not-done"),
+    ]
+    assert planned["summary"]["pending"] == 0 and planned["summary"]["exitCode"] == 1

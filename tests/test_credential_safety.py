@@ -719,6 +719,26 @@ def test_a_data_write_whose_record_failed_is_kept_by_remove(kv: KV) -> None:
     assert kv.versions(DEMO_PATH) == 2
 
 
+def test_a_rotation_whose_record_failed_is_reported_done_naming_the_version(kv: KV) -> None:
+    """The new version exists and the credential changed: `apply` says so, with a warning
+    naming the version the record missed, and stops there; `remove` then keeps the secret."""
+    assert not build(kv, OWN).failed
+    before = kv.data(DEMO_PATH) or {}
+    mine = resolved(kv, OWN)
+    failing = FailingRecord(store(kv))
+    planned = operations.plan_rotate(failing, "a", mine.targets)
+    done: list[int] = []
+    findings = actions.apply(failing, planned.actions, done=done.append)
+    assert done == [0] and messages(findings) == ""
+    said = messages(findings, "warning")
+    assert "rotated pass (version 2" in said and "ownership record failed" in said
+    assert "version 2 is not recorded as written by secret-contract" in said
+    assert kv.versions(DEMO_PATH) == 2 and (kv.data(DEMO_PATH) or {})["pass"] != before["pass"]
+    assert written_version(kv) == 1
+    removal = leave(kv, operations.plan_remove, OWN, {})
+    assert [a.kind for a in removal.actions] == ["release"] and kv.versions(DEMO_PATH) == 2
+
+
 class Writes:
     """A store that counts the writes it forwards, of any kind."""
 

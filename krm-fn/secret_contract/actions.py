@@ -10,7 +10,7 @@ alone if that changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -158,14 +158,21 @@ def denied(store: SecretStore, actions: list[Action]) -> list[Result]:
     return [error(c.refusal) for c in refused]
 
 
-def apply(store: SecretStore, actions: list[Action], progress: Progress | None = None) -> list[Result]:
+def apply(
+    store: SecretStore,
+    actions: list[Action],
+    progress: Progress | None = None,
+    done: Callable[[int], None] | None = None,
+) -> list[Result]:
     """Carry out the actions, in order (a copy before its source is marked or deleted), and say
-    what each did. An action whose secret changed since it was planned is left out (with the
-    actions on the same secret after it); a failure stops the rest, and the findings still
-    name everything that was done before it."""
+    what each did; `done` is told the index of each action as soon as it has happened. An
+    action whose secret changed since it was planned is left out (with the actions on the same
+    secret after it); a failure stops the rest, and the findings still name everything that
+    was done before it. A data write whose ownership record then fails is done (a new version
+    exists), with a warning, and stops the rest like a failure."""
     findings: list[Result] = []
     skipped: set[str] = set()
-    for done, action in enumerate(actions, 1):
+    for index, action in enumerate(actions):
         if action.where in skipped:
             findings.append(warning(f"{action.where}: not done: {action.describe()}"))
             continue
@@ -177,13 +184,19 @@ def apply(store: SecretStore, actions: list[Action], progress: Progress | None =
                     error(f"{action.where}: left as it is: {changed} since this was planned; run the command again")
                 )
                 continue
-            findings.append(_apply_one(store, action))
+            said, stop = _apply_one(store, action)
         except SecretContractError as exc:
             findings.append(error(f"{action.where}: failed: {exc}"))
-            findings.extend(warning(f"{a.where}: not done: {a.describe()}") for a in actions[done:])
+            findings.extend(warning(f"{a.where}: not done: {a.describe()}") for a in actions[index + 1 :])
+            break
+        findings.append(said)
+        if done:
+            done(index)
+        if stop:
+            findings.extend(warning(f"{a.where}: not done: {a.describe()}") for a in actions[index + 1 :])
             break
         if progress:
-            progress("writing Vault", done, len(actions))
+            progress("writing Vault", index + 1, len(actions))
     return findings
 
 
@@ -198,25 +211,41 @@ def _recheck(store: SecretStore, action: Action) -> str | None:
     return action.expect.changed(entry)
 
 
-def _apply_one(store: SecretStore, action: Action) -> Result:
+def _apply_one(store: SecretStore, action: Action) -> tuple[Result, bool]:
+    """Carry out one action: what it did, and whether the actions after it must stop."""
     kind = action.kind
     if action.destroys:
         store.delete(action.mount, action.path)
-        return info(f"{action.where}: deleted, with every version")
+        return info(f"{action.where}: deleted, with every version"), False
     if kind in ("drop-keys", "rotate", "copy"):
         data = dict(action.data) if kind == "copy" else dict(action.keep)
         data.update({k: generators.generate(g.generator, g.length) for k, g in action.regenerate.items()})
         version = store.write(action.mount, action.path, data, action.cas)
-        metadata = {**action.metadata, **(ownership.wrote(version) if action.records_version else {})}
-        if metadata:
-            store.update_metadata(action.mount, action.path, metadata)
         past = {
             "drop-keys": f"removed {', '.join(action.keys)}",
             "rotate": f"rotated {', '.join(action.keys)}",
             "copy": f"copied {counted(len(action.keys), 'key')}",
         }[kind]
         rollback = f"; version {version - 1} stays readable" if version > 1 else ""
-        return info(f"{action.where}: {past} (version {version}{rollback}){f'; {action.note}' if action.note else ''}")
+        said = f"{action.where}: {past} (version {version}{rollback})"
+        metadata = {**action.metadata, **(ownership.wrote(version) if action.records_version else {})}
+        try:
+            if metadata:
+                store.update_metadata(action.mount, action.path, metadata)
+        except SecretContractError as exc:
+            # The version exists: reporting the action as not done would hide a replaced value.
+            return warning(f"{said}, but its ownership record failed ({exc}): {_unrecorded(action, version)}"), True
+        return info(f"{said}{f'; {action.note}' if action.note else ''}"), False
     store.update_metadata(action.mount, action.path, action.metadata)
     past = {"release": "released", "adopt": "adopted", "mark-source": "marked as migrated"}[kind]
-    return info(f"{action.where}: {past}{f' ({action.note})' if action.note else ''}")
+    return info(f"{action.where}: {past}{f' ({action.note})' if action.note else ''}"), False
+
+
+def _unrecorded(action: Action, version: int) -> str:
+    """What a data write without its ownership record leaves, and what then happens."""
+    if action.kind == "copy":
+        return f"version {version} is owned by no contract; `migrate` adopts it, with its values"
+    return (
+        f"version {version} is not recorded as written by secret-contract, so `remove` keeps this secret and "
+        "`prune` drops none of its keys"
+    )

@@ -91,6 +91,25 @@ def declared_in_repository(project: Project, env: Mapping[str, str]) -> dict[str
     return repository_declarations(everything.targets)
 
 
+Leave = Callable[[SecretStore, ResolvedContract, list[Target], Elsewhere | None], Planned]
+
+
+def plan_leaving(
+    store: SecretStore, contracts: list[ResolvedContract], targets: list[Target], elsewhere: Elsewhere, leave: Leave
+) -> Planned:
+    """`remove` or `release` (`leave`) of every stack a command names, against the repository's
+    declarations `elsewhere`: the named stacks leave together, so one of them declaring a secret
+    in the repository is no claim that keeps it for another (`remove a b` of a secret both
+    declare deletes it; `release a b` releases it for both). Each keeps its own declaration
+    there, which is what its recorded claim is compared with."""
+    going = {c.stack for c in contracts}
+
+    def staying(stack: str) -> dict[str, dict[str, str]]:
+        return {w: {s: d for s, d in by.items() if s == stack or s not in going} for w, by in elsewhere.items()}
+
+    return plan_contracts(store, contracts, lambda s, c: leave(s, c, targets, staying(c.stack)))
+
+
 def plan_remove(
     store: SecretStore, contract: ResolvedContract, targets: list[Target], elsewhere: Elsewhere | None = None
 ) -> Planned:

@@ -55,6 +55,7 @@ class Outcome:
     externalsecrets: list[Item] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     report: sync.Report | None = None
+    dry_run: bool = False  # Vault is (or would have been) only read, by option or setting
 
     @property
     def failed(self) -> bool:
@@ -63,7 +64,7 @@ class Outcome:
     @property
     def pending(self) -> int:
         """Changes a dry run found and did not make."""
-        return self.report.pending if self.report else 0
+        return len(self.report.pending) if self.report else 0
 
 
 def build(
@@ -80,14 +81,19 @@ def build(
     items, placement = krm.place(rl, collected.externalsecrets, externalsecret.is_generated)
     findings += placement
     generated = [es for es, _ in collected.externalsecrets]
+    dry_run = _dry_run(defaults, options)
     if has_errors(findings):
-        return Outcome(_unchanged(rl), findings, resolved, generated, collected.targets)
+        return Outcome(_unchanged(rl), findings, resolved, generated, collected.targets, dry_run=dry_run)
     report = None
     if options.write and collected.targets:
         report, vault_findings = _write_vault(collected.targets, env, defaults, options)
         findings += vault_findings
         findings = _scrubbed(findings, report.values if report else [])
-    return Outcome(rl.with_items(items), findings, resolved, generated, collected.targets, report)
+    return Outcome(rl.with_items(items), findings, resolved, generated, collected.targets, report, dry_run)
+
+
+def _dry_run(defaults: Defaults, options: Options) -> bool:
+    return defaults.dry_run if options.dry_run is None else options.dry_run
 
 
 def load_contracts(rl: ResourceList, known: ValidationCache | None = None) -> tuple[list[Contract], list[Result]]:
@@ -112,7 +118,7 @@ def _write_vault(
     targets: list[Target], env: Mapping[str, str], defaults: Defaults, options: Options
 ) -> tuple[sync.Report | None, list[Result]]:
     strict = defaults.strict if options.strict is None else options.strict
-    dry_run = defaults.dry_run if options.dry_run is None else options.dry_run
+    dry_run = _dry_run(defaults, options)
     config = _vault_config(env)
     if config is None:
         # No Vault configured at all: rendering only is a choice, an error only when strict.

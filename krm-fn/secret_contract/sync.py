@@ -56,7 +56,10 @@ class Report:
     # take them over, so `migrate` adopts them (their values kept).
     unrecorded: list[Target] = field(default_factory=list)
     recorded: int = 0  # ownership records written without data (claims, declarations)
-    pending: int = 0  # changes a dry run did not make
+    # Paths whose change this run made: its data (also where the ownership record then failed:
+    # the version exists) or, for a claim, its record. A path not here was not changed.
+    applied: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # paths a dry run would change (none where refused)
     failure: SecretContractError | None = None
     values: list[str] = field(default_factory=list, repr=False)  # generated values, for scrubbing messages
 
@@ -189,7 +192,7 @@ def sync(
         return report
     pending = [(t, c) for t, c in report.changes if c.writes]
     if dry_run:
-        report.pending = len(pending)
+        report.pending = [t.where for t, _ in pending]
         described = [
             f for t, c in report.changes if c.writes or c.unapplied or c.awaiting for f in _describe(t, c, True)
         ]
@@ -270,12 +273,16 @@ def _apply_all(
             with lock:
                 if report.failure is None:
                     report.failure = exc
+                if created:
+                    report.applied.append(target.where)
                 if created and created[-1]:
                     report.unrecorded.append(target)
             stop.set()
             return
         with lock:
             applied[id(target)] = final
+            if final.writes:
+                report.applied.append(target.where)
             if final.metadata and not final.writes_data:
                 report.recorded += 1
 

@@ -28,7 +28,7 @@ def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
     is released, never destroyed."""
     from secret_contract import operations
 
-    return _against_repository(args, ctx, operations.plan_remove, "remove")
+    return _leaving(args, ctx, operations.plan_remove, "remove")
 
 
 def cmd_release(args: argparse.Namespace, ctx: Context) -> int:
@@ -38,7 +38,7 @@ def cmd_release(args: argparse.Namespace, ctx: Context) -> int:
     not ask."""
     from secret_contract import operations
 
-    return _against_repository(args, ctx, operations.plan_release, "release")
+    return _leaving(args, ctx, operations.plan_release, "release")
 
 
 def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
@@ -46,21 +46,30 @@ def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
     keys it no longer names (as a new version; older versions keep them)."""
     from secret_contract import operations
 
-    return _against_repository(args, ctx, operations.plan_prune, "prune")
+    # Prune makes no stack leave: every contract's declaration in the repository stands.
+    loaded, outcome = validated(ctx, args.paths)
+    vault = store(ctx, loaded.env)
+    elsewhere = operations.declared_in_repository(loaded.here, loaded.env)
+    return _per_contract(
+        args,
+        ctx,
+        vault,
+        outcome.contracts,
+        lambda s, c: operations.plan_prune(s, c, outcome.targets, elsewhere),
+        "prune",
+    )
 
 
-def _against_repository(
-    args: argparse.Namespace, ctx: Context, decide: Callable[..., actions.Planned], verb: str
-) -> int:
-    """An operation that weighs what the repository's other contracts declare."""
+def _leaving(args: argparse.Namespace, ctx: Context, leave: operations.Leave, verb: str) -> int:
+    """The named stacks leave (remove, release), weighing what the repository's other contracts
+    declare."""
     from secret_contract import operations
 
     loaded, outcome = validated(ctx, args.paths)
     vault = store(ctx, loaded.env)
     elsewhere = operations.declared_in_repository(loaded.here, loaded.env)
-    return _per_contract(
-        args, ctx, vault, outcome.contracts, lambda s, c: decide(s, c, outcome.targets, elsewhere), verb
-    )
+    planned = operations.plan_leaving(vault, outcome.contracts, outcome.targets, elsewhere, leave)
+    return _settle(args, ctx, vault, planned, verb)
 
 
 def cmd_rotate(args: argparse.Namespace, ctx: Context) -> int:
@@ -110,28 +119,26 @@ def _per_contract(
 
 
 def _settle(args: argparse.Namespace, ctx: Context, vault: SecretStore, planned: actions.Planned, verb: str) -> int:
-    """One plan: shown, confirmed where an action destroys, carried out, recorded."""
+    """One plan: recorded, shown, confirmed where an action destroys, carried out."""
     ctx.dry_run = args.dry_run
+    # Recorded before anything can go wrong, so that the report names every planned change
+    # whatever ends the command; an action's record turns `done` as soon as it happened.
+    first = len(ctx.changes)
+    ctx.changes.extend(envelope.of_actions(planned.actions, envelope.unmade(planned, args.dry_run)))
     decision = confirm(ctx, planned, verb, args.dry_run, getattr(args, "yes", False), args.verbose)
     if decision != "go":
-        status = "pending" if args.dry_run and not planned.refused else "not-done"
-        ctx.changes.extend(envelope.of_actions(planned.actions, status))
         return EXIT_FAILED if planned.refused or decision == "declined" else EXIT_OK
-    code = _carry_out(ctx, vault, planned.actions)
+    code = _carry_out(ctx, vault, planned.actions, lambda i: envelope.mark_done(ctx.changes, first + i))
     return EXIT_FAILED if planned.refused else code
 
 
-def _carry_out(ctx: Context, vault: SecretStore, planned: list[actions.Action]) -> int:
+def _carry_out(ctx: Context, vault: SecretStore, planned: list[actions.Action], done: Callable[[int], None]) -> int:
     from secret_contract import actions
 
     refused = actions.denied(vault, planned)
     if refused:
         say(ctx, [*refused, error("nothing was changed")])
-        ctx.changes.extend(envelope.of_actions(planned, "not-done"))
         return EXIT_FAILED
-    findings = actions.apply(vault, planned, progress(ctx.stderr))
+    findings = actions.apply(vault, planned, progress(ctx.stderr), done)
     say(ctx, findings)
-    # `apply` says one thing per action, in order: an info when it was done.
-    for action, said in zip(planned, findings, strict=True):
-        ctx.changes.extend(envelope.of_actions([action], "done" if said.severity == "info" else "not-done"))
     return EXIT_FAILED if has_errors(findings) else EXIT_OK

@@ -86,6 +86,7 @@ def command(argv: Sequence[str], ctx: Context) -> int:
             parsed = parser.build().parse_args(list(argv))
         except Exit as done:
             return done.code
+    code = EXIT_UNEXPECTED
     try:
         code = int(parsed.handler(parsed, ctx))
     except Exit as done:
@@ -94,7 +95,17 @@ def command(argv: Sequence[str], ctx: Context) -> int:
         ctx.findings.append(error(str(exc)))
         ctx.stderr.write(_error_line(exc))
         code = EXIT_FAILED
-    _print_report(parsed, ctx, code)
+    except KeyboardInterrupt:
+        ctx.findings.append(error("interrupted"))
+        code = EXIT_INTERRUPTED
+        raise
+    except Exception as exc:
+        # Its message may quote anything: the report names only its type; stderr has the rest.
+        ctx.findings.append(error(f"unexpected error ({type(exc).__name__}); its traceback is on stderr"))
+        raise
+    finally:
+        # What was planned and done so far is reported whatever ended the command.
+        _print_report(parsed, ctx, code)
     return code
 
 

@@ -6,6 +6,7 @@ and key names only: no value is ever part of it.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from secret_contract.cli.context import ChangeRecord, Status
@@ -14,6 +15,8 @@ from secret_contract.results import sort, to_krm
 if TYPE_CHECKING:
     from secret_contract import actions, sync
     from secret_contract.cli.context import Context
+    from secret_contract.model import Target
+    from secret_contract.plan import Change
 
 API_VERSION = "secret-contract.hostk8s.io/v1"
 KIND = "Report"
@@ -24,32 +27,37 @@ def of_actions(planned: list[actions.Action], status: Status) -> list[ChangeReco
     return [ChangeRecord(a.kind, a.where, a.keys, a.destroys, status, a.describe()) for a in planned]
 
 
-def of_sync(report: sync.Report, dry_run: bool) -> list[ChangeRecord]:
-    """A build's changes: every path it writes (or would), refuses or records, noops left out."""
-    written = set(report.written)
+def unmade(planned: actions.Planned, dry_run: bool) -> Status:
+    """The status of an operation's change before it is made: `pending` in a dry run that the
+    command without `--dry-run` would carry out; `not-done` otherwise, also where a refusal
+    stops the plan (as for a build)."""
+    return "pending" if dry_run and not planned.refused else "not-done"
+
+
+def mark_done(records: list[ChangeRecord], index: int) -> None:
+    records[index] = replace(records[index], status="done")
+
+
+def of_sync(report: sync.Report) -> list[ChangeRecord]:
+    """A build's changes: every path it writes (or would), refuses or records, noops left out,
+    each with the status of what the report says it applied or found pending."""
     records = []
     for target, change in report.changes:
         if change.action == "noop":
             continue
         keys = tuple(sorted({*change.generate, *change.set_static}))
-        status: Status
-        if change.refused:
-            status = "refused"
-        elif dry_run:
-            status = "pending"
-        elif target.where in written or (not change.writes_data and report.failure is None and not _refusals(report)):
-            status = "done"
-        else:
-            status = "not-done"
         detail = change.reason if change.refused or change.recreated else change.summary()
         text = f"{change.action} {target.where}{f' ({detail})' if detail else ''}"
-        records.append(ChangeRecord(change.action, target.where, keys, False, status, text))
+        records.append(ChangeRecord(change.action, target.where, keys, False, _status(report, target, change), text))
     return records
 
 
-def _refusals(report: sync.Report) -> bool:
-    """A refusal or a missing permission stops a build before its first write."""
-    return any(c.refused for _, c in report.changes) or any(f.severity == "error" for f in report.findings)
+def _status(report: sync.Report, target: Target, change: Change) -> Status:
+    if change.refused:
+        return "refused"
+    if target.where in report.applied:
+        return "done"
+    return "pending" if target.where in report.pending else "not-done"
 
 
 def document(verb: str, ctx: Context, code: int) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def store(ctx: Context, env: dict[str, str]) -> SecretStore:
 def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     """Write the contracts' values to Vault and print their ExternalSecrets. Always strict: a
     Vault problem fails the command."""
-    from secret_contract import pipeline, settings
+    from secret_contract import pipeline
 
     loaded = given(ctx, args.paths)
     options = pipeline.Options(
@@ -103,9 +103,9 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     )
     outcome = loaded.build(options)
     say(ctx, outcome.findings)
-    ctx.dry_run = settings.load(loaded.env, None, loaded.here.settings)[0].dry_run
+    ctx.dry_run = outcome.dry_run
     if outcome.report:
-        ctx.changes.extend(envelope.of_sync(outcome.report, ctx.dry_run))
+        ctx.changes.extend(envelope.of_sync(outcome.report))
     if outcome.failed:
         return EXIT_FAILED
     if not outcome.contracts:
@@ -157,7 +157,7 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
     say(ctx, outcome.findings)
     ctx.dry_run = True
     if outcome.report:
-        ctx.changes.extend(envelope.of_sync(outcome.report, dry_run=True))
+        ctx.changes.extend(envelope.of_sync(outcome.report))
     if outcome.failed:
         return EXIT_FAILED
     if not outcome.pending:
