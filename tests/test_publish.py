@@ -249,6 +249,22 @@ def test_a_working_tree_with_uncommitted_changes_is_refused_unless_allowed_and_t
     assert manifest["annotations"]["org.opencontainers.image.revision"] == f"main@sha1:{commit}-dirty"
 
 
+def test_a_git_status_that_fails_is_not_taken_for_a_tree_without_uncommitted_changes(
+    repository: Path, registry: str, vault: Vault
+) -> None:
+    # A damaged index: HEAD still reads, `git status` does not.
+    (repository / ".git" / "index").write_bytes(b"not an index")
+    said = subprocess.run(["git", "-C", str(repository), "status"], capture_output=True, text=True)
+    assert said.returncode != 0 and git(repository, "rev-parse", "HEAD")
+    ran = publish_cli(repository, f"oci://{registry}/platform/unknown:x", vault.env, "--insecure", "--allow-dirty")
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    assert f"{repository / 'app'}: cannot tell whether the git working tree is clean: git status: " in ran.stderr
+    assert said.stderr.strip().splitlines()[0] in ran.stderr
+    assert vault.paths() == []
+    with pytest.raises(urllib.error.HTTPError):
+        get(registry, "platform/unknown/manifests/x")
+
+
 def test_a_plain_http_registry_without_insecure_is_named_with_the_fix(
     repository: Path, registry: str, vault: Vault
 ) -> None:

@@ -146,3 +146,39 @@ def test_the_ci_example_pins_a_commit_or_a_release_that_exists(git: str) -> None
     else:
         assert released
         assert f"## [{released.group(1)}] - " in (ROOT / "CHANGELOG.md").read_text()
+
+
+def hook(repo: Path, name: str, script: str) -> None:
+    path = repo / ".git" / "hooks" / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("name", "script", "says"),
+    [
+        # A hook that refuses the commit: the files written for it are restored.
+        ("pre-commit", "echo 'lint failed' >&2; exit 1", "lint failed"),
+        # The tag made by someone else between the check and the tag: the commit is undone too.
+        ("post-commit", "git tag v0.2.0", "tag 'v0.2.0' already exists"),
+    ],
+)
+def test_a_release_that_fails_halfway_is_undone(clone: Path, make: str, name: str, script: str, says: str) -> None:
+    hook(clone, name, script)
+    head, before = git_in(clone, "rev-parse", "HEAD"), version_of(clone)
+    changelog = (clone / "CHANGELOG.md").read_text()
+    ran = release(make, clone, "0.2.0")
+    assert ran.returncode != 0 and "release: nothing changed:" in ran.stderr and says in ran.stderr, ran.stderr
+    assert git_in(clone, "rev-parse", "HEAD") == head
+    assert git_in(clone, "status", "--porcelain") == ""
+    assert version_of(clone) == before and (clone / "CHANGELOG.md").read_text() == changelog
+
+
+def test_a_changelog_without_the_unreleased_link_is_released_and_said(clone: Path, make: str) -> None:
+    changelog = (clone / "CHANGELOG.md").read_text()
+    (clone / "CHANGELOG.md").write_text(re.sub(r"^\[Unreleased\]: .*\n", "", changelog, flags=re.M))
+    git_in(clone, "commit", "--quiet", "-am", "no links")
+    ran = release(make, clone, "0.2.0")
+    assert ran.returncode == 0, ran.stderr
+    assert "CHANGELOG.md has no `[Unreleased]: ...` link line: no [0.2.0] link was added" in ran.stderr
+    assert "[0.2.0]: " not in (clone / "CHANGELOG.md").read_text()

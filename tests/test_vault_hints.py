@@ -5,11 +5,15 @@ function as an orchestrator runs it, against the session's real OpenBao (plain H
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from builders import DEMO, DEMO_PATH, contract, generator_input, in_process, secret
 from conftest import Ran, Vault, assert_no_leak, run
+from secret_contract import project
 
 STRICT = {"SECRET_CONTRACT_STRICT": "true"}
 
@@ -68,3 +72,31 @@ def test_a_misspelt_field_names_the_nearest_one() -> None:
     ran = in_process(stdin=generator_input(misspelt))
     assert ran.returncode == 1
     assert "spec.secrets[0].data[0].lenght: [error] unknown field; did you mean 'length'?" in ran.stderr, ran.stderr
+
+
+def test_an_emptied_address_variable_keeps_the_project_files_address_out(vault: Vault, tmp_path: Path) -> None:
+    # The project file names a server of the test's own: any connection to it would carry the token.
+    with socket.socket() as trap:
+        trap.bind(("127.0.0.1", 0))
+        trap.listen(8)
+        trap.setblocking(False)
+        (tmp_path / "secret-contract.yaml").write_text(f"vaultAddr: http://127.0.0.1:{trap.getsockname()[1]}\n")
+        quick = {"VAULT_CLIENT_TIMEOUT": "3", "VAULT_MAX_RETRIES": "0"}
+        # An empty BAO_ADDR is unset to `bao`: VAULT_ADDR is the address.
+        beside = build({**vault.env, **quick, "BAO_ADDR": "", **STRICT}, cwd=tmp_path)
+        assert beside.returncode == 0, beside.stderr
+        assert vault.read(DEMO_PATH) is not None
+        # Emptied names, with a token given: no address at all, not the file's.
+        env = {k: v for k, v in vault.env.items() if k != "VAULT_ADDR"}
+        for emptied in ({"BAO_ADDR": ""}, {"VAULT_ADDR": ""}):
+            build({**env, **quick, **emptied}, cwd=tmp_path)
+        with pytest.raises(BlockingIOError):
+            trap.accept()
+
+
+def test_an_emptied_namespace_variable_keeps_the_project_files_namespace_out() -> None:
+    pinned = project.Project(".", "secret-contract.yaml", env={"VAULT_NAMESPACE": "team-a"})
+    assert pinned.environment({})["VAULT_NAMESPACE"] == "team-a"
+    for emptied in ({"BAO_NAMESPACE": ""}, {"VAULT_NAMESPACE": ""}):
+        assert "VAULT_NAMESPACE" not in pinned.environment(emptied)
+    assert pinned.environment({"BAO_NAMESPACE": "", "VAULT_NAMESPACE": "team-b"})["VAULT_NAMESPACE"] == "team-b"

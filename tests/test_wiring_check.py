@@ -230,3 +230,55 @@ def test_check_names_a_folder_it_cannot_list() -> None:
     assert "Traceback" not in walked.stderr and "no wiring mistakes" not in walked.stderr
     assert "Traceback" not in ran.stderr, ran.stderr
     assert f"{stack}: cannot list this folder (Permission denied)" in ran.stderr and "(folder-unreadable)" in ran.stderr
+
+
+def test_a_contract_listed_only_by_overlays_renders_and_plans_on_its_base(
+    tmp_path: Path, kubectl: str, plugin_home: Path, vault: Vault
+) -> None:
+    """The base lists the contract nowhere; each overlay lists it under `generators:` (a build
+    with `--load-restrictor LoadRestrictionsNone`). Only the whole tree says whether it is
+    listed: `render` and `plan` of the base alone do not call it unlisted, `check` of the tree
+    still finds a contract nobody lists."""
+    base = stack_with(tmp_path, wired(generators=""), same)
+    for env in ("dev", "prod"):
+        overlay = tmp_path / "overlays" / env
+        overlay.mkdir(parents=True)
+        (overlay / "kustomization.yaml").write_text(
+            wired(generators=f"generators:\n  - ../../stack/{CONTRACT}\n", resources="  - ../../stack\n")
+        )
+    built = run(
+        [kubectl, "kustomize", "--enable-alpha-plugins", "--load-restrictor", "LoadRestrictionsNone", str(overlay)],
+        env={**vault.env, "KUSTOMIZE_PLUGIN_HOME": str(plugin_home)},
+    )
+    assert built.returncode == 0, built.stderr
+    assert [d["kind"] for d in yaml_codec.load_all(built.stdout)] == ["Namespace", "ExternalSecret", "ExternalSecret"]
+
+    for verb in ("render", "plan"):
+        ran = in_process(verb, str(base), env=vault.env)
+        assert ran.returncode in (0, 2) and "contract-not-listed" not in ran.stderr, ran.stderr
+        assert "[error]" not in ran.stderr, ran.stderr
+    tree = in_process("check", str(tmp_path), env={"KUSTOMIZE_PLUGIN_HOME": str(plugin_home)})
+    assert tree.returncode == 0, tree.stderr
+
+    stray = base / "stray.yaml"
+    stray.write_text((base / CONTRACT).read_text().replace("name: sample-app\n", "name: stray\n", 1))
+    tree = in_process("check", str(tmp_path), env={"KUSTOMIZE_PLUGIN_HOME": str(plugin_home)})
+    assert tree.returncode == 1
+    assert f"{stray}: SecretContract/stray: [error] not listed in" in tree.stderr, tree.stderr
+
+
+def test_check_says_when_a_tree_holds_more_kustomizations_than_it_reads(
+    tmp_path: Path, plugin_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secret_contract import wiring_check
+
+    monkeypatch.setattr(wiring_check, "MAX_KUSTOMIZATIONS", 2)
+    for name in ("a", "b", "c"):
+        stack_with(tmp_path / name, wired(), same)
+    found = in_process("check", str(tmp_path), env={"KUSTOMIZE_PLUGIN_HOME": str(plugin_home)})
+    assert found.returncode == 0, found.stderr
+    assert (
+        f"secret-contract: [warning] {tmp_path}: more than 2 kustomizations: only the first 2 are checked"
+        in found.stderr
+    ), found.stderr
+    assert "(too-many-kustomizations)" in found.stderr

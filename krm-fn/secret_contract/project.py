@@ -1,8 +1,9 @@
 """Project settings: a repository pins its local defaults once, in `secret-contract.yaml` at
 its root or in `[tool.secret-contract]` of its pyproject.toml, and names its stacks root.
 
-The environment always wins. The Vault address pinned here is for local development and is
-not used when `CI` is set (a CI job says where its Vault is, or renders without one). No
+The environment always wins: a VAULT_ADDR or BAO_ADDR present at all, even empty, keeps the
+file's vaultAddr out (and likewise for the namespace). The Vault address pinned here is for
+local development and is not used when `CI` is set (a CI job says where its Vault is, or renders without one). No
 credential is read from a project file: a key that looks like one is an error. Nor does a
 project file choose where a developer's own credential goes: with an address from the file,
 the token in ~/.vault-token is not sent (a cloned repository could otherwise collect it);
@@ -41,13 +42,17 @@ class Project:
 
     def environment(self, env: Mapping[str, str]) -> dict[str, str]:
         """`env` with OpenBao's `BAO_*` names read as `bao` reads them, and the project's Vault
-        variables where the environment sets none (not in CI)."""
+        variables where the environment has neither `VAULT_X` nor `BAO_X`, not even empty
+        (and never in CI)."""
+        given = env
         env = vault_env.with_openbao_names(env)
         if settings.flag(env, settings.CI_ENV):
             return env
-        merged = {**self.env, **{k: v for k, v in env.items() if v != ""}}
+        # A variable present in the environment, even empty, keeps the file's value out.
+        pinned = {var: v for var, v in self.env.items() if not vault_env.present(given, var.removeprefix("VAULT_"))}
+        merged = {**pinned, **{k: v for k, v in env.items() if v != ""}}
         merged.pop(ADDR_FROM_ENV, None)
-        if self.env.get("VAULT_ADDR") and not env.get("VAULT_ADDR"):
+        if "VAULT_ADDR" in pinned:
             merged[ADDR_FROM_ENV] = self.file or PROJECT_FILE
         return merged
 

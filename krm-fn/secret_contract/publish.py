@@ -213,7 +213,8 @@ def annotations(origin: Origin, env: Mapping[str, str]) -> dict[str, str]:
 
 def _uncommitted(directory: str) -> list[str]:
     """The paths `git status` reports in the whole working tree (a build may reach bases outside
-    `directory`): changed, staged, deleted or untracked, ignored files left out."""
+    `directory`): changed, staged, deleted or untracked, ignored files left out. A `git status`
+    that fails is an error, not a clean tree: what it could not see may be uncommitted."""
     try:
         done = subprocess.run(
             ["git", "-C", directory, "status", "--porcelain=v1", "-z", "--untracked-files=all"],
@@ -221,10 +222,13 @@ def _uncommitted(directory: str) -> list[str]:
             text=True,
             timeout=30,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InvalidInput(f"{directory}: cannot tell whether the git working tree is clean: {exc}") from None
+    if done.returncode != 0:
+        said = done.stderr.strip() or f"exit code {done.returncode}"
+        raise InvalidInput(f"{directory}: cannot tell whether the git working tree is clean: git status: {said}")
     # Each entry is `XY path`; a rename adds its source as the next entry, which is skipped.
-    entries = done.stdout.split("\0") if done.returncode == 0 else []
+    entries = done.stdout.split("\0")
     found: list[str] = []
     rest = iter(entries)
     for entry in rest:
@@ -418,11 +422,10 @@ def _plain_http(exc: OSError) -> bool:
     """Whether a TLS handshake failed because the server spoke plain HTTP (OpenSSL's words)."""
     import ssl
 
+    from secret_contract.vault_http import answered_in_plain_http
+
     cause = getattr(exc, "reason", exc)
-    text = f"{getattr(cause, 'reason', '')} {cause}"
-    return isinstance(cause, ssl.SSLError) and any(
-        sign in text for sign in ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE")
-    )
+    return isinstance(cause, ssl.SSLError) and answered_in_plain_http(f"{getattr(cause, 'reason', '')} {cause}")
 
 
 def _docker_config(env: Mapping[str, str]) -> str | None:

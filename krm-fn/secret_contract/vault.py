@@ -31,7 +31,7 @@ from secret_contract.errors import (
 )
 from secret_contract.store import Entry, KvArea, Version, WriteCheck, kv_path, parallel
 from secret_contract.vault_config import VaultConfig
-from secret_contract.vault_http import Response, Transport, TransportError
+from secret_contract.vault_http import Response, Transport, TransportError, answered_in_plain_http
 from secret_contract.vault_login import login_with_hvac
 
 BACKOFF_BASE = 0.25
@@ -39,8 +39,6 @@ BACKOFF_CAP = 4.0
 CAPABILITY_BATCH = 500
 PROBE_CAS = 2**31 - 1  # a version no secret reaches: the write is refused after the policy check
 RETRYABLE = {412, 429, 500, 502, 503, 504}
-# OpenSSL's words for a TLS hello answered by a plain-HTTP server (1.1 and 3.x, and 3.2+).
-PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "record layer failure")
 ALLOW_ALL = {"root", "sudo"}
 _INVALID_TOKEN = "the token was refused: it is invalid or expired (VAULT_TOKEN, the token file, or the login)"  # noqa: S105
 
@@ -301,7 +299,7 @@ class VaultStore:
         text = str(exc).replace(self.config.display_addr + ": ", "")
         if exc.kind == "tls" and "verification failed" in text:
             text += "; set VAULT_CACERT to the CA that signed Vault's certificate"
-        elif exc.kind == "tls" and any(sign in text for sign in PLAIN_HTTP_SIGNS):
+        elif exc.kind == "tls" and answered_in_plain_http(text):
             plain = "http://" + self.config.display_addr.removeprefix("https://")
             text += f"; the server answers plain HTTP, not TLS: is the address {plain}?"
         if exc.kind == "too-large":

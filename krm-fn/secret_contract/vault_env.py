@@ -1,9 +1,9 @@
 """OpenBao's names for the Vault CLI's variables.
 
-The `bao` CLI reads `BAO_X` when it is set, even to an empty string, and `VAULT_X` otherwise
-(openbao `api/env.go`, `ReadBaoVariable`). The same rule holds here, applied once where a
-run's environment is assembled (`project.Project.environment`), so that every reader of
-`VAULT_*` sees what `bao` would use.
+The `bao` CLI reads `BAO_X` when it is set to a value, and `VAULT_X` otherwise: an empty
+`BAO_X` counts as unset (openbao `api/env.go`, `ReadBaoVariable`). The same rule holds here,
+applied once where a run's environment is assembled (`project.Project.environment`), so that
+every reader of `VAULT_*` sees what `bao` would use.
 """
 
 from __future__ import annotations
@@ -29,15 +29,22 @@ NAMES = (
 
 
 def with_openbao_names(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with each `BAO_X` that is set standing in for `VAULT_X`, as `bao` reads them."""
+    """`env` with each `BAO_X` that has a value standing in for `VAULT_X`, as `bao` reads them."""
     merged = dict(env)
     for name in NAMES:
         bao = f"BAO_{name}"
-        if bao in env:
+        if env.get(bao):
             merged[f"VAULT_{name}"] = env[bao]
     return merged
 
 
 def source(env: Mapping[str, str], name: str) -> str:
     """Which variable gave `VAULT_<name>`'s value: the one to name in a message."""
-    return f"BAO_{name}" if f"BAO_{name}" in env else f"VAULT_{name}"
+    return f"BAO_{name}" if env.get(f"BAO_{name}") else f"VAULT_{name}"
+
+
+def present(env: Mapping[str, str], name: str) -> bool:
+    """Whether the environment says anything about `VAULT_<name>`, even an empty value: then
+    a project file's setting for it is not taken (an emptied variable must not hand a token
+    to an address the environment did not give)."""
+    return f"VAULT_{name}" in env or f"BAO_{name}" in env

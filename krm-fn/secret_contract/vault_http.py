@@ -40,6 +40,14 @@ MAX_BODY = 32 * 1024 * 1024
 REDIRECTS = (301, 302, 307, 308)
 ErrorKind = Literal["connect", "timeout", "tls", "protocol", "too-large"]
 _STALE = (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError, ConnectionResetError)
+# OpenSSL's words for a TLS hello answered by a plain-HTTP server (1.1 and 3.x, and 3.2+).
+PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "record layer failure")
+
+
+def answered_in_plain_http(tls_failure: str) -> bool:
+    """Whether a TLS handshake's failure text says the server spoke plain HTTP: the one test,
+    for Vault's transport and for a registry (`publish`)."""
+    return any(sign in tls_failure for sign in PLAIN_HTTP_SIGNS)
 
 
 class TransportError(Exception):

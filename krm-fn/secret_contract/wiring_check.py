@@ -84,14 +84,19 @@ class Report:
 
 def check(directories: Sequence[str], env: Mapping[str, str] | None = None, recursive: bool = True) -> Report:
     """The wiring mistakes in every kustomization under `directories` (each walked to any
-    depth, or only itself when not `recursive`), and the contracts beside a kustomization that
-    lists them nowhere. With `env`, also whether this machine has the legacy plugin where
-    kustomize looks for it."""
+    depth, or only itself when not `recursive`), and, when `recursive`, the contracts beside a
+    kustomization that lists them nowhere. With `env`, also whether this machine has the legacy
+    plugin where kustomize looks for it.
+
+    Whether a contract is listed is a question about the whole tree: an overlay elsewhere may
+    list the contract beside its base. A check of single folders (`render DIR`, `plan DIR`)
+    sees only those folders, so it leaves that rule to `check` of the tree."""
     walk = _Walk(plugin.plugin_path(plugin.plugin_root(env)) if env is not None else None)
     for directory in directories:
-        for folder in _folders(directory, walk.unreadable) if recursive else [directory]:
+        for folder in _folders(directory, walk.unreadable, walk.limited) if recursive else [directory]:
             walk.kustomization(folder)
-    walk.unlisted()
+    if recursive:
+        walk.unlisted()
     return Report(walk.findings, len(walk.folders), walk.contracts)
 
 
@@ -103,9 +108,10 @@ def summary(report: Report) -> Result:
     )
 
 
-def _folders(root: str, unreadable: Callable[[OSError], None]) -> Iterator[str]:
-    """Every directory under `root` holding a kustomization, `root` first; a folder that
-    cannot be listed goes to `unreadable` (it may hold kustomizations nobody checks)."""
+def _folders(root: str, unreadable: Callable[[OSError], None], limited: Callable[[str], None]) -> Iterator[str]:
+    """Every directory under `root` holding a kustomization, `root` first, up to
+    MAX_KUSTOMIZATIONS (past it, the root goes to `limited`); a folder that cannot be listed
+    goes to `unreadable` (it may hold kustomizations nobody checks)."""
     if not os.path.isdir(root):
         yield root  # reported as missing by the walk
         return
@@ -114,10 +120,11 @@ def _folders(root: str, unreadable: Callable[[OSError], None]) -> Iterator[str]:
     for folder, subfolders, _ in os.walk(root, onerror=failed.append):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d not in SKIPPED_DIRECTORIES)
         if plugin.kustomization_file(folder) is not None:
+            if found >= MAX_KUSTOMIZATIONS:
+                limited(root)
+                return
             found += 1
             yield os.path.normpath(folder)
-            if found >= MAX_KUSTOMIZATIONS:
-                return
     for exc in failed:
         if os.path.realpath(str(exc.filename)) == os.path.realpath(root) and plugin.kustomization_file(root):
             yield os.path.normpath(root)  # its kustomization can be read: checked, and the folder named
@@ -264,6 +271,16 @@ class _Walk:
                 f"{folder}: cannot list this folder ({exc.strerror or exc}): kustomizations and contracts in it "
                 "are not checked",
                 rule="folder-unreadable",
+            )
+        )
+
+    def limited(self, root: str) -> None:
+        """A tree with more kustomizations than the walk reads: said, not skipped without a word."""
+        self.findings.append(
+            warning(
+                f"{root}: more than {MAX_KUSTOMIZATIONS} kustomizations: only the first {MAX_KUSTOMIZATIONS} are "
+                "checked; check its subfolders one by one",
+                rule="too-many-kustomizations",
             )
         )
 
