@@ -259,6 +259,9 @@ def test_a_contract_listed_only_by_overlays_renders_and_plans_on_its_base(
         assert "[error]" not in ran.stderr, ran.stderr
     tree = in_process("check", str(tmp_path), env={"KUSTOMIZE_PLUGIN_HOME": str(plugin_home)})
     assert tree.returncode == 0, tree.stderr
+    # A build with kustomize's default load restrictor refuses it: said, as a warning.
+    outside = [line for line in tree.stderr.splitlines() if "(contract-outside-root)" in line]
+    assert len(outside) == 2 and all("[warning]" in line for line in outside), tree.stderr
 
     stray = base / "stray.yaml"
     stray.write_text((base / CONTRACT).read_text().replace("name: sample-app\n", "name: stray\n", 1))
@@ -282,3 +285,27 @@ def test_check_says_when_a_tree_holds_more_kustomizations_than_it_reads(
         in found.stderr
     ), found.stderr
     assert "(too-many-kustomizations)" in found.stderr
+
+
+def test_a_contract_outside_the_kustomization_folder_is_refused_by_kustomize_and_check_says_why(
+    tmp_path: Path, kubectl: str, plugin_home: Path, vault: Vault
+) -> None:
+    stack_with(tmp_path, wired(generators=""), same)
+    overlay = tmp_path / "overlays" / "dev"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text(
+        wired(generators=f"generators:\n  - ../../stack/{CONTRACT}\n", resources="")
+    )
+    rc, _, err = kustomize(kubectl, overlay, plugin_home, vault.env)
+    assert rc != 0 and "is not in or below" in err, err
+    assert vault.paths() == []
+
+    found = in_process("check", str(tmp_path), env={"KUSTOMIZE_PLUGIN_HOME": str(plugin_home)})
+    lines = [line for line in found.stderr.splitlines() if "(contract-outside-root)" in line]
+    assert len(lines) == 1, found.stderr
+    assert lines[0].startswith(
+        f"secret-contract: {overlay}/kustomization.yaml: Kustomization/dev: generators[0]: [warning] "
+        f"SecretContract/sample-app (../../stack/{CONTRACT}) is outside {overlay}"
+    )
+    assert "--load-restrictor LoadRestrictionsNone" in lines[0] and "under `resources:`" in lines[0]
+    assert "contract-not-listed" not in found.stderr  # it is listed, only from too far

@@ -197,6 +197,22 @@ class _Walk:
                     )
                 )
             return
+        if _outside(path, folder):
+            for d in (d for d in docs if d.looks_like_contract):
+                self.contracts += 1
+                self.findings.append(
+                    here.at(
+                        warning(
+                            f"{d.ref} ({entry}) is outside {folder}: kustomize refuses a file that is not in or "
+                            'below the kustomization\'s folder ("security; file ... is not in or below ...") '
+                            "unless built with --load-restrictor LoadRestrictionsNone. List the contract in a "
+                            "kustomization of its own folder and name that folder under `resources:`",
+                            where,
+                            rule="contract-outside-root",
+                        )
+                    )
+                )
+            return  # a warning: a build with LoadRestrictionsNone (as Flux's) reads it
         for d in docs:
             self._plugin_config(here, d, key, where)
 
@@ -326,6 +342,13 @@ class _Walk:
                             )
                         )
                     )
+
+
+def _outside(path: str, folder: str) -> bool:
+    """Whether kustomize's default load restrictor refuses `path` for the kustomization in
+    `folder`: it compares real paths, so a symbolic link out of the folder counts as outside."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) != root
 
 
 def _runtime(spec: Any) -> str | None:
