@@ -284,20 +284,22 @@ def kubectl() -> str:
     return found
 
 
+def program(name: str) -> str:
+    """The path of a program the tests run; a failure, never a skip, where it is missing."""
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is missing")
+    return found
+
+
 @pytest.fixture(scope="session")
 def git() -> str:
-    found = shutil.which("git")
-    if not found:
-        pytest.fail("git is missing")
-    return found
+    return program("git")
 
 
 @pytest.fixture(scope="session")
 def make() -> str:
-    found = shutil.which("make")
-    if not found:
-        pytest.fail("make is missing")
-    return found
+    return program("make")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Servers the tests put between the function and the real OpenBao server, or in its place:
 a fault proxy that answers chosen requests itself (429, 5xx, a redirect) before forwarding the
 rest, a server that never answers, one that answers like something other than Vault, one that
-drips or floods, and a forwarding proxy. Only loopback, bounded, stopped by the tests."""
+drips or floods, and a forwarding proxy. Only loopback, bounded, stopped by the tests. And
+`FailingRecord`, a store whose ownership records fail."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
+
+from secret_contract.errors import VaultUnavailable
 
 DROP = -1  # close the connection without answering (a reset, as when Vault goes away)
 
@@ -268,3 +272,16 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
     one_way(a, b)
     other.join(timeout=30)
     b.close()
+
+
+class FailingRecord:
+    """A store whose ownership records fail: Vault went away between a data write and its record."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def update_metadata(self, mount: str, path: str, changes: Any) -> None:
+        raise VaultUnavailable(f"{mount}/{path}: connection refused")

@@ -23,6 +23,7 @@ import pytest
 
 from builders import DEMO, DEMO_PATH, Ran, contract, generated, secret, static
 from conftest import EXAMPLES, KV, Rules, Vault, assert_no_leak, run, secret_contract
+from faults import FailingRecord
 from secret_contract import cli, ownership, yaml_codec
 from secret_contract.errors import VaultUnavailable
 
@@ -577,19 +578,6 @@ def test_remove_and_release_of_stacks_sharing_a_secret_leave_it_to_neither(
     removed = report_of(sc("remove", "-y", "a", "b", "-o", "json", kv=kv))
     assert [(c["action"], c["status"]) for c in removed["changes"]] == [("release", "done"), ("delete", "done")]
     assert kv.paths() == []
-
-
-class FailingRecord:
-    """A store whose ownership records fail: Vault went away between a data write and its record."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def update_metadata(self, mount: str, path: str, changes: Any) -> None:
-        raise VaultUnavailable(f"{mount}/{path}: connection refused")
 
 
 def test_a_rotation_whose_record_failed_is_reported_done(stack: Path, kv: KV) -> None:

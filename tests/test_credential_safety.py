@@ -7,8 +7,8 @@ from typing import Any
 
 from builders import DEMO, DEMO_PATH, contract, generated, resource_list, secret, static
 from conftest import KV
+from faults import FailingRecord
 from secret_contract import actions, operations, ownership, pipeline
-from secret_contract.errors import VaultUnavailable
 from secret_contract.pipeline import Options, Outcome
 from test_behaviour import at_once, build, messages, store
 
@@ -692,19 +692,6 @@ def test_a_version_written_between_the_plan_and_the_delete_is_kept(kv: KV) -> No
     findings = actions.apply(vault, planned.actions)
     assert "left as it is: it has a new version (v2, planned on v1)" in messages(findings)
     assert kv.data(DEMO_PATH) == written
-
-
-class FailingRecord:
-    """A store whose ownership record after a data write fails: Vault went away in between."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def update_metadata(self, mount: str, path: str, changes: Any) -> None:
-        raise VaultUnavailable(f"{mount}/{path}: connection refused")
 
 
 def test_a_data_write_whose_record_failed_is_kept_by_remove(kv: KV) -> None:
