@@ -119,8 +119,9 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     """Find the kustomize wiring mistakes under each DIR (every kustomization, at any depth),
     each with its fix: a contract under `resources:` (its static values reach the build output),
-    a contract no kustomization lists (an empty build), an exec function `kubectl kustomize`
-    skips, a plugin config kustomize cannot find a plugin for. Exit 1 on errors. Reads files
+    a contract no kustomization lists (an empty build), one listed from outside the
+    kustomization's folder, an exec function `kubectl kustomize` skips, a plugin config
+    kustomize cannot find a plugin for. Exit 1 on errors. Reads files
     only; `render` and `plan` run the same check on a directory."""
     from secret_contract import wiring_check
 
