@@ -121,8 +121,8 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     each with its fix: a contract under `resources:` (its static values reach the build output),
     a contract no kustomization lists (an empty build), one listed from outside the
     kustomization's folder, an exec function `kubectl kustomize` skips, a plugin config
-    kustomize cannot find a plugin for. Exit 1 on errors. Reads files
-    only; `render` and `plan` run the same check on a directory."""
+    kustomize cannot find a plugin for. Exit 1 on errors. Reads files only; `render` and
+    `plan` run the same check on a directory."""
     from secret_contract import wiring_check
 
     found = wiring_check.check(args.directories or ["."], ctx.env)
