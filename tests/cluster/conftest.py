@@ -215,7 +215,8 @@ class Cluster:
         args = [kind, name] + (["-n", namespace] if namespace else [])
         if not self.exists(*args):
             return None
-        for c in self.get(*args).get("status", {}).get("conditions", []):
+        # Right after creation an object may have no status yet, or `conditions: null`.
+        for c in (self.get(*args).get("status") or {}).get("conditions") or []:
             if c.get("type") == cond:
                 return c
         return None
@@ -235,7 +236,7 @@ class Cluster:
         self.kubectl("annotate", kind, name, "-n", namespace, f"reconcile.fluxcd.io/requestedAt={token}", "--overwrite")
         self.wait(
             f"{kind} {namespace}/{name} handling reconcile request {token}",
-            lambda: self.get(kind, name, "-n", namespace).get("status", {}).get("lastHandledReconcileAt") == token,
+            lambda: (self.get(kind, name, "-n", namespace).get("status") or {}).get("lastHandledReconcileAt") == token,
             logs,
         )
 

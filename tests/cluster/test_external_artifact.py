@@ -322,7 +322,7 @@ def app_files(namespace: str, *names: str) -> dict[str, str]:
 
 def artifact(cluster: Cluster) -> dict[str, Any]:
     found: dict[str, Any] = cluster.get("externalartifacts.source.toolkit.fluxcd.io", "platform", "-n", NS)
-    return found.get("status", {}).get("artifact") or {}
+    return (found.get("status") or {}).get("artifact") or {}
 
 
 def secret_matches_vault(cluster: Cluster, namespace: str, name: str) -> bool:
