@@ -184,37 +184,40 @@ class _Walk:
         if key in MISPLACED:
             # `init` takes a contract out of `resources:` as it adds it to `generators:`.
             how = f" (`secret-contract init {folder}` moves it)" if key == "resources" else ""
-            for d in (d for d in docs if d.looks_like_contract):
-                self.contracts += 1
-                self.findings.append(
-                    here.at(
-                        error(
-                            f"{d.ref} ({entry}) is listed under `{key}:`: {MISPLACED[key]}. List it under "
-                            f"`generators:` instead{how}",
-                            where,
-                            rule=f"contract-in-{key}",
-                        )
-                    )
-                )
+            self._each_contract(
+                here,
+                docs,
+                lambda d: error(
+                    f"{d.ref} ({entry}) is listed under `{key}:`: {MISPLACED[key]}. List it under "
+                    f"`generators:` instead{how}",
+                    where,
+                    rule=f"contract-in-{key}",
+                ),
+            )
             return
         if _outside(path, folder):
-            for d in (d for d in docs if d.looks_like_contract):
-                self.contracts += 1
-                self.findings.append(
-                    here.at(
-                        warning(
-                            f"{d.ref} ({entry}) is outside {folder}: kustomize refuses a file that is not in or "
-                            'below the kustomization\'s folder ("security; file ... is not in or below ...") '
-                            "unless built with --load-restrictor LoadRestrictionsNone. List the contract in a "
-                            "kustomization of its own folder and name that folder under `resources:`",
-                            where,
-                            rule="contract-outside-root",
-                        )
-                    )
-                )
-            return  # a warning: a build with LoadRestrictionsNone (as Flux's) reads it
+            # A warning: a build with LoadRestrictionsNone (as Flux's) reads it.
+            self._each_contract(
+                here,
+                docs,
+                lambda d: warning(
+                    f"{d.ref} ({entry}) is outside {folder}: kustomize refuses a file that is not in or "
+                    'below the kustomization\'s folder ("security; file ... is not in or below ...") '
+                    "unless built with --load-restrictor LoadRestrictionsNone. List the contract in a "
+                    "kustomization of its own folder and name that folder under `resources:`",
+                    where,
+                    rule="contract-outside-root",
+                ),
+            )
+            return
         for d in docs:
             self._plugin_config(here, d, key, where)
+
+    def _each_contract(self, here: Document, docs: list[Document], finding: Callable[[Document], Result]) -> None:
+        """One finding, at the kustomization's entry, for each contract of a file it lists."""
+        for d in (d for d in docs if d.looks_like_contract):
+            self.contracts += 1
+            self.findings.append(here.at(finding(d)))
 
     def _plugin_config(self, here: Document, d: Document, key: str, where: str) -> None:
         """One document of a file listed under generators or transformers: kustomize takes each
