@@ -113,13 +113,6 @@ class Ran:
         return yaml_codec.load(self.stdout)
 
 
-def run_krm(stdin: str, env: dict[str, str], capsys: Any) -> Ran:
-    """The KRM entry point in-process, with stdin and stdout as an orchestrator gives them."""
-    out = io.StringIO()
-    code = cli.run_krm(io.BytesIO(stdin.encode()), out, env)
-    return Ran(code, out.getvalue(), capsys.readouterr().err)
-
-
 def in_process(
     *args: str, env: dict[str, str] | None = None, stdin: str | bytes | None = None, cwd: Path | None = None
 ) -> Ran:
