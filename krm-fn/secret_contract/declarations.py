@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 from secret_contract import externalsecret, krm
@@ -28,7 +29,7 @@ from secret_contract.resolution import Resolved, ResolvedContract
 from secret_contract.results import FileRef, Result, error
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Declared:
     """One declaration of a secret: the contract, the secret and its effective settings."""
 
@@ -55,6 +56,7 @@ class Collected:
 
 def collect(resolved: list[ResolvedContract]) -> Collected:
     out = Collected()
+    digests = _DeliveryDigests()
     by_path: dict[tuple[str, str], list[Declared]] = {}
     by_identity: dict[tuple[str, str, str, str], tuple[Declared, dict[str, Any]]] = {}
     by_target: dict[tuple[str, str], tuple[Declared, str]] = {}  # the Secret ESO writes -> first writer
@@ -88,7 +90,7 @@ def collect(resolved: list[ResolvedContract]) -> Collected:
         first = declarations[0]
         for other in declarations[1:]:
             out.findings.extend(_disagreements(first, other))
-        out.targets.append(_target(declarations))
+        out.targets.append(_target(declarations, digests))
     return out
 
 
@@ -134,32 +136,56 @@ def delivery_digest(declared: Declared) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _desired(declared: Declared, stacks: tuple[str, ...]) -> Desired:
+class _DeliveryDigests:
+    """`delivery_digest` of each declaration, worked out once per pair of settings it merges:
+    the secrets of a contract mostly share theirs (none of their own, the contract's)."""
+
+    def __init__(self) -> None:
+        # Keyed by identity; each entry keeps its pair alive, so an id is never reused meanwhile.
+        self._known: dict[tuple[int, int], tuple[ExternalSecretSettings, ExternalSecretSettings, str]] = {}
+
+    def __call__(self, declared: Declared) -> str:
+        own, contract = declared.secret.external_secret, declared.contract.external_secret
+        found = self._known.get((id(own), id(contract)))
+        if found is None:
+            found = self._known[(id(own), id(contract))] = (own, contract, delivery_digest(declared))
+        return found[2]
+
+
+def _desired(declared: Declared, stacks: tuple[str, ...], digests: _DeliveryDigests) -> Desired:
     r = declared.resolved
     return Desired(
         mount=r.mount,
         path=r.path,
         stacks=stacks,
         static={e.key: e.value for e in declared.secret.data if e.value is not None},
-        generated={e.key: GeneratedKey(e.generate, e.length) for e in declared.secret.data if e.generate},
+        generated={e.key: _generated_key(e.generate, e.length) for e in declared.secret.data if e.generate},
         provided=tuple(e.key for e in declared.secret.data if e.provided),
         former_paths=r.former_paths,
-        delivery=delivery_digest(declared),
+        delivery=digests(declared),
     )
 
 
-def _target(declarations: list[Declared]) -> Target:
+@lru_cache(maxsize=1024)
+def _generated_key(generator: str, length: int | None) -> GeneratedKey:
+    """One shared (frozen) instance per generator and length."""
+    return GeneratedKey(generator, length)
+
+
+def _target(declarations: list[Declared], delivered: _DeliveryDigests) -> Target:
     first = declarations[0]
-    desired = _desired(first, tuple(sorted({d.contract.stack for d in declarations})))
-    # Each declarer's own digest: in a build where they disagree (an error), they differ.
-    digests = {d.contract.stack: _desired(d, (d.contract.stack,)).digest for d in declarations[1:]}
+    desired = _desired(first, tuple(sorted({d.contract.stack for d in declarations})), delivered)
+    # Each declarer's own digest: in a build where they disagree (an error), they differ. A
+    # secret one contract declares has only its own (`Desired.declarations()`), left to be
+    # worked out when asked for: a render never needs it.
+    digests = {d.contract.stack: _desired(d, (d.contract.stack,), delivered).digest for d in declarations[1:]}
     return Target(
         desired,
         tuple(
             Declaration(d.contract.resource, d.contract.file, d.secret.field_path, d.secret.namespace, d.secret.name)
             for d in declarations
         ),
-        {**digests, first.contract.stack: desired.digest},
+        {**digests, first.contract.stack: desired.digest} if digests else {},
     )
 
 

@@ -17,7 +17,7 @@ Scheme = Literal["namespace", "stack"]
 DEFAULT_SCHEME: Scheme = "namespace"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VaultLayout:
     mount: str
     scheme: Scheme = DEFAULT_SCHEME

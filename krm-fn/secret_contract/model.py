@@ -15,7 +15,7 @@ from secret_contract import generators, ownership
 from secret_contract.results import FileRef, ResourceRef, Result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GeneratedKey:
     generator: str
     length: int | None = None
@@ -86,7 +86,7 @@ class Desired:
         return dict.fromkeys(self.stacks, self.digest)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Declaration:
     """Where a contract declares a secret, for findings, and which Kubernetes Secret it is."""
 
@@ -97,13 +97,18 @@ class Declaration:
     name: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """A desired Vault secret and where the contracts of the build declare it."""
 
     desired: Desired
     declared_at: tuple[Declaration, ...]
-    digests: Mapping[str, str] = field(default_factory=dict)  # stack -> the digest of its own declaration
+    # stack -> the digest of its own declaration, where several stacks declare it
+    digests: Mapping[str, str] = field(default_factory=dict)
+
+    def declarations(self) -> dict[str, str]:
+        """Each declaring stack with the digest of its own declaration."""
+        return dict(self.digests) if self.digests else self.desired.declarations()
 
     @property
     def where(self) -> str:

@@ -78,7 +78,7 @@ def repository_declarations(targets: list[Target]) -> dict[str, dict[str, str]]:
     repository), each with the digest of its own declaration, also where the repository's
     contracts disagree (that build has errors): `policy` lets a claim pass only to a stack
     whose digest matches the leaving stack's."""
-    return {t.where: dict(t.digests or t.desired.declarations()) for t in targets}
+    return {t.where: t.declarations() for t in targets}
 
 
 def declared_in_repository(project: Project, env: Mapping[str, str]) -> dict[str, dict[str, str]]:

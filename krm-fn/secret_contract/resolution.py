@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
 
 from secret_contract.contract import Contract, ExternalSecretSettings, Secret
 from secret_contract.layout import VaultLayout
 from secret_contract.settings import Defaults
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedView:
     """One ExternalSecret over a secret's Vault values, with its effective settings."""
 
@@ -30,7 +32,7 @@ class ResolvedView:
     template_data: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolved:
     """Everything needed to write one secret and emit its ExternalSecrets: where its values
     live in Vault, and its views (the first is the ExternalSecret named after the secret)."""
@@ -49,7 +51,7 @@ class Resolved:
         return f"{self.mount}/{self.path}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedContract:
     """A valid contract with the effective settings of each of its secrets."""
 
@@ -75,11 +77,11 @@ def layout(c: Contract, defaults: Defaults) -> VaultLayout:
     )
 
 
-def resolve(c: Contract, secret: Secret, defaults: Defaults) -> Resolved:
+def resolve(c: Contract, secret: Secret, defaults: Defaults, where: VaultLayout | None = None) -> Resolved:
     """Effective settings of one secret: a view's own over the secret's over the contract's
-    over the defaults."""
-    where = layout(c, defaults)
-    declared = tuple(sorted((e.key, e.key) for e in secret.data))
+    over the defaults. `where` is the contract's layout, when already known."""
+    where = where or layout(c, defaults)
+    declared = _same_keys(tuple(sorted(e.key for e in secret.data)))
     views = [
         _view(secret.name, secret.external_secret, (secret.external_secret, c.external_secret), declared, defaults)
     ]
@@ -116,16 +118,30 @@ def _view(
         template_type=next((layer.template_type for layer in layers if layer.template_type), None),
         template_labels=_merge(layers, "template_labels"),
         template_annotations=_merge(layers, "template_annotations"),
-        template_data=dict(own.template_data),
+        template_data=dict(own.template_data) or _NOTHING,
     )
 
 
 def resolve_all(contracts: list[Contract], defaults: Defaults) -> list[ResolvedContract]:
-    return [ResolvedContract(c, tuple(resolve(c, s, defaults) for s in c.secrets)) for c in contracts]
+    resolved = []
+    for c in contracts:
+        where = layout(c, defaults)
+        resolved.append(ResolvedContract(c, tuple(resolve(c, s, defaults, where) for s in c.secrets)))
+    return resolved
 
 
-def _merge(layers: tuple[ExternalSecretSettings, ...], attr: str) -> dict[str, str]:
+@lru_cache(maxsize=4096)
+def _same_keys(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each key as its own Vault property, one tuple shared by the many secrets with the same
+    keys (memory: a build may hold 100,000 secrets)."""
+    return tuple((key, key) for key in keys)
+
+
+_NOTHING: Mapping[str, str] = MappingProxyType({})
+
+
+def _merge(layers: tuple[ExternalSecretSettings, ...], attr: str) -> Mapping[str, str]:
     merged: dict[str, str] = {}
     for layer in reversed(layers):  # contract first, the most specific layer's keys win
         merged.update(getattr(layer, attr))
-    return merged
+    return merged or _NOTHING

@@ -313,18 +313,23 @@ def yaml_tag(obj: dict[str, Any]) -> Iterator[Result]:
           secrets:
           - data: [{key: pass, value: !Ref db-password}, {key: since, value: 2001-12-14}]
     """
-    pending: list[tuple[list[str | int], Any]] = [([], obj)]
+    pending: list[tuple[Any, _Chain]] = [(obj, None)]
     while pending:
-        path, node = pending.pop()
+        node, chain = pending.pop()
         if isinstance(node, Tagged):
             what = _tag_description(node.tag)
             yield error(
-                f"YAML reads {what} here, which has no meaning in a SecretContract: quote the value", field_path(path)
+                f"YAML reads {what} here, which has no meaning in a SecretContract: quote the value",
+                field_path(_path(chain)),
             )
         if isinstance(node, dict):
-            pending.extend(([*path, str(k)], v) for k, v in node.items())
+            for k, v in node.items():
+                if isinstance(v, (dict, list, Tagged)):
+                    pending.append((v, (chain, str(k))))
         elif isinstance(node, list):
-            pending.extend(([*path, i], v) for i, v in enumerate(node))
+            for i, v in enumerate(node):
+                if isinstance(v, (dict, list, Tagged)):
+                    pending.append((v, (chain, i)))
 
 
 def control_characters(obj: dict[str, Any]) -> Iterator[Result]:
@@ -343,39 +348,50 @@ def control_characters(obj: dict[str, Any]) -> Iterator[Result]:
           externalSecret: {secretStoreRef: {name: "vault\x1b[31m"}}
     """
     meta = obj.get("metadata")
-    pending: list[tuple[list[str | int], Any]] = [
-        (["metadata", "name"], meta.get("name") if isinstance(meta, dict) else None)
+    # (node, its path, the nearest name above it, whether that path passes a `template`)
+    pending: list[tuple[Any, _Chain, str, bool]] = [
+        (meta.get("name") if isinstance(meta, dict) else None, ((None, "metadata"), "name"), "name", False),
+        (obj.get("spec"), (None, "spec"), "spec", False),
     ]
-    pending.append((["spec"], obj.get("spec")))
     while pending:
-        path, node = pending.pop()
+        node, chain, parent, in_template = pending.pop()
         if isinstance(node, dict):
             for key, value in node.items():
-                where = [*path, str(key)]
-                if isinstance(key, str) and _control(key):
-                    yield error(f"the key {_control(key)}", field_path(where))
-                if not _is_free_text(where):
-                    pending.append((where, value))
+                if not isinstance(key, str):
+                    key = str(key)
+                elif not key.isprintable():
+                    yield error(f"the key {_control(key)}", field_path(_path((chain, key))))
+                if not _is_free_text(key, parent, in_template):
+                    pending.append((value, (chain, key), key, in_template or key == "template"))
         elif isinstance(node, list):
-            pending.extend(([*path, i], v) for i, v in enumerate(node))
-        elif isinstance(node, str) and _control(node):
-            yield error(f"this name {_control(node)}", field_path(path))
+            pending.extend((v, (chain, i), parent, in_template) for i, v in enumerate(node))
+        elif isinstance(node, str) and not node.isprintable():
+            yield error(f"this name {_control(node)}", field_path(_path(chain)))
 
 
-def _control(text: str) -> str | None:
+# A path as nested pairs (parent, last element): built per node of a large contract at the
+# cost of one tuple, and turned into a list only for a finding.
+_Chain = tuple[Any, str | int] | None
+
+
+def _path(chain: _Chain) -> list[str | int]:
+    path: list[str | int] = []
+    while chain is not None:
+        chain, last = chain
+        path.append(last)
+    return path[::-1]
+
+
+def _control(text: str) -> str:
     """What is wrong with a name holding a control character, naming the first one."""
-    found = next((c for c in text if not c.isprintable()), None)
-    return None if found is None else f"holds the control character U+{ord(found):04X}; names may not"
+    found = next(c for c in text if not c.isprintable())
+    return f"holds the control character U+{ord(found):04X}; names may not"
 
 
-def _is_free_text(path: list[str | int]) -> bool:
-    """Values that are text, not names: a static value, a template, an annotation's value."""
-    tail = [p for p in path if isinstance(p, str)][-3:]
-    return (
-        tail[-1:] == ["value"]
-        or (len(tail) >= 2 and tail[-2] == "data" and "template" in path)
-        or (len(tail) >= 2 and tail[-2] == "annotations")
-    )
+def _is_free_text(key: str, parent: str, in_template: bool) -> bool:
+    """Values that are text, not names: a static value, a template, an annotation's value.
+    `parent` is the nearest name above the mapping that holds `key`."""
+    return key == "value" or (parent == "data" and (in_template or key == "template")) or parent == "annotations"
 
 
 def _tag_description(tag: str) -> str:

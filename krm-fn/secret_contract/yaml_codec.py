@@ -162,6 +162,7 @@ def _documents(text: str, want_spans: bool = False) -> tuple[list[Any], Spans | 
     stack: list[_Mapping | list[Any]] = []
     budget = _Budget(MAX_EXPANDED_NODES)
     anchors: dict[str, Any] = {}
+    texts: dict[str, str] = {}  # one string object for each short text, however often it occurs
     aliased = False
     items_seq: list[Any] | None = None
     item_lines: list[int] = []
@@ -177,6 +178,8 @@ def _documents(text: str, want_spans: bool = False) -> tuple[list[Any], Spans | 
             kind = type(event)
             if kind is scalar_event:
                 value = event.value
+                if len(value) <= SHARED_TEXT:
+                    value = texts.setdefault(value, value)
                 if event.tag is not None or event.style or not event.implicit[0]:
                     value = _scalar_value(event)
                 elif value[:1] in number_start or value in keywords:
@@ -281,6 +284,9 @@ def _item_spans(text: str, item_lines: list[int], seq_line: int, column: int, en
 
 
 MAX_EXPANDED_NODES = 1_000_000
+# Texts up to this length (keys, names, short values) share one object per distinct text:
+# a contract repeats its keys and values thousands of times.
+SHARED_TEXT = 64
 
 
 def _check_expansion(docs: list[Any]) -> None:

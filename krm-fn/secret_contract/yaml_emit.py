@@ -29,28 +29,11 @@ def dump(obj: Any) -> str:
 
 
 def write(obj: Any, stream: TextIO, indent: int = 0) -> None:
-    """`dump(obj)` written to `stream` as it is produced, without holding the whole text;
-    `indent` shifts every line right (a sequence's entries nested under a key)."""
-    out = _Flushing(stream)
+    """`dump(obj)` written to `stream`; `indent` shifts every line right (a sequence's entries
+    nested under a key)."""
+    out: list[str] = []
     _node(obj, indent, out)
-    out.flush()
-
-
-class _Flushing(list[str]):
-    """A list the emitter appends to, emptied into a stream every few thousand pieces."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self.stream = stream
-
-    def append(self, text: str) -> None:
-        super().append(text)
-        if len(self) >= 4096:
-            self.flush()
-
-    def flush(self) -> None:
-        self.stream.write("".join(self))
-        self.clear()
+    stream.write("".join(out))
 
 
 def dump_all(objs: list[Any]) -> str:
@@ -60,13 +43,17 @@ def dump_all(objs: list[Any]) -> str:
 
 def write_all(objs: Iterable[Any], stream: TextIO) -> None:
     """`dump_all(objs)` written to `stream` as it is produced: a render of 100,000 secrets
-    would otherwise hold its whole output text (hundreds of MB) before writing any of it."""
-    out = _Flushing(stream)
+    would otherwise hold its whole output text (hundreds of MB) before writing any of it.
+    The text is written every few thousand pieces, between documents."""
+    out: list[str] = []
     for number, obj in enumerate(objs):
         if number:
             out.append("---\n")
         _node(obj, 0, out)
-    out.flush()
+        if len(out) >= 4096:
+            stream.write("".join(out))
+            out.clear()
+    stream.write("".join(out))
 
 
 # The emitter is written here rather than using PyYAML's representer, which costs ~20x
@@ -184,10 +171,7 @@ def _node(value: Any, indent: int, out: list[str], first_prefix: str = "") -> No
     prefix = first_prefix or pad
     if isinstance(value, dict) and value:
         for key, item in value.items():
-            rendered = _key(key)
-            explicit = len(rendered) > MAX_IMPLICIT_KEY
-            # YAML limits an implicit key to 1024 characters; a longer one needs `? key`.
-            head = f"{prefix}? {rendered}\n{pad}:" if explicit else f"{prefix}{rendered}:"
+            head, explicit = _head(prefix, pad, key) if type(key) is str else _head.__wrapped__(prefix, pad, key)
             prefix = pad
             text = _inline(item, indent + 2)
             if text is not None:
@@ -214,6 +198,18 @@ def _node(value: Any, indent: int, out: list[str], first_prefix: str = "") -> No
 
 
 MAX_IMPLICIT_KEY = 1000
+
+
+@lru_cache(maxsize=65536)
+def _head(prefix: str, pad: str, key: Any) -> tuple[str, bool]:
+    """A mapping entry's text up to its `:` and whether the key is explicit. Cached for plain
+    strings only (the same few keys at the same few indentations make most of a large output);
+    a tagged key equals its text and must not share its entry."""
+    rendered = _key(key)
+    # YAML limits an implicit key to 1024 characters; a longer one needs `? key`.
+    if len(rendered) > MAX_IMPLICIT_KEY:
+        return f"{prefix}? {rendered}\n{pad}:", True
+    return f"{prefix}{rendered}:", False
 
 
 def _key(key: Any) -> str:
