@@ -21,10 +21,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from builders import DEMO, DEMO_PATH, Ran, contract, generated, secret, static
+from builders import DEMO, DEMO_PATH, Ran, contract, generated, in_process, package_input, secret, static, with_path
 from conftest import EXAMPLES, KV, Rules, Vault, assert_no_leak, run, secret_contract
 from faults import FailingRecord
-from secret_contract import cli, ownership, yaml_codec
+from secret_contract import cli, krm, ownership, yaml_codec
 from secret_contract.errors import VaultUnavailable
 
 POSTGRES = "sample-app/postgres-credentials"
@@ -674,3 +674,28 @@ def test_a_refusal_leaves_every_other_change_not_done_in_a_dry_run_too(stack: Pa
         (f"{kv.mount}/{REDIS}", "not-done"),
     ]
     assert planned["summary"]["pending"] == 0 and planned["summary"]["exitCode"] == 1
+
+
+def test_render_prints_what_a_build_emits_and_refuses_what_a_build_refuses(stack: Path) -> None:
+    """`render` makes each ExternalSecret as it prints it, and checks only those an input item
+    shares an identity with: its output and its conflicts are still a build's."""
+    contract_file = stack / "hostk8s.secrets.yaml"
+    contract_doc = yaml_codec.load(contract_file.read_text())
+    built = in_process(stdin=package_input(with_path(contract_doc, "hostk8s.secrets.yaml")), env={})
+    assert built.returncode == 0, built.stderr
+    emitted = [
+        krm.strip_orchestrator_annotations(item) for item in built.output()["items"] if item["kind"] == "ExternalSecret"
+    ]
+    rendered = sc("render", str(contract_file))
+    assert rendered.returncode == 0, rendered.stderr
+    assert yaml_codec.load_all(rendered.stdout) == emitted and len(emitted) == 2
+
+    hand_written = {
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": {"name": "redis-credentials", "namespace": "sample-app"},
+    }
+    contract_file.write_text(contract_file.read_text() + "---\n" + yaml_codec.dump(hand_written))
+    refused = sc("render", str(contract_file))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "ExternalSecret sample-app/redis-credentials is written by hand here" in refused.stderr

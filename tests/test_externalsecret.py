@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from secret_contract import contract, externalsecret, resolution, settings, yaml_codec
+from secret_contract import contract, externalsecret, krm, resolution, settings, yaml_codec
 from secret_contract.results import ResourceRef
 
 REF = ResourceRef("hostk8s.io/v1", "SecretContract", "foundation/airflow")
@@ -138,3 +138,20 @@ def test_path_prefix_from_env_or_contract() -> None:
     assert es["spec"]["data"][0]["remoteRef"]["key"] == "own/airflow/airflow-secrets"
     _, bad = settings.load({"SECRET_CONTRACT_PATH_PREFIX": "../escape"})
     assert bad and "SECRET_CONTRACT_PATH_PREFIX" in bad[0].message
+
+
+def test_the_identity_of_a_view_is_the_identity_of_its_manifest() -> None:
+    """A build finds an ExternalSecret declared twice by identity before making its manifest."""
+    c = load(
+        {
+            "externalSecret": {"apiVersion": "external-secrets.io/v1beta1"},
+            "secrets": [
+                {**SECRET, "externalSecrets": [{"name": "airflow-fernet", "apiVersion": "external-secrets.io/v1"}]}
+            ],
+        }
+    )
+    r = resolution.resolve(c, c.secrets[0], settings.Defaults())
+    assert len(r.views) == 2
+    for view in r.views:
+        manifest = externalsecret.manifest("airflow", r, view)
+        assert externalsecret.identity("airflow", view) == krm.identity(manifest)

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
-from secret_contract import externalsecret, krm
+from secret_contract import externalsecret
 from secret_contract.contract import Contract, DataEntry, ExternalSecretSettings, Secret
 from secret_contract.model import Declaration, Desired, GeneratedKey, Target
-from secret_contract.resolution import Resolved, ResolvedContract
+from secret_contract.resolution import Resolved, ResolvedContract, ResolvedView
 from secret_contract.results import FileRef, Result, error
 
 
@@ -36,7 +36,6 @@ class Declared:
     contract: Contract
     secret: Secret
     resolved: Resolved
-    manifests: tuple[dict[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
@@ -46,60 +45,83 @@ class Declared:
     def finding(self, message: str, path: str) -> Result:
         return error(message, path, "declarations").at(self.contract.resource, self.contract.file)
 
+    def manifest(self, view: int) -> dict[str, Any]:
+        return externalsecret.manifest(self.secret.namespace, self.resolved, self.resolved.views[view])
+
+
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """One ExternalSecret the build emits, beside the contract file that declares it. Its
+    manifest is made when asked for, each time: a render of 100,000 secrets writes each one
+    as it is made instead of holding them all (about twenty dicts and lists each)."""
+
+    declared: Declared
+    view: int  # which of the secret's views
+    identity: tuple[str, str, str, str]  # as `krm.identity` reads the manifest
+
+    @property
+    def file(self) -> FileRef | None:
+        return self.declared.contract.file
+
+    def manifest(self) -> dict[str, Any]:
+        return self.declared.manifest(self.view)
+
 
 @dataclass
 class Collected:
-    targets: list[Target] = field(default_factory=list)
-    externalsecrets: list[tuple[dict[str, Any], FileRef | None]] = field(default_factory=list)
+    externalsecrets: list[Emission] = field(default_factory=list)
     findings: list[Result] = field(default_factory=list)
+    by_path: dict[tuple[str, str], list[Declared]] = field(default_factory=dict)  # (mount, path) -> declarations
+
+    def targets(self) -> list[Target]:
+        """One Vault target per path (made when asked for: a render writes none)."""
+        digests = _DeliveryDigests()
+        return [_target(declarations, digests) for declarations in self.by_path.values()]
 
 
 def collect(resolved: list[ResolvedContract]) -> Collected:
     out = Collected()
-    digests = _DeliveryDigests()
-    by_path: dict[tuple[str, str], list[Declared]] = {}
-    by_identity: dict[tuple[str, str, str, str], tuple[Declared, dict[str, Any]]] = {}
+    by_path = out.by_path
+    by_identity: dict[tuple[str, str, str, str], Emission] = {}
     by_target: dict[tuple[str, str], tuple[Declared, str]] = {}  # the Secret ESO writes -> first writer
     for rc in resolved:
         for secret, r in zip(rc.contract.secrets, rc.secrets, strict=True):
-            declared = Declared(rc.contract, secret, r, tuple(externalsecret.build(secret, r)))
+            declared = Declared(rc.contract, secret, r)
             problem = r.layout.eso_problem(r.path)
             if problem:
                 out.findings.append(declared.finding(problem, f"{secret.field_path}.name"))
                 continue
             by_path.setdefault((r.mount, r.path), []).append(declared)
-            for es in declared.manifests:
-                ident = krm.identity(es)
-                if ident not in by_identity:
-                    by_identity[ident] = (declared, es)
-                    out.externalsecrets.append((es, rc.contract.file))
-                    out.findings.extend(_second_writer(by_target, declared, es))
+            for i, view in enumerate(r.views):
+                emission = Emission(declared, i, externalsecret.identity(secret.namespace, view))
+                first = by_identity.setdefault(emission.identity, emission)
+                if first is emission:
+                    out.externalsecrets.append(emission)
+                    out.findings.extend(_second_writer(by_target, declared, view))
                     continue
-                first, first_es = by_identity[ident]
-                difference = _first_difference(first_es, es)
+                difference = _first_difference(first.manifest(), emission.manifest())
                 if difference:
-                    name = es["metadata"]["name"]
                     out.findings.append(
                         declared.finding(
-                            f"ExternalSecret {secret.namespace}/{name} is also declared by {first.label}, and the two "
-                            f"differ at {difference}: one Kubernetes Secret needs one definition",
+                            f"ExternalSecret {secret.namespace}/{view.name} is also declared by "
+                            f"{first.declared.label}, and the two differ at {difference}: one Kubernetes "
+                            "Secret needs one definition",
                             secret.field_path,
                         )
                     )
     for declarations in by_path.values():
-        first = declarations[0]
+        first_declared = declarations[0]
         for other in declarations[1:]:
-            out.findings.extend(_disagreements(first, other))
-        out.targets.append(_target(declarations, digests))
+            out.findings.extend(_disagreements(first_declared, other))
     return out
 
 
 def _second_writer(
-    by_target: dict[tuple[str, str], tuple[Declared, str]], declared: Declared, es: dict[str, Any]
+    by_target: dict[tuple[str, str], tuple[Declared, str]], declared: Declared, view: ResolvedView
 ) -> list[Result]:
-    """A finding when another ExternalSecret already writes the Secret `es` targets."""
-    namespace, name = es["metadata"]["namespace"], es["metadata"]["name"]
-    target = (namespace, es["spec"]["target"]["name"])
+    """A finding when another ExternalSecret already writes the Secret `view` targets."""
+    namespace, name = declared.secret.namespace, view.name
+    target = (namespace, view.target_name)
     first = by_target.setdefault(target, (declared, name))
     if first[1] == name:
         return []
@@ -208,7 +230,7 @@ def _disagreements(first: Declared, other: Declared) -> list[Result]:
         if field_name:
             found.append(other.finding(f"{where}, which declares key '{key}' differently", f"{path}.{field_name}"))
     if not found and delivery(first) != delivery(other):
-        difference = _first_difference(first.manifests[0], other.manifests[0]) or "its fields"
+        difference = _first_difference(first.manifest(0), other.manifest(0)) or "its fields"
         found.append(
             other.finding(f"{where}, whose ExternalSecret differs from this declaration's at {difference}", at)
         )

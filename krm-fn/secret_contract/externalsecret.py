@@ -24,10 +24,17 @@ VAULT_PATH_ANNOTATION = "secret-contract.hostk8s.io/vault-path"
 def build(secret: Secret, r: Resolved) -> list[dict[str, Any]]:
     """The ExternalSecrets that deliver `secret` from Vault into its namespace: the one named
     after it, then its other views."""
-    return [_manifest(secret.namespace, r, view) for view in r.views]
+    return [manifest(secret.namespace, r, view) for view in r.views]
 
 
-def _manifest(namespace: str, r: Resolved, view: ResolvedView) -> dict[str, Any]:
+def identity(namespace: str, view: ResolvedView) -> tuple[str, str, str, str]:
+    """`krm.identity` of the manifest of `view`, without making it."""
+    group = view.api_version.split("/")[0] if "/" in view.api_version else ""
+    return (group, KIND, namespace, view.name)
+
+
+def manifest(namespace: str, r: Resolved, view: ResolvedView) -> dict[str, Any]:
+    """The ExternalSecret of one view of a secret in `namespace`."""
     target: dict[str, Any] = {"name": view.target_name, "creationPolicy": "Owner"}
     template = _template(view)
     if template:

@@ -3,13 +3,14 @@
 ResourceList in -> contracts validated -> declarations collected -> Vault state read ->
 plan -> Vault written -> ExternalSecrets out.
 
-KRM mode, the legacy kustomize plugin and the `add`, `render` and `plan` commands all call
-`build()`; they differ only in how they make the ResourceList and what they print.
+KRM mode, the legacy kustomize plugin and the `add` and `plan` commands all call `build()`;
+they differ only in how they make the ResourceList and what they print. `render()` shares its
+first steps (`prepare()`) and makes each ExternalSecret only as it is printed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -67,29 +68,79 @@ class Outcome:
         return len(self.report.pending) if self.report else 0
 
 
-def build(
-    rl: ResourceList, env: Mapping[str, str], options: Options = Options(), project: Mapping[str, Any] | None = None
-) -> Outcome:
-    """Process every SecretContract in `rl`: the output ResourceList and the findings."""
+@dataclass
+class Prepared:
+    """What the contracts of a ResourceList declare, before anything is placed or written."""
+
+    defaults: Defaults
+    findings: list[Result]
+    contracts: list[ResolvedContract]
+    collected: declarations.Collected
+
+
+def prepare(rl: ResourceList, env: Mapping[str, str], project: Mapping[str, Any] | None = None) -> Prepared:
+    """The settings, the contracts validated and resolved, and what they declare."""
     defaults, findings = settings.load(env, _configmap_data(rl.function_config), project)
     findings += _unread_config(rl.function_config)
     contracts, contract_findings = load_contracts(rl, ValidationCache.from_env(env, contract_model.schema_text()))
     findings += contract_findings
     resolved = resolution.resolve_all(contracts, defaults)
     collected = declarations.collect(resolved)
-    findings += collected.findings
-    items, placement = krm.place(rl, collected.externalsecrets, externalsecret.is_generated)
+    return Prepared(defaults, findings + collected.findings, resolved, collected)
+
+
+@dataclass
+class Rendered:
+    """A render: the findings, and the ExternalSecrets to write, each made as it is written."""
+
+    findings: list[Result]
+    emissions: list[declarations.Emission]
+
+    @property
+    def failed(self) -> bool:
+        return has_errors(self.findings)
+
+    def externalsecrets(self) -> Iterator[Item]:
+        return (e.manifest() for e in self.emissions)
+
+
+def render(rl: ResourceList, env: Mapping[str, str], project: Mapping[str, Any] | None = None) -> Rendered:
+    """The ExternalSecrets of `rl`'s contracts with the findings a build would have, never
+    touching Vault. Only the manifests whose identity an input item also has are made to be
+    checked (`krm.place`'s conflicts); the rest are made one at a time as they are written."""
+    prepared = prepare(rl, env, project)
+    present = {krm.identity(item) for item in rl.items}
+    emissions = prepared.collected.externalsecrets
+    clashing = [(e.manifest(), e.file) for e in emissions if e.identity in present]
+    _, placement = krm.place(rl, clashing, externalsecret.is_generated)
+    return Rendered(prepared.findings + placement, emissions)
+
+
+def build(
+    rl: ResourceList, env: Mapping[str, str], options: Options = Options(), project: Mapping[str, Any] | None = None
+) -> Outcome:
+    """Process every SecretContract in `rl`: the output ResourceList and the findings."""
+    prepared = prepare(rl, env, project)
+    defaults, findings, resolved, collected = (
+        prepared.defaults,
+        prepared.findings,
+        prepared.contracts,
+        prepared.collected,
+    )
+    built = [(e.manifest(), e.file) for e in collected.externalsecrets]
+    items, placement = krm.place(rl, built, externalsecret.is_generated)
     findings += placement
-    generated = [es for es, _ in collected.externalsecrets]
+    generated = [es for es, _ in built]
+    targets = collected.targets()
     dry_run = _dry_run(defaults, options)
     if has_errors(findings):
-        return Outcome(_unchanged(rl), findings, resolved, generated, collected.targets, dry_run=dry_run)
+        return Outcome(_unchanged(rl), findings, resolved, generated, targets, dry_run=dry_run)
     report = None
-    if options.write and collected.targets:
-        report, vault_findings = _write_vault(collected.targets, env, defaults, options)
+    if options.write and targets:
+        report, vault_findings = _write_vault(targets, env, defaults, options)
         findings += vault_findings
         findings = _scrubbed(findings, report.values if report else [])
-    return Outcome(rl.with_items(items), findings, resolved, generated, collected.targets, report, dry_run)
+    return Outcome(rl.with_items(items), findings, resolved, generated, targets, report, dry_run)
 
 
 def _dry_run(defaults: Defaults, options: Options) -> bool:

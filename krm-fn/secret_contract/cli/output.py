@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal, TextIO
 
 from secret_contract.results import Result, counted, error, format_line, has_errors, info, printable
@@ -91,7 +92,7 @@ def progress(stream: TextIO) -> Progress | None:
     return show
 
 
-def print_externalsecrets(items: list[Item], stream: TextIO) -> None:
+def print_externalsecrets(items: Iterable[Item], stream: TextIO) -> None:
     from secret_contract import krm, yaml_codec
 
     yaml_codec.write_all((krm.strip_orchestrator_annotations(es) for es in items), stream)

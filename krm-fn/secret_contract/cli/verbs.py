@@ -50,6 +50,12 @@ class Given:
 
         return pipeline.build(self.rl, self.env, options or pipeline.Options(write=False), self.here.settings)
 
+    def render(self) -> pipeline.Rendered:
+        """The ExternalSecrets of the contracts, made as they are printed; never touches Vault."""
+        from secret_contract import pipeline
+
+        return pipeline.render(self.rl, self.env, self.here.settings)
+
 
 def given(ctx: Context, paths: list[str]) -> Given:
     """The contracts at `paths`. Ends the command when there is nothing to do (stacks without
@@ -169,11 +175,11 @@ def cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_render(args: argparse.Namespace, ctx: Context) -> int:
     """Print the ExternalSecrets without any Vault access."""
     checked_wiring(ctx, args.paths)
-    outcome = given(ctx, args.paths).build()
-    say(ctx, outcome.findings)
-    if outcome.failed:
+    rendered = given(ctx, args.paths).render()
+    say(ctx, rendered.findings)
+    if rendered.failed:
         return EXIT_FAILED
-    print_externalsecrets(outcome.externalsecrets, ctx.stdout)
+    print_externalsecrets(rendered.externalsecrets(), ctx.stdout)
     return EXIT_OK
 
 
