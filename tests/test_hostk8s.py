@@ -246,6 +246,24 @@ def test_the_project_file_sets_defaults_and_the_environment_wins(platform: Path,
     assert refused.returncode == 1 and "credentials are never read from a project file" in refused.stderr
 
 
+def test_pyproject_holds_the_settings_under_tool_secret_contract_and_another_tools_file_is_left_alone(
+    platform: Path,
+) -> None:
+    """A Python repository's pyproject.toml is read for `[tool.secret-contract]`; one that never
+    names it is another tool's, and its mistakes are not this tool's to report."""
+    (platform / "secret-contract.yaml").unlink()
+    (platform / "pyproject.toml").write_text('[tool.secret-contract]\nrefreshInterval = "15m"\n')
+    pinned = externalsecrets(sc(platform, "render", "foundation/redis", env={}))
+    assert pinned["redis/redis-commander-credentials"]["spec"]["refreshInterval"] == "15m"
+    (platform / "pyproject.toml").write_text('[tool.secret-contract]\nrefreshInterval = "15m\n')
+    broken = sc(platform, "render", "foundation/redis", env={})
+    assert broken.returncode == 1 and "pyproject.toml: cannot read (TOMLDecodeError)" in broken.stderr
+    (platform / "pyproject.toml").write_text('[tool.other]\nname = "unterminated\n')
+    other = sc(platform, "render", "foundation/redis", env={})
+    assert other.returncode == 0 and other.stderr == ""
+    assert externalsecrets(other)["redis/redis-commander-credentials"]["spec"]["refreshInterval"] == "1h"
+
+
 def test_an_address_from_the_project_file_never_receives_the_developers_token_file(
     platform: Path, vault: Vault, tmp_path: Path
 ) -> None:

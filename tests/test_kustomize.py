@@ -81,6 +81,16 @@ def test_render_only_without_vault_and_strict_failure(kubectl: str, sample_app: 
     assert rc != 0 and "VAULT_ADDR is not set" in err
 
 
+def test_a_module_in_the_kustomization_folder_does_not_shadow_the_plugins(
+    kubectl: str, sample_app: Path, plugin_home: Path
+) -> None:
+    # kustomize runs the plugin in the kustomization's folder, whose files are not modules.
+    (sample_app / "yaml.py").write_text("raise ImportError('the folder shadowed PyYAML')\n")
+    rc, out, err = kustomize(kubectl, sample_app, plugin_home, {})
+    assert rc == 0, err
+    assert out.count("kind: ExternalSecret") == 2
+
+
 def test_legacy_plugin_reports_the_render_only_warning(sample_app: Path) -> None:
     ran = secret_contract(str(sample_app / "hostk8s.secrets.yaml"))
     assert ran.returncode == 0

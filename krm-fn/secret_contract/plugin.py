@@ -38,7 +38,9 @@ def script(python: str) -> str:
     """A shell wrapper running this installation's interpreter (kustomize passes the
     config file as the only argument). It checks the interpreter first: an environment that
     was removed (a cleaned uvx or pipx cache, a deleted virtualenv) would otherwise fail with
-    the shell's bare `not found`, which kustomize reports as a failed plugin."""
+    the shell's bare `not found`, which kustomize reports as a failed plugin. `-P` leaves the
+    working directory (the kustomization's folder) off the module path: nothing there shadows a
+    module, and no import looks there first."""
     quoted = shlex.quote(python)
     return (
         "#!/bin/sh\n"
@@ -50,7 +52,7 @@ def script(python: str) -> str:
         "installation to use.' >&2\n"
         "  exit 1\n"
         "fi\n"
-        f'exec {quoted} -m secret_contract "$@"\n'
+        f'exec {quoted} -P -m secret_contract "$@"\n'
     )
 
 

@@ -12,7 +12,6 @@ a credential given in the environment (VAULT_TOKEN, a token file named there, a 
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,22 +80,38 @@ def find(start: str, env: Mapping[str, str]) -> Project:
 
 def _load(path: str) -> dict[str, Any] | None:
     """The settings a file holds; None for a pyproject.toml without a [tool.secret-contract]."""
-    import tomllib
-
+    if path.endswith(".toml"):
+        return _pyproject_section(path)
     try:
-        if path.endswith(".toml"):
-            with open(path, "rb") as handle:
-                section = tomllib.load(handle).get("tool", {}).get("secret-contract")
-            return section if isinstance(section, dict) else None
         with open(path, encoding="utf-8") as handle:
             doc = yaml_codec.load(handle.read())
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         return {"__problem__": f"{path}: cannot read ({type(exc).__name__})"}
     except yaml_codec.yaml.YAMLError as exc:
         return {"__problem__": f"{path}: invalid YAML: {yaml_codec.describe_error(exc)}"}
     if doc is None:
         return {}
     return doc if isinstance(doc, dict) else {"__problem__": f"{path}: must be a mapping of settings"}
+
+
+def _pyproject_section(path: str) -> dict[str, Any] | None:
+    """`[tool.secret-contract]` of a pyproject.toml, None without one. A file that never names
+    secret-contract is another tool's, and is not parsed: a Python repository's builds would
+    otherwise each pay for reading it, and fail on its mistakes."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        return {"__problem__": f"{path}: cannot read ({type(exc).__name__})"}
+    if b"secret-contract" not in raw:
+        return None
+    import tomllib
+
+    try:
+        section = tomllib.loads(raw.decode("utf-8")).get("tool", {}).get("secret-contract")
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        return {"__problem__": f"{path}: cannot read ({type(exc).__name__})"}
+    return section if isinstance(section, dict) else None
 
 
 def _project(root: str, file: str | None, data: dict[str, Any], env: Mapping[str, str]) -> Project:
@@ -106,6 +121,8 @@ def _project(root: str, file: str | None, data: dict[str, Any], env: Mapping[str
         if any(word in lowered for word in CREDENTIAL_WORDS):
             problems.append(f"{file}: '{key}': credentials are never read from a project file")
         elif key not in OWN_KEYS and key not in settings.CONFIG_KEYS:
+            import difflib  # only for a misspelt key: a build without one never needs it
+
             close = difflib.get_close_matches(str(key), sorted(OWN_KEYS | settings.CONFIG_KEYS), n=1)
             known = ", ".join(sorted(OWN_KEYS | settings.CONFIG_KEYS))
             hint = f"did you mean '{close[0]}'? " if close else ""

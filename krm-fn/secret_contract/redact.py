@@ -12,16 +12,21 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
+from functools import cache
 from urllib.parse import unquote
 
 SCRUB_MIN = 3  # shorter strings are not scrubbed from server text (they would shred it)
 MASK = "***"
 _CREDENTIAL_HEADERS = r"authorization|proxy-authorization|x-vault-token|x-registry-auth|cookie|set-cookie"
-# A header's name, a separator as text or JSON writes it (`: `, `=`, `": "`), an optional
-# scheme, and the value up to the next delimiter.
-_HEADER_VALUE = re.compile(
-    rf"(?i)\b({_CREDENTIAL_HEADERS})([\"']?\s*[:=]\s*[\"']?)((?:basic|bearer|token|negotiate)\s+)?[^\s\"',;}}\]]+"
-)
+
+
+@cache
+def _header_value() -> re.Pattern[str]:
+    """A header's name, a separator as text or JSON writes it (`: `, `=`, `": "`), an optional
+    scheme, and the value up to the next delimiter. Compiled on first use: only error text needs it."""
+    return re.compile(
+        rf"(?i)\b({_CREDENTIAL_HEADERS})([\"']?\s*[:=]\s*[\"']?)((?:basic|bearer|token|negotiate)\s+)?[^\s\"',;}}\]]+"
+    )
 
 
 def basic_forms(username: str | None, password: str | None) -> list[str]:
@@ -46,4 +51,4 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` without any of `secrets` (longest first) and without credential header values."""
     for value in sorted({v for v in secrets if len(v) >= SCRUB_MIN}, key=len, reverse=True):
         text = text.replace(value, MASK)
-    return _HEADER_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{MASK}", text)
+    return _header_value().sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{MASK}", text)

@@ -32,7 +32,6 @@ from secret_contract.errors import (
 from secret_contract.store import Entry, KvArea, Version, WriteCheck, kv_path, parallel
 from secret_contract.vault_config import VaultConfig
 from secret_contract.vault_http import Response, Transport, TransportError, answered_in_plain_http
-from secret_contract.vault_login import login_with_hvac
 
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 4.0
@@ -428,6 +427,8 @@ class VaultStore:
         with self._lock:
             if after is not None and self._login_generation != after:
                 return  # another thread already renewed the token
+            from secret_contract.vault_login import login_with_hvac  # a token from the environment needs none
+
             token = login_with_hvac(self._transport, self.config, login)
             problem = vault_auth.token_problem(token)
             if problem:

@@ -9,28 +9,16 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from secret_contract.cli.envelope import ChangeRecord
     from secret_contract.krm import Item
     from secret_contract.results import Result
     from secret_contract.store import SecretStore
     from secret_contract.vault_config import VaultConfig
 
 StoreFactory = Callable[["VaultConfig"], "SecretStore"]
-Status = Literal["pending", "done", "refused", "not-done"]
-
-
-@dataclass(frozen=True)
-class ChangeRecord:
-    """One change to one Vault path, as the report lists it: names and keys, never values."""
-
-    action: str
-    path: str  # mount/path, as `list` names it
-    keys: tuple[str, ...]
-    destroys: bool
-    status: Status
-    description: str
 
 
 @dataclass

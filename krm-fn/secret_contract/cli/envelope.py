@@ -6,10 +6,9 @@ and key names only: no value is ever part of it.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TextIO
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from secret_contract.cli.context import ChangeRecord, Status
 from secret_contract.results import sort, to_krm
 
 if TYPE_CHECKING:
@@ -21,6 +20,20 @@ if TYPE_CHECKING:
 API_VERSION = "secret-contract.hostk8s.io/v1"
 KIND = "Report"
 FORMATS = ("json", "yaml")
+Status = Literal["pending", "done", "refused", "not-done"]
+
+
+# Here rather than beside `Context`, whose module every build imports: only a report makes one.
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One change to one Vault path, as the report lists it: names and keys, never values."""
+
+    action: str
+    path: str  # mount/path, as `list` names it
+    keys: tuple[str, ...]
+    destroys: bool
+    status: Status
+    description: str
 
 
 def of_actions(planned: list[actions.Action], status: Status) -> list[ChangeRecord]:
