@@ -23,7 +23,7 @@ from builders import DEMO, DEMO_PATH, contract, generated, generator_input, in_p
 from conftest import Vault, assert_no_leak, functions_at_once, secret_contract
 from faults import DROP, fault_proxy
 from openbao_server import OpenBao
-from secret_contract import krm, pipeline, yaml_codec
+from secret_contract import krm, pipeline, store, yaml_codec
 from secret_contract.errors import InvalidResourceList
 
 CONTRACT = DEMO
@@ -470,3 +470,21 @@ def test_nothing_printed_anywhere_holds_a_value_or_the_token(vault: Vault, tmp_p
     values = [*before_rotation, *vault.values(), vault.server.token, "wrong-token-sentinel", "changed-by-hand-sentinel"]
     values.append("123456789")
     assert_no_leak(captured, values)
+
+
+def test_vault_calls_in_parallel_keep_their_order_and_start_nothing_after_a_failure() -> None:
+    """A failed read or write stops the phase: no further request is sent for it, and the error
+    of the earliest item that failed is the one reported, whatever the threads' timing."""
+    assert store.parallel(lambda i: i * 2, range(500), workers=8) == [i * 2 for i in range(500)]
+    started: list[int] = []
+
+    def call(i: int) -> int:
+        started.append(i)
+        if i in (7, 30):
+            raise (ValueError if i == 7 else KeyError)(i)
+        time.sleep(0.001)
+        return i
+
+    with pytest.raises(ValueError):
+        store.parallel(call, range(1000), workers=4)
+    assert len(started) < 100

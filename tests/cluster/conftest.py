@@ -30,11 +30,13 @@ CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", ROOT / ".cluster"))
 CACHE = os.environ.get("SECRET_CONTRACT_CACHE") or str(Path.home() / ".cache" / "secret-contract")
 SCRIPT_ENV = {**os.environ, "SECRET_CONTRACT_CACHE": CACHE, "CLUSTER_DIR": str(CLUSTER_DIR)}
 WAIT = float(os.environ.get("CLUSTER_TEST_WAIT", "180"))
-TIMINGS = CLUSTER_DIR / "timings.json"
+# Where `record` writes (`make bench` names a file of its own: stopping a control plane the tests
+# started removes CLUSTER_DIR).
+TIMINGS = Path(os.environ.get("CLUSTER_TIMINGS", CLUSTER_DIR / "timings.json"))
 
 
 def record(name: str, seconds: float, what: str) -> None:
-    """Merge one timing into .cluster/timings.json (what `make bench` reports), and say it."""
+    """Merge one timing into TIMINGS (what `make bench` reports), and say it."""
     found = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
     found[name] = round(seconds, 2)
     TIMINGS.parent.mkdir(exist_ok=True)
