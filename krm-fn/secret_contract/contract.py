@@ -204,7 +204,7 @@ def _passes_fast_check(obj: Any) -> bool:
     matches before a final newline), so it never clears what jsonschema rejects."""
     try:
         return bool(_fast_validator().is_valid(obj))
-    except ValueError:
+    except Exception:  # whatever it cannot take, jsonschema judges
         return False
 
 
