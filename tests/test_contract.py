@@ -35,13 +35,20 @@ def problems(obj: Any) -> set[tuple[str, str | None]]:
     return {(r.path, r.rule) for r in contract.validate(obj) if r.severity == "error"}
 
 
-def with_(path: list[Any], value: Any) -> dict[str, Any]:
-    obj = copy.deepcopy(VALID)
-    node = obj
+def replaced(obj: Any, path: list[Any] | tuple[Any, ...], value: Any) -> Any:
+    """A copy of `obj` with the field at `path` set to `value` (`value` itself at the root)."""
+    if not path:
+        return value
+    copied = copy.deepcopy(obj)
+    node = copied
     for part in path[:-1]:
         node = node[part]
     node[path[-1]] = value
-    return obj
+    return copied
+
+
+def with_(path: list[Any], value: Any) -> dict[str, Any]:
+    return replaced(VALID, path, value)  # type: ignore[no-any-return]
 
 
 def test_valid_contract_loads() -> None:
@@ -290,17 +297,6 @@ def _leaves(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return [path]
 
 
-def _replaced(obj: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    copied = copy.deepcopy(obj)
-    node = copied
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-    return copied
-
-
 def _contracts() -> list[dict[str, Any]]:
     found = [VALID]
     for path in sorted(Path(__file__).parent.parent.glob("kustomize-examples/**/hostk8s.secrets.yaml")):
@@ -317,7 +313,7 @@ def test_the_fast_schema_check_clears_every_valid_contract_and_nothing_jsonschem
         assert contract._passes_fast_check(obj)
         assert list(contract._validator().iter_errors(obj)) == []
         for path in _leaves(obj):
-            variants = [_replaced(obj, path, value) for value in ODD_VALUES]
+            variants = [replaced(obj, path, value) for value in ODD_VALUES]
             parent = copy.deepcopy(obj)
             node = parent
             for part in path:
