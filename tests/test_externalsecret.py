@@ -22,7 +22,8 @@ SECRET = {"name": "airflow-secrets", "namespace": "airflow", "data": [{"key": "f
 
 def build(c: contract.Contract, defaults: settings.Defaults | None = None) -> dict[str, Any]:
     defaults = defaults or settings.Defaults()
-    return externalsecret.build(c.secrets[0], resolution.resolve(c, c.secrets[0], defaults))[0]
+    r = resolution.resolve(c, c.secrets[0], defaults)
+    return externalsecret.manifest(c.secrets[0].namespace, r, r.views[0])
 
 
 def test_default_manifest_follows_the_spec_and_names_no_contract() -> None:

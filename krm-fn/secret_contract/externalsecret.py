@@ -12,19 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from secret_contract.contract import Secret
 from secret_contract.ownership import MANAGED_BY
 from secret_contract.resolution import Resolved, ResolvedView
 
 KIND = "ExternalSecret"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 VAULT_PATH_ANNOTATION = "secret-contract.hostk8s.io/vault-path"
-
-
-def build(secret: Secret, r: Resolved) -> list[dict[str, Any]]:
-    """The ExternalSecrets that deliver `secret` from Vault into its namespace: the one named
-    after it, then its other views."""
-    return [manifest(secret.namespace, r, view) for view in r.views]
 
 
 def identity(namespace: str, view: ResolvedView) -> tuple[str, str, str, str]:

@@ -121,17 +121,12 @@ def build(
 ) -> Outcome:
     """Process every SecretContract in `rl`: the output ResourceList and the findings."""
     prepared = prepare(rl, env, project)
-    defaults, findings, resolved, collected = (
-        prepared.defaults,
-        prepared.findings,
-        prepared.contracts,
-        prepared.collected,
-    )
-    built = [(e.manifest(), e.file) for e in collected.externalsecrets]
+    defaults, findings, resolved = prepared.defaults, prepared.findings, prepared.contracts
+    built = [(e.manifest(), e.file) for e in prepared.collected.externalsecrets]
     items, placement = krm.place(rl, built, externalsecret.is_generated)
     findings += placement
     generated = [es for es, _ in built]
-    targets = collected.targets()
+    targets = prepared.collected.targets()
     dry_run = _dry_run(defaults, options)
     if has_errors(findings):
         return Outcome(_unchanged(rl), findings, resolved, generated, targets, dry_run=dry_run)

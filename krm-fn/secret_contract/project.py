@@ -101,15 +101,12 @@ def _pyproject_section(path: str) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
-    except OSError as exc:
-        return {"__problem__": f"{path}: cannot read ({type(exc).__name__})"}
-    if b"secret-contract" not in raw:
-        return None
-    import tomllib
+        if b"secret-contract" not in raw:
+            return None
+        import tomllib
 
-    try:
         section = tomllib.loads(raw.decode("utf-8")).get("tool", {}).get("secret-contract")
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         return {"__problem__": f"{path}: cannot read ({type(exc).__name__})"}
     return section if isinstance(section, dict) else None
 

@@ -145,9 +145,10 @@ def parallel(
     indexes = itertools.count()
     failures: list[tuple[int, BaseException]] = []
     lock = threading.Lock()
-    finished = [0]
+    finished = 0
 
     def work() -> None:
+        nonlocal finished
         while not failures:
             i = next(indexes)
             if i >= len(items):
@@ -159,8 +160,8 @@ def parallel(
                 return
             if progress:
                 with lock:
-                    finished[0] += 1
-                    progress(phase, finished[0], len(items))
+                    finished += 1
+                    progress(phase, finished, len(items))
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(items)))]
     for thread in threads:
